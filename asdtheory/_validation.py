@@ -35,9 +35,11 @@ def as_float_array(x, name: str, *, ndim: int | tuple[int, ...] | None = None) -
             )
     if x.size == 0:
         raise ValueError(f"{name} is empty (shape {tuple(x.shape)}); pass at least one element.")
-    if not is_traced(x) and not bool(jnp.all(jnp.isfinite(x))):
-        bad = int(jnp.size(x) - jnp.sum(jnp.isfinite(x)))
-        raise ValueError(f"{name} contains {bad} non-finite value(s) (NaN or inf).")
+    if not is_traced(x):
+        # NumPy, not jnp: inside a jit trace even operations on constants yield tracers.
+        bad = int(np.size(x) - np.count_nonzero(np.isfinite(np.asarray(x, np.float32))))
+        if bad:
+            raise ValueError(f"{name} contains {bad} non-finite value(s) (NaN or inf).")
     return x
 
 
@@ -54,7 +56,8 @@ def check_labels(labels, *, batch: int, num_classes: int, allow_soft: bool, loss
                 f"got {tuple(labels.shape)}."
             )
         if not is_traced(labels) and labels.size:
-            lo, hi = int(labels.min()), int(labels.max())
+            concrete = np.asarray(labels)
+            lo, hi = int(concrete.min()), int(concrete.max())
             if lo < 0 or hi >= num_classes:
                 raise ValueError(
                     f"labels must lie in [0, {num_classes - 1}] for {num_classes} classes, "

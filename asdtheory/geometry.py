@@ -44,14 +44,20 @@ def safe_norm(x: jax.Array, *, axis: int = -1, keepdims: bool = False) -> jax.Ar
 
 
 def l2_normalize(x: jax.Array, *, axis: int = -1) -> jax.Array:
-    """x / ||x|| along ``axis``; the zero vector maps to the zero vector, gradients finite.
+    """x / ||x|| along ``axis``; the zero vector maps to the zero vector with zero gradient.
 
-    Computed in at least float32 and returned in that precision.
+    A vector with norm below 1e-12 counts as zero. The division uses the double-``where``
+    pattern (a safe denominator of 1 in the unused branch) so that no inf or NaN reaches the
+    gradient -- also not in half precision, where 1/eps would overflow. Computed in at least
+    float32 and returned in that precision.
 
     >>> l2_normalize(jnp.array([3.0, 4.0]))
     Array([0.6, 0.8], dtype=float32)
     """
-    return x.astype(compute_dtype(x)) / safe_norm(x, axis=axis, keepdims=True)
+    x = x.astype(compute_dtype(x))
+    norm = safe_norm(x, axis=axis, keepdims=True)
+    nonzero = norm > _eps(x.dtype)
+    return jnp.where(nonzero, x / jnp.where(nonzero, norm, 1.0), 0.0)
 
 
 def cosine_matrix(embeddings: jax.Array, centres: jax.Array) -> jax.Array:

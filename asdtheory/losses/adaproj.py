@@ -42,7 +42,7 @@ def subspace_cosines(embeddings, subspaces) -> jax.Array:
     """
     embeddings = as_float_array(embeddings, "embeddings", ndim=2)
     subspaces = as_float_array(subspaces, "subspaces", ndim=3)
-    n, m, d = subspaces.shape
+    _, m, d = subspaces.shape
     if d != embeddings.shape[-1]:
         raise ValueError(
             f"subspaces have dimension {d} but embeddings have dimension {embeddings.shape[-1]}."

@@ -1,0 +1,13 @@
+"""Test-session settings shared by the unit tests and the nbval notebook runs.
+
+Validated runs use ci mode and single-threaded XLA on the CPU, so that the stored notebook
+outputs are reproducible; the notebook kernels started by nbval inherit this environment.
+"""
+
+import os
+
+os.environ.setdefault("ASDTHEORY_MODE", "ci")
+os.environ.setdefault(
+    "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+)
+os.environ.setdefault("MPLBACKEND", "Agg")
