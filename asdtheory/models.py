@@ -1,0 +1,427 @@
+"""Embedding networks and loss heads in ``flax.nnx``.
+
+Networks (every one has ``embed(x) -> (B, D)``; ``model(x)`` is what its loss head consumes):
+
+* :class:`MLPEmbedder` -- fully connected embedder for vector inputs (B, F).
+* :class:`CNNEmbedder` -- small residual CNN on log-mel windows (B, T, n_mels).
+* :class:`Autoencoder` -- DCASE-baseline-style dense autoencoder on stacked log-mel frames;
+  ``model(x)`` is the reconstruction, ``embed(x)`` the bottleneck code.
+
+Every network has the switches the trivial-solution experiments need: ``use_bias`` (all
+layers), ``activation`` ("relu", "sigmoid", "tanh") and the embedding size.
+
+Loss heads own the state of an objective and return per-example losses from
+``head(outputs, labels, inputs)`` (``outputs = model(inputs)``):
+
+* :class:`AngularHead` -- "normalized-softmax", "arcface", "cosface", "adacos",
+  "subcluster-adacos", "adaproj": class centres (or AdaProj subspaces), fixed or trainable,
+  and the softmax scale, fixed or AdaCos-adaptive (updated on every training batch from the
+  batch itself, with the old scale, before the loss is taken -- as the original layers do).
+* :class:`DeepSVDDHead` -- Deep SVDD (Ruff et al., ICML 2018) with the centre c set from an
+  initial forward pass (:meth:`DeepSVDDHead.set_centre`, done by ``train.fit``) and then
+  fixed, or trainable (the collapse-prone variant).
+* :class:`ReconstructionHead` -- mean squared reconstruction error of the autoencoder.
+
+:func:`make_head` builds the head of a method name from :data:`METHODS`. Trainable state is
+``nnx.Param``; fixed centres are :class:`Constant` and the scale is :class:`Scale`, so
+``nnx.Optimizer(..., wrt=nnx.Param)`` / ``train.fit`` never move them by gradient descent.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from asdtheory import losses
+from asdtheory._validation import check_scalar
+from asdtheory.geometry import random_centres
+
+__all__ = [
+    "ACTIVATIONS",
+    "ANGULAR_METHODS",
+    "METHODS",
+    "AngularHead",
+    "Autoencoder",
+    "CNNEmbedder",
+    "Constant",
+    "DeepSVDDHead",
+    "MLPEmbedder",
+    "ReconstructionHead",
+    "Scale",
+    "make_head",
+]
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "relu": jax.nn.relu,
+    "sigmoid": jax.nn.sigmoid,
+    "tanh": jnp.tanh,
+}
+
+ANGULAR_METHODS = (
+    "normalized-softmax",
+    "arcface",
+    "cosface",
+    "adacos",
+    "subcluster-adacos",
+    "adaproj",
+)
+METHODS = (*ANGULAR_METHODS, "deep-svdd", "autoencoder")
+
+# Scale of the fixed-scale losses when none is given (CosFace's s = 30, Wang et al. 2018).
+DEFAULT_FIXED_SCALE = 30.0
+
+
+class Constant(nnx.Variable):
+    """A fixed array owned by a head (class centres, subspaces, Deep SVDD centre)."""
+
+
+class Scale(nnx.Variable):
+    """The softmax scale s of an angular head (updated by the AdaCos rule, not by gradients)."""
+
+
+def _activation(name: str) -> Callable[[jax.Array], jax.Array]:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}.")
+    return ACTIVATIONS[name]
+
+
+def _check_dim(value, name: str) -> int:
+    check_scalar(value, name, low=1, integer=True)
+    return int(value)
+
+
+class MLPEmbedder(nnx.Module):
+    """Fully connected embedder: Linear -> act -> ... -> Linear (no activation on the output).
+
+    Args:
+      in_dim: input features F; embed_dim: output dimension D.
+      hidden: widths of the hidden layers (``()`` gives a linear map).
+      use_bias: bias terms in every layer (Ruff et al. remove them against trivial solutions).
+      activation: "relu", "sigmoid" or "tanh" (bounded activations allow trivial solutions).
+      rngs: ``nnx.Rngs`` for the initialisation.
+    """
+
+    def __init__(self, in_dim: int, embed_dim: int, *, hidden: Sequence[int] = (64, 64),
+                 use_bias: bool = True, activation: str = "relu", rngs: nnx.Rngs):
+        dims = [_check_dim(in_dim, "in_dim"), *(_check_dim(h, "hidden") for h in hidden),
+                _check_dim(embed_dim, "embed_dim")]
+        self.activation = _activation(activation)
+        self.layers = nnx.List([nnx.Linear(a, b, use_bias=use_bias, rngs=rngs)
+                                for a, b in itertools.pairwise(dims)])
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for layer in self.layers[:-1]:
+            x = self.activation(layer(x))
+        return self.layers[-1](x)
+
+    def embed(self, x: jax.Array) -> jax.Array:
+        """(B, F) -> (B, D) embeddings (same as calling the model)."""
+        return self(x)
+
+
+class _ResidualBlock(nnx.Module):
+    """act(conv3x3(act(conv3x3_s(x))) + shortcut(x)), shortcut a strided 1x1 conv if needed."""
+
+    def __init__(self, c_in: int, c_out: int, *, stride: int, use_bias: bool,
+                 activation: Callable, rngs: nnx.Rngs):
+        self.activation = activation
+        self.conv1 = nnx.Conv(c_in, c_out, (3, 3), strides=stride, use_bias=use_bias, rngs=rngs)
+        self.conv2 = nnx.Conv(c_out, c_out, (3, 3), use_bias=use_bias, rngs=rngs)
+        self.shortcut = (nnx.Conv(c_in, c_out, (1, 1), strides=stride, use_bias=use_bias,
+                                  rngs=rngs)
+                         if stride != 1 or c_in != c_out else None)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        h = self.conv2(self.activation(self.conv1(x)))
+        skip = x if self.shortcut is None else self.shortcut(x)
+        return self.activation(h + skip)
+
+
+class CNNEmbedder(nnx.Module):
+    """Small residual CNN embedder for log-mel windows (B, T, n_mels) -> (B, D).
+
+    Architecture: a 3x3 stride-2 stem conv to ``channels[0]``, then one residual block per
+    entry of ``channels`` (the first at stride 1, the others at stride 2 in time and
+    frequency), mean pooling over time (any T works), flattening of the remaining
+    frequency bins x channels and a linear layer to ``embed_dim``. No normalisation layers:
+    ``use_bias=False`` then really leaves the network without any additive constant.
+
+    Args:
+      n_mels: number of mel bands of the input (fixes the size of the last layer).
+      embed_dim: D.
+      channels: channels per residual stage.
+      use_bias, activation: as in :class:`MLPEmbedder`, for every layer.
+      rngs: ``nnx.Rngs``.
+    """
+
+    def __init__(self, n_mels: int, embed_dim: int = 128, *,
+                 channels: Sequence[int] = (16, 32, 64), use_bias: bool = True,
+                 activation: str = "relu", rngs: nnx.Rngs):
+        n_mels = _check_dim(n_mels, "n_mels")
+        channels = [_check_dim(c, "channels") for c in channels]
+        if not channels:
+            raise ValueError("channels must name at least one residual stage, got ().")
+        act = _activation(activation)
+        self.activation = act
+        self.stem = nnx.Conv(1, channels[0], (3, 3), strides=2, use_bias=use_bias, rngs=rngs)
+        ins = [channels[0], *channels[:-1]]
+        self.blocks = nnx.List([
+            _ResidualBlock(c_in, c_out, stride=1 if i == 0 else 2, use_bias=use_bias,
+                           activation=act, rngs=rngs)
+            for i, (c_in, c_out) in enumerate(zip(ins, channels, strict=True))
+        ])
+        freq = n_mels
+        for _ in range(len(channels)):  # stem + strided blocks, SAME padding: ceil(F / 2)
+            freq = -(-freq // 2)
+        self.n_mels = n_mels
+        self.out = nnx.Linear(freq * channels[-1], _check_dim(embed_dim, "embed_dim"),
+                              use_bias=use_bias, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        if x.ndim != 3 or x.shape[-1] != self.n_mels:
+            raise ValueError(f"CNNEmbedder expects log-mel windows (B, T, {self.n_mels}), got "
+                             f"shape {tuple(x.shape)}.")
+        h = self.activation(self.stem(x[..., None]))
+        for block in self.blocks:
+            h = block(h)
+        h = jnp.mean(h, axis=1)  # (B, F', C): pool over time
+        return self.out(h.reshape(h.shape[0], -1))
+
+    def embed(self, x: jax.Array) -> jax.Array:
+        """(B, T, n_mels) -> (B, D) embeddings (same as calling the model)."""
+        return self(x)
+
+
+class Autoencoder(nnx.Module):
+    """Dense autoencoder in the style of the DCASE 2020-2023 Task 2 baseline.
+
+    The baseline reconstructs vectors of 5 stacked log-mel frames (5 x 128 = 640 values)
+    through 4 dense layers of 128 units, an 8-unit bottleneck and 4 dense layers of 128
+    units; the anomaly score of a clip is the mean squared reconstruction error of its
+    vectors. Here encoder and decoder are :class:`MLPEmbedder` s (no batch normalisation).
+
+    ``model(x)`` returns the reconstruction (B, F); ``embed(x)`` the bottleneck code (B, K).
+    """
+
+    def __init__(self, in_dim: int, *, hidden: Sequence[int] = (128, 128, 128, 128),
+                 bottleneck: int = 8, use_bias: bool = True, activation: str = "relu",
+                 rngs: nnx.Rngs):
+        hidden = tuple(hidden)
+        self.encoder = MLPEmbedder(in_dim, bottleneck, hidden=hidden, use_bias=use_bias,
+                                   activation=activation, rngs=rngs)
+        self.decoder = MLPEmbedder(bottleneck, in_dim, hidden=hidden[::-1], use_bias=use_bias,
+                                   activation=activation, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.decoder(self.embed(x))
+
+    def embed(self, x: jax.Array) -> jax.Array:
+        """(B, F) -> (B, K) bottleneck codes."""
+        return self.encoder(x)
+
+
+def _fixed_or_param(value: jax.Array, trainable: bool) -> nnx.Variable:
+    return nnx.Param(value) if trainable else Constant(value)
+
+
+class AngularHead(nnx.Module):
+    """Class centres + scale of an angular margin loss; ``head(x, labels, inputs)`` -> (B,).
+
+    =====================  ==================  ========================  ======================
+    method                 loss (losses.*)     centres                   scale
+    =====================  ==================  ========================  ======================
+    normalized-softmax     normalized_softmax  (N, D)                    fixed (30)
+    arcface                arcface             (N, D)                    fixed (30), margin 0.5
+    cosface                cosface             (N, D)                    fixed (30), margin 0.35
+    adacos                 adacos              (N, D)                    adaptive
+    subcluster-adacos      subcluster_adacos   (N, M, D) sub-centres     adaptive
+    adaproj                adaproj             (N, M, D) subspace basis  adaptive
+    =====================  ==================  ========================  ======================
+
+    Adaptive scales start at ``adacos_fixed_scale(N, M)`` = sqrt(2) ln(N M - 1) and are
+    updated on every call with ``update_scale=True`` (what ``train.fit`` does) by the AdaCos
+    rule of ``asdtheory.losses.adacos`` before the loss is computed. Centres are random unit
+    vectors (``geometry.random_centres``), fixed (:class:`Constant`, Wilkinghoff's choice) or
+    trainable (``nnx.Param``); AdaProj subspaces are always fixed.
+
+    Args:
+      method: one of :data:`ANGULAR_METHODS`.
+      num_classes: N (auxiliary classes); embed_dim: D.
+      num_subclusters: M for "subcluster-adacos" (sub-centres) and "adaproj" (subspace
+        dimension); must be 1 for the other methods.
+      trainable_centres: learn the centres by gradient descent.
+      scale: the fixed scale, or the initial scale of an adaptive method.
+      adaptive_scale: use the AdaCos update (default: true for adacos, subcluster-adacos and
+        adaproj, false otherwise).
+      margin: ArcFace/CosFace margin m (default: the loss's default).
+      variant: "faithful" or "code" sub-cluster AdaCos scale update (see losses.adacos).
+      rngs: ``nnx.Rngs`` (its ``params`` stream draws the centres).
+    """
+
+    needs_initial_pass = False
+
+    def __init__(self, method: str, num_classes: int, embed_dim: int, *,
+                 num_subclusters: int = 1, trainable_centres: bool = False,
+                 scale: float | None = None, adaptive_scale: bool | None = None,
+                 margin: float | None = None,
+                 variant: Literal["faithful", "code"] = "faithful", rngs: nnx.Rngs):
+        if method not in ANGULAR_METHODS:
+            raise ValueError(f"method must be one of {ANGULAR_METHODS}, got {method!r}.")
+        num_classes = _check_dim(num_classes, "num_classes")
+        embed_dim = _check_dim(embed_dim, "embed_dim")
+        num_subclusters = _check_dim(num_subclusters, "num_subclusters")
+        has_subcentres = method in ("subcluster-adacos", "adaproj")
+        if num_subclusters != 1 and not has_subcentres:
+            raise ValueError(f"num_subclusters applies to subcluster-adacos and adaproj only; "
+                             f"{method} has one centre per class (got {num_subclusters}).")
+        if margin is not None and method not in ("arcface", "cosface"):
+            raise ValueError(f"margin applies to arcface and cosface only, not {method}.")
+        if method == "adaproj" and trainable_centres:
+            raise ValueError("adaproj uses fixed random subspaces; trainable_centres must be "
+                             "False.")
+        if variant not in ("faithful", "code"):
+            raise ValueError(f"variant must be 'faithful' or 'code', got {variant!r}.")
+        if adaptive_scale is None:
+            adaptive_scale = method in ("adacos", "subcluster-adacos", "adaproj")
+        if scale is None:
+            scale = (losses.adacos_fixed_scale(num_classes, num_subclusters) if adaptive_scale
+                     else DEFAULT_FIXED_SCALE)
+        check_scalar(scale, "scale", low=0.0)
+        centres = random_centres(rngs.params(), num_classes, embed_dim,
+                                 num_subcentres=num_subclusters if has_subcentres else None)
+        self.method = method
+        self.num_classes = num_classes
+        self.adaptive_scale = bool(adaptive_scale)
+        self.margin = margin
+        self.variant = variant
+        self.supports_soft_labels = method not in ("arcface", "cosface")
+        self.centres = _fixed_or_param(centres, trainable_centres)
+        self.scale = Scale(jnp.asarray(scale, jnp.float32))
+
+    def _loss_fn(self):
+        kw = {} if self.margin is None else {"margin": self.margin}
+        return {
+            "normalized-softmax": losses.normalized_softmax,
+            "arcface": lambda x, c, y, *, scale: losses.arcface(x, c, y, scale=scale, **kw),
+            "cosface": lambda x, c, y, *, scale: losses.cosface(x, c, y, scale=scale, **kw),
+            "adacos": losses.adacos,
+            "subcluster-adacos": losses.subcluster_adacos,
+            "adaproj": losses.adaproj,
+        }[self.method]
+
+    def next_scale(self, embeddings: jax.Array, labels: jax.Array) -> jax.Array:
+        """The AdaCos scale update from one batch (no gradient flows into it)."""
+        scale_fn = {
+            "adacos": losses.adacos_scale,
+            "subcluster-adacos": lambda *a, scale: losses.subcluster_adacos_scale(
+                *a, scale=scale, variant=self.variant),
+            "adaproj": losses.adaproj_scale,
+        }.get(self.method)
+        if scale_fn is None:
+            raise ValueError(f"{self.method} has no AdaCos scale update; pass "
+                             "adaptive_scale=False.")
+        return scale_fn(embeddings, self.centres[...], labels, scale=self.scale[...])
+
+    def __call__(self, embeddings: jax.Array, labels: jax.Array, inputs: jax.Array = None, *,
+                 update_scale: bool = True) -> jax.Array:
+        """Per-example loss (B,) of embeddings (B, D) with integer (B,) or soft (B, N) labels.
+
+        With an adaptive scale and ``update_scale`` the scale is first updated from this
+        batch. ``inputs`` is unused (uniform head signature).
+        """
+        del inputs
+        if self.adaptive_scale and update_scale:
+            self.scale[...] = self.next_scale(embeddings, labels)
+        return self._loss_fn()(embeddings, self.centres[...], labels, scale=self.scale[...])
+
+    def compactness(self, embeddings: jax.Array, labels: jax.Array) -> jax.Array:
+        """Per-example compactness 2 - 2 cos(theta_y) w.r.t. the own class centre (nearest
+        sub-centre), or for AdaProj w.r.t. the own class subspace."""
+        if self.method == "adaproj":
+            cos = losses.subspace_cosines(embeddings, self.centres[...])
+            return 2.0 - 2.0 * jnp.take_along_axis(cos, labels[:, None], axis=-1)[:, 0]
+        return losses.compactness(embeddings, self.centres[...], labels)
+
+
+class DeepSVDDHead(nnx.Module):
+    """Deep SVDD one-class objective ||phi(x) - c||^2 (Ruff et al., ICML 2018).
+
+    c starts unset; :meth:`set_centre` sets it from an initial forward pass with
+    ``losses.deep_svdd_centre`` (mean, entries with |c_j| < eps pushed to +-eps).
+    ``train.fit`` does this before the first step when ``needs_initial_pass`` is true.
+    With ``trainable_centre`` c is an ``nnx.Param`` (from the same initial value) and is
+    optimised jointly with the network -- the variant that admits the trivial solution.
+    Labels are ignored.
+    """
+
+    supports_soft_labels = False
+
+    def __init__(self, embed_dim: int, *, trainable_centre: bool = False, eps: float = 0.1):
+        check_scalar(eps, "eps", low=0.0)
+        self.eps = float(eps)
+        self.centre = _fixed_or_param(jnp.zeros((_check_dim(embed_dim, "embed_dim"),)),
+                                      trainable_centre)
+        self.centre_set = Constant(jnp.array(False))  # state, so checkpoints carry it
+
+    @property
+    def needs_initial_pass(self) -> bool:
+        """True until :meth:`set_centre` has run."""
+        return not bool(self.centre_set[...])
+
+    def set_centre(self, initial_embeddings: jax.Array) -> None:
+        """c <- deep_svdd_centre(initial_embeddings, eps=eps); marks the head initialised."""
+        centre = losses.deep_svdd_centre(initial_embeddings, eps=self.eps)
+        if centre.shape != self.centre.shape:
+            raise ValueError(f"initial_embeddings have dimension {centre.shape[0]}, the head "
+                             f"was built for {self.centre.shape[0]}.")
+        self.centre[...] = centre
+        self.centre_set[...] = jnp.array(True)
+
+    def __call__(self, embeddings: jax.Array, labels=None, inputs=None) -> jax.Array:
+        del labels, inputs
+        return losses.deep_svdd(embeddings, self.centre[...])
+
+    def compactness(self, embeddings: jax.Array, labels=None) -> jax.Array:
+        """The Deep SVDD loss itself, ||phi(x) - c||^2."""
+        return self(embeddings)
+
+
+class ReconstructionHead(nnx.Module):
+    """Mean squared reconstruction error per example over all non-batch axes."""
+
+    supports_soft_labels = False
+    needs_initial_pass = False
+
+    def __call__(self, reconstructions: jax.Array, labels, inputs: jax.Array) -> jax.Array:
+        del labels
+        if reconstructions.shape != inputs.shape:
+            raise ValueError(f"reconstructions {tuple(reconstructions.shape)} and inputs "
+                             f"{tuple(inputs.shape)} must have the same shape.")
+        axes = tuple(range(1, inputs.ndim))
+        return jnp.mean((reconstructions - inputs) ** 2, axis=axes)
+
+
+def make_head(method: str, *, embed_dim: int, num_classes: int = 1, rngs: nnx.Rngs,
+              trainable_centres: bool = False, **kwargs) -> nnx.Module:
+    """The loss head of a method in :data:`METHODS`.
+
+    Angular methods give an :class:`AngularHead` (``kwargs``: num_subclusters, scale,
+    adaptive_scale, margin, variant); "deep-svdd" a :class:`DeepSVDDHead` (``kwargs``: eps;
+    ``trainable_centres`` is its trainable-centre switch); "autoencoder" a
+    :class:`ReconstructionHead` (``embed_dim`` and ``num_classes`` unused).
+    """
+    if method in ANGULAR_METHODS:
+        return AngularHead(method, num_classes, embed_dim, trainable_centres=trainable_centres,
+                           rngs=rngs, **kwargs)
+    if method == "deep-svdd":
+        return DeepSVDDHead(embed_dim, trainable_centre=trainable_centres, **kwargs)
+    if method == "autoencoder":
+        if kwargs:
+            raise ValueError(f"the autoencoder head takes no options, got {sorted(kwargs)}.")
+        return ReconstructionHead()
+    raise ValueError(f"method must be one of {METHODS}, got {method!r}.")

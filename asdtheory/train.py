@@ -1,0 +1,378 @@
+"""One training loop for every objective: angular margin losses, Deep SVDD, autoencoder.
+
+``fit(model, head, inputs, labels, *, config, key)`` trains a network from
+``asdtheory.models`` with a loss head (``models.make_head``) by minibatch gradient descent
+with optax, and returns a :class:`History` of per-epoch metrics::
+
+    model = models.MLPEmbedder(16, 8, rngs=nnx.Rngs(0))
+    head = models.make_head("adacos", embed_dim=8, num_classes=4, rngs=nnx.Rngs(1))
+    history = fit(model, head, x, y, config=TrainConfig(epochs=20), key=jax.random.key(2),
+                  callbacks=[compactness_callback(x, y), scale_callback()])
+    history["loss"], history["compactness"], history["scale"]   # one value per epoch
+    z = embed(model, x_test)
+
+How it runs:
+
+* the model and head are split once into parameters (``nnx.Param``) and the rest (fixed
+  centres, AdaCos scale); one ``jax.jit``-compiled pure step maps (params, rest, optimiser
+  state, batch, key) to new ones; ``model`` and ``head`` are updated in place at the end of
+  every epoch (so callbacks see the current state) -- no ``nnx.jit`` overhead per step;
+* data parallelism: the batch is sharded over a 1-d ``jax.sharding`` mesh of all devices
+  (``devices=``) and the parameters are replicated; XLA inserts the gradient all-reduce. The
+  same code runs on one CPU, several GPUs or several hosts after ``jax.distributed``
+  initialisation (each process then holds the full training arrays and feeds its share of
+  every batch);
+* explicit keys: epoch e uses ``fold_in(key, e)`` for its shuffle and mixup draws, so the
+  same key gives bit-identical parameters on the CPU, and a run resumed from a checkpoint
+  continues exactly as an uninterrupted one;
+* every epoch sees ``len(inputs) // batch_size`` full batches of a fresh permutation (the
+  remainder is dropped);
+* Deep SVDD heads get their centre from an initial forward pass before the first step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from jax.sharding import AxisType, NamedSharding
+from jax.sharding import PartitionSpec as P
+from tqdm.auto import tqdm
+
+from asdtheory._validation import check_scalar
+
+__all__ = [
+    "Callback",
+    "History",
+    "TrainConfig",
+    "compactness_callback",
+    "embed",
+    "embedding_callback",
+    "fit",
+    "load_checkpoint",
+    "mixup",
+    "reconstruct",
+    "save_checkpoint",
+    "scale_callback",
+]
+
+# A callback maps the current (model, head) to named floats, recorded once per epoch.
+Callback = Callable[[nnx.Module, nnx.Module], Mapping[str, float]]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of :func:`fit`.
+
+    Attributes:
+      epochs: passes over the training set.
+      batch_size: examples per step (a multiple of the number of devices).
+      learning_rate: Adam step size (AdamW when ``weight_decay`` > 0).
+      weight_decay: decoupled weight decay (Deep SVDD's regulariser).
+      mixup_alpha: mixup Beta(alpha, alpha) parameter (Zhang et al., ICLR 2018); 0 = off.
+        Only for heads that accept soft labels (not arcface/cosface/deep-svdd/autoencoder).
+      progress: show a tqdm bar with the loss.
+    """
+
+    epochs: int = 20
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    mixup_alpha: float = 0.0
+    progress: bool = True
+
+    def __post_init__(self):
+        check_scalar(self.epochs, "epochs", low=1, integer=True)
+        check_scalar(self.batch_size, "batch_size", low=1, integer=True)
+        check_scalar(self.learning_rate, "learning_rate", low=0.0)
+        check_scalar(self.weight_decay, "weight_decay", low=0.0)
+        check_scalar(self.mixup_alpha, "mixup_alpha", low=0.0)
+
+    @classmethod
+    def tiny(cls, **overrides) -> TrainConfig:
+        """A few epochs of small batches without a progress bar: for tests and examples."""
+        return cls(**{"epochs": 3, "batch_size": 8, "learning_rate": 1e-2, "progress": False,
+                      **overrides})
+
+    def optimizer(self) -> optax.GradientTransformation:
+        if self.weight_decay > 0:
+            return optax.adamw(self.learning_rate, weight_decay=self.weight_decay)
+        return optax.adam(self.learning_rate)
+
+
+class History(dict):
+    """Per-epoch metrics: ``history[name]`` is a list with one float per epoch.
+
+    Always holds "loss" (mean training loss of the epoch's steps); callbacks add their own
+    names (e.g. "compactness", "scale", "effective_rank").
+    """
+
+    def append(self, metrics: Mapping[str, float]) -> None:
+        for name, value in metrics.items():
+            self.setdefault(name, []).append(float(value))
+
+
+def mixup(key: jax.Array, inputs: jax.Array, labels: jax.Array, *, alpha: float,
+          num_classes: int) -> tuple[jax.Array, jax.Array]:
+    """Mixup (Zhang et al., ICLR 2018): x' = l x_i + (1 - l) x_j, y' = l y_i + (1 - l) y_j,
+    l ~ Beta(alpha, alpha) per example, j a random permutation of the batch.
+
+    Returns the mixed inputs and soft labels (B, num_classes).
+    """
+    k_lam, k_perm = jax.random.split(key)
+    lam = jax.random.beta(k_lam, alpha, alpha, (inputs.shape[0],))
+    perm = jax.random.permutation(k_perm, inputs.shape[0])
+    y = jax.nn.one_hot(labels, num_classes)
+    lam_x = lam.reshape((-1,) + (1,) * (inputs.ndim - 1))
+    lam_y = lam[:, None]
+    return lam_x * inputs + (1 - lam_x) * inputs[perm], lam_y * y + (1 - lam_y) * y[perm]
+
+
+def _split(model: nnx.Module, head: nnx.Module):
+    graphdef, params, rest = nnx.split((model, head), nnx.Param, ...)
+    return graphdef, nnx.as_pure(params), nnx.as_pure(rest)
+
+
+def _make_step(graphdef, tx: optax.GradientTransformation, *, mixup_alpha: float,
+               num_classes: int):
+    """The pure, jitted training step (params, rest, opt_state, x, y, key) -> new + loss."""
+
+    def step(params, rest, opt_state, inputs, labels, key):
+        if mixup_alpha > 0:
+            inputs, labels = mixup(key, inputs, labels, alpha=mixup_alpha,
+                                   num_classes=num_classes)
+
+        def loss_fn(params, rest):
+            model, head = nnx.merge(graphdef, params, rest)
+            loss = jnp.mean(head(model(inputs), labels, inputs))
+            return loss, nnx.as_pure(nnx.state((model, head), nnx.Not(nnx.Param)))
+
+        (loss, rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, rest)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), rest, opt_state, loss
+
+    return jax.jit(step)
+
+
+def _check_training_data(head, inputs, labels, config: TrainConfig, n_devices: int):
+    inputs = np.asarray(inputs, dtype=np.float32)
+    if inputs.ndim < 2 or inputs.shape[0] == 0:
+        raise ValueError(f"inputs must be a non-empty batch (B, ...), got shape {inputs.shape}.")
+    if not np.all(np.isfinite(inputs)):
+        raise ValueError("inputs contain NaN or inf values.")
+    n = inputs.shape[0]
+    num_classes = getattr(head, "num_classes", None)
+    if num_classes is None:  # one-class heads ignore labels
+        labels = np.zeros(n, np.int32)
+    else:
+        if labels is None:
+            raise ValueError(f"the {head.method} head needs integer class labels (B,).")
+        labels = np.asarray(labels)
+        if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(f"labels must be integers of shape ({n},), got {labels.dtype} "
+                             f"{labels.shape}.")
+        if labels.min() < 0 or labels.max() >= num_classes:
+            raise ValueError(f"labels must lie in [0, {num_classes - 1}] for a head with "
+                             f"{num_classes} classes, got [{labels.min()}, {labels.max()}].")
+        labels = labels.astype(np.int32)
+    if config.mixup_alpha > 0 and not head.supports_soft_labels:
+        name = getattr(head, "method", type(head).__name__)
+        raise ValueError(f"mixup needs a head that accepts soft labels; {name} does not. Set "
+                         "mixup_alpha=0.")
+    if config.batch_size % n_devices:
+        raise ValueError(f"batch_size={config.batch_size} must be a multiple of the "
+                         f"{n_devices} devices the batch is sharded over.")
+    if config.batch_size > n:
+        raise ValueError(f"batch_size={config.batch_size} exceeds the {n} training examples; "
+                         "lower batch_size.")
+    return inputs, labels
+
+
+def fit(model: nnx.Module, head: nnx.Module, inputs, labels=None, *, config: TrainConfig,
+        key: jax.Array, callbacks: Sequence[Callback] = (), checkpoint: str | Path | None = None,
+        devices: Sequence[jax.Device] | None = None) -> History:
+    """Trains ``model`` and ``head`` in place on (inputs, labels); returns the History.
+
+    Args:
+      model: a network from ``asdtheory.models`` (or any nnx module the head accepts).
+      head: its loss head (``models.make_head``).
+      inputs: (B, ...) training inputs (NumPy or JAX), kept on the host and fed in batches.
+      labels: (B,) integer auxiliary labels; ``None`` for deep-svdd and autoencoder.
+      config: :class:`TrainConfig`.
+      key: PRNG key for shuffling and mixup.
+      callbacks: functions ``(model, head) -> {name: float}`` evaluated after every epoch.
+      checkpoint: optional ``.npz`` path. Written after every epoch (parameters, head
+        state, optimiser state, epoch, history); if it exists when ``fit`` starts, training
+        resumes from it (``config.epochs`` is the total).
+      devices: devices to shard every batch over (default: all, ``jax.devices()``).
+
+    Raises:
+      ValueError: bad shapes, labels out of range, mixup with a head that takes only hard
+        labels, batch size not a multiple of the device count or above the data size --
+        all before any training.
+    """
+    devices = list(jax.devices() if devices is None else devices)
+    inputs, labels = _check_training_data(head, inputs, labels, config, len(devices))
+    if head.needs_initial_pass:
+        head.set_centre(embed(model, inputs))
+    tx = config.optimizer()
+    graphdef, params, rest = _split(model, head)
+    opt_state = tx.init(params)
+    history, start = History(), 0
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = load_checkpoint(checkpoint, model, head, opt_state=opt_state)
+        _, params, rest = _split(model, head)
+        opt_state, start, history = state["opt_state"], state["epoch"], state["history"]
+
+    mesh = jax.make_mesh((len(devices),), ("data",), (AxisType.Auto,), devices=devices)
+    replicated, sharded = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
+    params, rest, opt_state = jax.device_put((params, rest, opt_state), replicated)
+    step = _make_step(graphdef, tx, mixup_alpha=config.mixup_alpha,
+                      num_classes=getattr(head, "num_classes", 1))
+    n, bs = inputs.shape[0], config.batch_size
+    local = _process_slice(bs)
+
+    bar = tqdm(range(start, config.epochs), desc="train", unit="epoch",
+               disable=not config.progress, initial=start, total=config.epochs)
+    for epoch in bar:
+        perm_key, step_key = jax.random.split(jax.random.fold_in(key, epoch))
+        order = np.asarray(jax.random.permutation(perm_key, n))
+        step_losses = []
+        for i in range(n // bs):
+            idx = order[i * bs:(i + 1) * bs][local]
+            x = jax.make_array_from_process_local_data(sharded, inputs[idx])
+            y = jax.make_array_from_process_local_data(sharded, labels[idx])
+            params, rest, opt_state, loss = step(params, rest, opt_state, x, y,
+                                                 jax.random.fold_in(step_key, i))
+            step_losses.append(loss)
+        nnx.update((model, head), params, rest)
+        metrics = {"loss": float(jnp.mean(jnp.stack(step_losses)))}
+        for callback in callbacks:
+            metrics.update(callback(model, head))
+        history.append(metrics)
+        bar.set_postfix(loss=f"{metrics['loss']:.4f}")
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, model, head, opt_state=opt_state, epoch=epoch + 1,
+                            history=history)
+    return history
+
+
+def _process_slice(batch_size: int) -> slice:
+    """This process's rows of a global batch (all rows in a single-process run)."""
+    count, index = jax.process_count(), jax.process_index()
+    if batch_size % count:
+        raise ValueError(f"batch_size={batch_size} must be a multiple of the {count} processes.")
+    per = batch_size // count
+    return slice(index * per, (index + 1) * per)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _apply(graphdef, method: str, state, x):
+    return getattr(nnx.merge(graphdef, state), method)(x)
+
+
+def _batched(model: nnx.Module, method: str, inputs, batch_size: int) -> np.ndarray:
+    check_scalar(batch_size, "batch_size", low=1, integer=True)
+    inputs = np.asarray(inputs, dtype=np.float32)
+    if inputs.ndim < 2 or inputs.shape[0] == 0:
+        raise ValueError(f"inputs must be a non-empty batch (B, ...), got shape {inputs.shape}.")
+    graphdef, state = nnx.split(model)
+    state = nnx.as_pure(state)
+    n = inputs.shape[0]
+    size = min(batch_size, n)
+    outputs = []
+    for start in range(0, n, size):
+        chunk = inputs[start:start + size]
+        # Pad the last chunk to the common size: one compilation for the whole pass.
+        padded = np.concatenate([chunk, np.repeat(chunk[-1:], size - len(chunk), axis=0)])
+        outputs.append(np.asarray(_apply(graphdef, method, state, padded))[:len(chunk)])
+    return np.concatenate(outputs)
+
+
+def embed(model: nnx.Module, inputs, *, batch_size: int = 256) -> np.ndarray:
+    """``model.embed`` over ``inputs`` in batches (jitted): (B, ...) -> (B, D) NumPy array."""
+    return _batched(model, "embed", inputs, batch_size)
+
+
+def reconstruct(model: nnx.Module, inputs, *, batch_size: int = 256) -> np.ndarray:
+    """``model(inputs)`` in batches, e.g. the autoencoder's reconstructions, as NumPy."""
+    return _batched(model, "__call__", inputs, batch_size)
+
+
+def compactness_callback(inputs, labels=None, *, batch_size: int = 256) -> Callback:
+    """Callback recording "compactness": mean ``head.compactness`` of the embeddings of
+    ``inputs`` -- 2 - 2 cos(theta_y) for angular heads, ||phi(x) - c||^2 for Deep SVDD."""
+    y = None if labels is None else jnp.asarray(labels)
+
+    def callback(model, head):
+        z = embed(model, inputs, batch_size=batch_size)
+        return {"compactness": float(jnp.mean(head.compactness(z, y)))}
+
+    return callback
+
+
+def scale_callback() -> Callback:
+    """Callback recording "scale", the (AdaCos) scale of an angular head."""
+    return lambda model, head: {"scale": float(head.scale[...])}
+
+
+def embedding_callback(name: str, fn: Callable[[np.ndarray], Any], inputs, *,
+                       batch_size: int = 256) -> Callback:
+    """Callback recording ``name``: ``fn(embeddings of inputs)``, e.g.
+    ``embedding_callback("effective_rank", metrics.effective_rank, x)``."""
+    return lambda model, head: {name: float(fn(embed(model, inputs, batch_size=batch_size)))}
+
+
+def _tree(model, head, opt_state):
+    _, params, rest = _split(model, head)
+    return {"params": params, "rest": rest, "opt_state": opt_state}
+
+
+def save_checkpoint(path: str | Path, model: nnx.Module, head: nnx.Module, *,
+                    opt_state=None, epoch: int = 0, history: Mapping | None = None) -> None:
+    """Writes parameters, head state (centres, scale), optimiser state, epoch and history
+    to one NumPy ``.npz`` file (atomically: a temporary file is renamed)."""
+    path = Path(path)
+    leaves, treedef = jax.tree_util.tree_flatten(_tree(model, head, opt_state))
+    arrays = {f"leaf_{i:05d}": np.asarray(jax.device_get(leaf)) for i, leaf in enumerate(leaves)}
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, treedef=np.array(str(treedef)), epoch=np.array(epoch),
+             history=np.array(json.dumps(dict(history or {}))), **arrays)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: str | Path, model: nnx.Module, head: nnx.Module, *,
+                    opt_state=None) -> dict:
+    """Restores a :func:`save_checkpoint` file into ``model`` and ``head`` (in place).
+
+    ``opt_state`` is a template of the optimiser state (``tx.init(params)``) when the file
+    holds one. Returns ``{"opt_state", "epoch", "history"}``. Raises ValueError when the file
+    was written for a different architecture, head or optimiser.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist.")
+    template = _tree(model, head, opt_state)
+    leaves, treedef = jax.tree_util.tree_flatten(template)
+    with np.load(path) as data:
+        if str(data["treedef"]) != str(treedef):
+            raise ValueError(f"checkpoint {path} does not match this model/head/optimiser "
+                             "(different parameter tree); build them as when it was saved.")
+        restored = [data[f"leaf_{i:05d}"] for i in range(len(leaves))]
+        epoch, history = int(data["epoch"]), History(json.loads(str(data["history"])))
+    for new, old in zip(restored, leaves, strict=True):
+        if new.shape != np.shape(old):
+            raise ValueError(f"checkpoint {path} has an array of shape {new.shape} where the "
+                             f"model has {np.shape(old)}.")
+    tree = jax.tree_util.tree_unflatten(treedef, [jnp.asarray(a) for a in restored])
+    nnx.update((model, head), tree["params"], tree["rest"])
+    return {"opt_state": tree["opt_state"], "epoch": epoch, "history": history}
