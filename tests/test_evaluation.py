@@ -1,0 +1,334 @@
+"""AUC, pAUC and the DCASE tables against naive references and hand-computed cases."""
+
+import itertools
+import sys
+
+import hypothesis.extra.numpy as hnp
+import jax
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+from sklearn.metrics import roc_auc_score
+
+from asdtheory import evaluation as ev
+
+EPS = sys.float_info.epsilon
+
+
+# ----------------------------------------------------------------------- naive references
+
+
+def naive_auc(y, s):
+    """P(anomaly scores higher than normal), ties 1/2, by counting all pairs."""
+    pos, neg = s[y == 1], s[y == 0]
+    wins = sum(float(a > b) + 0.5 * float(a == b) for a in pos for b in neg)
+    return wins / (pos.size * neg.size)
+
+
+def naive_pauc(y, s, p):
+    """ROC points at every distinct threshold, area up to FPR p (cutting the segment that
+    crosses p by linear interpolation), then McClish's standardisation."""
+    pos, neg = s[y == 1], s[y == 0]
+    points = [(0.0, 0.0)] + [(np.mean(neg >= t), np.mean(pos >= t)) for t in np.unique(s)[::-1]]
+    area = 0.0
+    for (x0, y0), (x1, y1) in itertools.pairwise(points):
+        if x0 >= p:
+            break
+        if x1 > p:
+            y1 = y0 + (y1 - y0) * (p - x0) / (x1 - x0)
+            x1 = p
+        area += (x1 - x0) * (y0 + y1) / 2
+    return 0.5 * (1 + (area - p * p / 2) / (p - p * p / 2))
+
+
+def naive_hmean(values):
+    values = np.maximum(np.asarray(values, float), EPS)
+    return len(values) / np.sum(1 / values)
+
+
+@st.composite
+def binary_problem(draw, tied=False):
+    n = draw(st.integers(4, 40))
+    y = draw(hnp.arrays(np.int64, n, elements=st.integers(0, 1)))
+    y[:2] = [0, 1]  # both classes present
+    if tied:  # few distinct values: heavy ties, also between normals and anomalies
+        s = draw(hnp.arrays(np.float64, n, elements=st.integers(0, 3).map(float)))
+    else:
+        s = draw(hnp.arrays(np.float64, n, elements=st.floats(-1e3, 1e3, width=32)))
+    return y, s
+
+
+# ------------------------------------------------------------------------------ auc, pauc
+
+
+@settings(max_examples=150, deadline=None)
+@given(binary_problem(tied=False) | binary_problem(tied=True),
+       st.sampled_from([0.05, 0.1, 0.3, 1.0]))
+def test_auc_pauc_match_naive_references_and_sklearn(problem, max_fpr):
+    y, s = problem
+    assert ev.auc(y, s) == pytest.approx(naive_auc(y, s), abs=1e-12)
+    got = ev.pauc(y, s, max_fpr=max_fpr)
+    assert got == pytest.approx(naive_pauc(y, s, max_fpr), abs=1e-12)
+    assert got == pytest.approx(roc_auc_score(y, s, max_fpr=max_fpr), abs=1e-12)
+
+
+def test_pauc_matches_sklearn_on_large_random_and_tied_scores():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 2000)
+    for s in (rng.normal(size=2000) + y, rng.integers(0, 5, 2000).astype(float)):
+        assert ev.pauc(y, s) == pytest.approx(roc_auc_score(y, s, max_fpr=0.1), abs=1e-12)
+        assert ev.pauc(y, s) == pytest.approx(naive_pauc(y, s, 0.1), abs=1e-12)
+
+
+def test_hand_computed_auc_and_pauc():
+    # 10 normals at 0..9; anomalies at 9.5 (above all) and 8.5 (above 9 of 10 normals).
+    y = np.r_[np.zeros(10), 1, 1]
+    s = np.r_[np.arange(10.0), 9.5, 8.5]
+    assert ev.auc(y, s) == pytest.approx(19 / 20, abs=1e-15)
+    # ROC (0, 0) -> (0, 1/2) -> (0.1, 1/2) -> (0.1, 1): A_0.1 = 0.05, A_0.05 = 0.025.
+    assert ev.pauc(y, s, max_fpr=0.1) == pytest.approx(0.5 * (1 + 0.045 / 0.095), abs=1e-15)
+    assert ev.pauc(y, s, max_fpr=0.05) == pytest.approx(29 / 39, abs=1e-15)
+    # A tie at 9 between one anomaly and the top normal: diagonal (0, 0) -> (0.1, 1/2).
+    s_tied = np.r_[np.arange(10.0), 9.0, 8.5]
+    area = 0.5 * 0.05 * 0.25
+    expected = 0.5 * (1 + (area - 0.05**2 / 2) / (0.05 - 0.05**2 / 2))
+    assert ev.pauc(y, s_tied, max_fpr=0.05) == pytest.approx(expected, abs=1e-15)
+    # Random scorer 0.5, perfect 1, reversed 0 for the plain AUC.
+    assert ev.pauc(y, np.zeros(12)) == pytest.approx(0.5, abs=1e-15)
+    assert ev.pauc(y, y) == 1.0
+    assert ev.auc(y, -y) == 0.0
+
+
+@settings(max_examples=50, deadline=None)
+@given(binary_problem(tied=True))
+def test_auc_invariances(problem):
+    y, s = problem
+    # Strictly increasing maps and permutations of clips change nothing; negation flips AUC.
+    assert ev.auc(y, np.exp(s / 10) * 3 - 1) == pytest.approx(ev.auc(y, s), abs=1e-12)
+    assert ev.pauc(y, 2 * s + 5) == pytest.approx(ev.pauc(y, s), abs=1e-12)
+    perm = np.random.default_rng(len(y)).permutation(len(y))
+    assert ev.pauc(y[perm], s[perm]) == pytest.approx(ev.pauc(y, s), abs=1e-12)
+    assert ev.auc(y, -s) == pytest.approx(1 - ev.auc(y, s), abs=1e-12)
+    assert ev.pauc(y, s, max_fpr=1.0) == pytest.approx(ev.auc(y, s), abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("y", "s", "kwargs", "match"),
+    [
+        ([0, 1, 2], [0.1, 0.2, 0.3], {}, "y_true must be binary"),
+        ([0, 0, 0], [0.1, 0.2, 0.3], {}, "y_true contains only normal"),
+        ([1, 1], [0.1, 0.2], {}, "y_true contains only anomalous"),
+        ([0, 1], [0.1, np.nan], {}, "scores contains 1 non-finite"),
+        ([0, 1, 1], [0.1, 0.2], {}, "scores has 2 entries but the labels have 3"),
+        ([], [], {}, "y_true is empty"),
+        ([[0, 1]], [[0.1, 0.2]], {}, "y_true must be a 1-D"),
+        (["a", "b"], [0.1, 0.2], {}, "y_true must hold 0"),
+        ([0, 1], ["x", "y"], {}, "scores must be real"),
+        ([0, 1], [0.1, 0.2], {"max_fpr": 0.0}, "max_fpr must lie in"),
+        ([0, 1], [0.1, 0.2], {"max_fpr": 1.5}, "max_fpr must lie in"),
+        ([0, 1], [0.1, 0.2], {"max_fpr": [0.1]}, "max_fpr must be a real scalar"),
+    ],
+)
+def test_bad_input_names_the_argument(y, s, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ev.pauc(np.asarray(y), np.asarray(s), **kwargs)
+
+
+# -------------------------------------------------------------------------- DCASE tables
+
+# One section: source normals 0.1, 0.2; target normals 0.3, 0.4; a source anomaly 0.35 and
+# a target anomaly 0.5.
+HAND = dict(machine="valve", section=0,
+            domain=["source", "source", "target", "target", "source", "target"],
+            is_anomaly=[0, 0, 0, 0, 1, 1], scores=[0.1, 0.2, 0.3, 0.4, 0.35, 0.5])
+
+
+def test_official_score_hand_computed_2023_rules():
+    (row,) = ev.dcase_table(**HAND)
+    # AUC_source: normals {0.1, 0.2} vs all anomalies {0.35, 0.5}: 4/4.
+    # AUC_target: normals {0.3, 0.4} vs all anomalies: 0.35 beats 0.3 only -> 3/4.
+    # pAUC (4 normals, FPR 0.1 < one false alarm): TPR 1/2 on [0, 0.1] -> 14/19.
+    assert (row.machine, row.section, row.rules) == ("valve", "00", "2023")
+    assert (row.auc_source, row.auc_target) == (1.0, 0.75)
+    assert row.pauc == pytest.approx(14 / 19, abs=1e-15)
+    assert (row.n_source_normal, row.n_source_anomaly, row.n_target_normal,
+            row.n_target_anomaly) == (2, 1, 2, 1)
+    # Harmonic mean 3 / (1 + 4/3 + 19/14) = 126/155.
+    assert ev.official_score([row]) == pytest.approx(126 / 155, abs=1e-15)
+    for year in ("2022", "2024"):
+        assert ev.dcase_table(**HAND, rules=year)[0].official_values() == row.official_values()
+
+
+def test_official_score_hand_computed_2020_and_2021_rules():
+    (row21,) = ev.dcase_table(**HAND, rules="2021")
+    # Each domain alone: its normals vs its own anomaly, perfectly separated.
+    assert row21.official_values() == [1.0, 1.0, 1.0, 1.0]
+    assert ev.official_score([row21]) == 1.0
+    (row20,) = ev.dcase_table(**HAND, rules="2020")
+    assert row20.auc_source is None and row20.pauc_source is None
+    # All 4 normals vs both anomalies: 0.35 beats 3, 0.5 beats 4 -> 7/8; pAUC 14/19.
+    assert row20.auc == 0.875
+    assert ev.official_score([row20]) == pytest.approx((0.875 + 14 / 19) / 2, abs=1e-15)
+
+
+def test_format_table_hand_computed():
+    text = ev.format_table(ev.dcase_table(**HAND))
+    assert text.splitlines() == [
+        "machine  section  AUC source  AUC target    pAUC  normals s/t  anomalies s/t",
+        "valve    00           1.0000      0.7500  0.7368          2/2            1/1",
+        "official score (DCASE 2023 rules, harmonic mean of 3 values): 0.8129",
+    ]
+
+
+def random_dcase_data(rng, *, n_per_group=6, machines=("fan", "valve"), sections=("00", "01")):
+    """Machines x sections, each with source/target x normal/anomalous groups."""
+    machine, section, domain, y = [], [], [], []
+    for m in machines:
+        for sec in sections:
+            for dom in ("source", "target"):
+                for label in (0, 1):
+                    n = n_per_group + int(rng.integers(0, 4))
+                    machine += [m] * n
+                    section += [sec] * n
+                    domain += [dom] * n
+                    y += [label] * n
+    y = np.array(y)
+    scores = np.round(rng.normal(size=y.size) + y, 1)  # rounding makes ties
+    perm = rng.permutation(y.size)
+    return dict(machine=np.array(machine)[perm], section=np.array(section)[perm],
+                domain=np.array(domain)[perm], is_anomaly=y[perm], scores=scores[perm])
+
+
+@pytest.mark.parametrize("rules", ["2020", "2021", "2023"])
+def test_dcase_table_matches_naive_per_section_computation(rules):
+    data = random_dcase_data(np.random.default_rng(1))
+    rows = ev.dcase_table(**data, rules=rules)
+    assert [(r.machine, r.section) for r in rows] == [
+        ("fan", "00"), ("fan", "01"), ("valve", "00"), ("valve", "01")]
+    flat = []
+    for row in rows:
+        sec = (data["machine"] == row.machine) & (data["section"] == row.section)
+        y, s, dom = data["is_anomaly"][sec], data["scores"][sec], data["domain"][sec]
+        assert row.auc == pytest.approx(naive_auc(y, s), abs=1e-12)
+        assert row.pauc == pytest.approx(naive_pauc(y, s, 0.1), abs=1e-12)
+        assert row.n_target_anomaly == np.sum((dom == "target") & (y == 1))
+        values = [naive_auc(y, s), naive_pauc(y, s, 0.1)]
+        if rules != "2020":
+            values = []
+            for d in ("source", "target"):
+                mask = (dom == d) if rules == "2021" else (dom == d) | (y == 1)
+                assert getattr(row, f"auc_{d}") == pytest.approx(
+                    naive_auc(y[mask], s[mask]), abs=1e-12)
+                values.append(naive_auc(y[mask], s[mask]))
+                if rules == "2021":
+                    values.append(naive_pauc(y[mask], s[mask], 0.1))
+            if rules == "2023":
+                values.append(naive_pauc(y, s, 0.1))
+        assert sorted(row.official_values()) == pytest.approx(sorted(values), abs=1e-12)
+        flat += values
+    expected = np.mean(flat) if rules == "2020" else naive_hmean(flat)
+    assert ev.official_score(rows) == pytest.approx(expected, abs=1e-12)
+    # Clip order does not matter.
+    perm = np.random.default_rng(2).permutation(len(data["scores"]))
+    shuffled = ev.dcase_table(**{k: v[perm] for k, v in data.items()}, rules=rules)
+    assert shuffled == rows
+
+
+def test_official_score_floors_at_machine_epsilon():
+    data = dict(HAND, scores=[0.5, 0.6, 0.0, 0.05, 0.3, 0.2])
+    (row,) = ev.dcase_table(**data)
+    assert row.auc_source == 0.0  # both anomalies below both source normals
+    values = row.official_values()
+    assert ev.official_score([row]) == pytest.approx(naive_hmean(values), rel=1e-12)
+    assert 0 < ev.official_score([row]) < 10 * EPS
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (dict(domain=["source"] * 5 + ["tgt"]), r"domain entries must be 'source' or 'target'"),
+        (dict(domain=["source"] * 6), "no target normal clips"),
+        (dict(is_anomaly=[0, 0, 0, 0, 0, 2]), "is_anomaly must be binary"),
+        (dict(is_anomaly=[0] * 6), "is_anomaly contains only normal .* section '00'"),
+        (dict(scores=[0.1] * 5), "scores has 5 entries"),
+        (dict(scores=[0.1] * 5 + [np.inf]), "scores contains 1 non-finite"),
+        (dict(machine=["valve"] * 5), r"machine must be a scalar or have shape \(6,\)"),
+        (dict(rules=2023), "rules must be one of"),
+        (dict(max_fpr=-0.1), "max_fpr must lie in"),
+    ],
+)
+def test_dcase_table_bad_input(change, match):
+    with pytest.raises(ValueError, match=match):
+        ev.dcase_table(**(HAND | change))
+
+
+def test_2021_rules_need_anomalies_in_each_domain():
+    data = HAND | dict(domain=["source", "source", "target", "target", "source", "source"])
+    ev.dcase_table(**data)  # fine under 2023 rules: AUC_target uses all anomalies
+    with pytest.raises(ValueError, match="no target anomalous clips"):
+        ev.dcase_table(**data, rules="2021")
+
+
+def test_official_score_rejects_mixed_or_empty_rows():
+    rows = ev.dcase_table(**HAND) + ev.dcase_table(**HAND, rules="2021")
+    with pytest.raises(ValueError, match="mix the rules"):
+        ev.official_score(rows)
+    with pytest.raises(ValueError, match="non-empty list of SectionScores"):
+        ev.official_score([])
+
+
+# ---------------------------------------------------------------------------- intervals
+
+
+def test_jackknife_matches_naive_leave_one_out():
+    data = random_dcase_data(np.random.default_rng(3), n_per_group=3, sections=("00",))
+    ci = ev.confidence_interval(**data, method="jackknife", level=0.9)
+    full = ev.official_score(ev.dcase_table(**data))
+    n = len(data["scores"])
+    loo = np.array([ev.official_score(ev.dcase_table(**{k: np.delete(v, i)
+                                                        for k, v in data.items()}))
+                    for i in range(n)])
+    pseudo = n * full - (n - 1) * loo
+    se = np.std(pseudo, ddof=1) / np.sqrt(n)
+    half = stats.t.ppf(0.95, n - 1) * se
+    assert (ci.estimate, ci.n_resamples, ci.method) == (full, n, "jackknife")
+    assert ci.low == pytest.approx(full - half, abs=1e-12)
+    assert ci.high == pytest.approx(full + half, abs=1e-12)
+
+
+def test_bootstrap_is_reproducible_and_nested_in_level():
+    data = random_dcase_data(np.random.default_rng(4), machines=("fan",), sections=("00",))
+    kw = dict(data, n_resamples=40, key=jax.random.key(0))
+    ci95 = ev.confidence_interval(**kw)
+    assert ci95 == ev.confidence_interval(**kw)
+    ci50 = ev.confidence_interval(**kw, level=0.5)
+    assert ci95.low < ci50.low <= ci50.high < ci95.high
+    assert ci95.low < ci95.estimate < ci95.high
+    other = ev.confidence_interval(**(kw | dict(key=jax.random.key(1))))
+    assert (other.low, other.high) != (ci95.low, ci95.high)
+
+
+def test_bootstrap_keeps_every_stratum_so_scores_stay_defined():
+    # One clip per (domain, label) group except one more source normal: an unstratified
+    # bootstrap would often draw no target normal and fail; the stratified one cannot.
+    data = HAND | dict(domain=["source", "source", "target", "source", "source", "target"])
+    ci = ev.confidence_interval(**data, n_resamples=20, key=jax.random.key(0))
+    assert 0 < ci.low <= ci.high <= 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(method="bootstrap"), "key: the bootstrap needs a PRNG key"),
+        (dict(method="bootstrap", key=jax.random.key(0), n_resamples=1), "n_resamples must"),
+        (dict(method="jackknife", key=jax.random.key(0)), "the jackknife is deterministic"),
+        (dict(method="jackknife", rules="2021"), "fewer than 2 source anomalous clips"),
+        (dict(method="bayes"), "method must be 'bootstrap' or 'jackknife'"),
+        (dict(method="jackknife", level=1.0), "level must be a probability"),
+    ],
+)
+def test_confidence_interval_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ev.confidence_interval(**HAND, **kwargs)
