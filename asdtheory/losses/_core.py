@@ -35,11 +35,18 @@ def label_weights(labels, is_soft: bool, num_classes: int, dtype) -> jax.Array:
     return jax.nn.one_hot(labels, num_classes, dtype=dtype)
 
 
-def softmax_cross_entropy(logits: jax.Array, weights: jax.Array) -> jax.Array:
-    """Per-example -sum_k y_k log softmax(logits)_k for a (B, N) label distribution y."""
+def softmax_cross_entropy(logits: jax.Array, labels: jax.Array, is_soft: bool) -> jax.Array:
+    """Per-example -sum_k y_k log softmax(logits)_k.
+
+    ``labels`` are integer classes (B,) -- then this is logsumexp(logits) - logits_y, a gather
+    instead of a (B, N) one-hot product -- or a (B, N) label distribution when ``is_soft``.
+    """
+    if not is_soft:
+        target = jnp.take_along_axis(logits, labels[:, None], axis=-1)[:, 0]
+        return jax.nn.logsumexp(logits, axis=-1) - target
     log_probs = jax.nn.log_softmax(logits, axis=-1)
     # 0 * log p must be 0 even when log p underflows to -inf for a non-target class.
-    return -jnp.sum(jnp.where(weights > 0, weights * log_probs, 0.0), axis=-1)
+    return -jnp.sum(jnp.where(labels > 0, labels * log_probs, 0.0), axis=-1)
 
 
 def with_target_logit(cosines: jax.Array, labels: jax.Array, target_fn) -> jax.Array:

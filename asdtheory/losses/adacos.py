@@ -125,10 +125,9 @@ def subcluster_adacos(embeddings, centres, labels, *, scale) -> jax.Array:
     check_scale(scale)
     cos, labels, is_soft = class_cosines(embeddings, centres, labels, loss="subcluster_adacos",
                                          allow_soft=True, subcentres=True)
-    n = cos.shape[1]
-    class_logits = jax.nn.logsumexp(scale * cos, axis=-1)  # log sum_m e^{s cos}: (B, N)
-    # log softmax over the pooled classes equals log of the summed sub-centre softmax.
-    return softmax_cross_entropy(class_logits, label_weights(labels, is_soft, n, cos.dtype))
+    # log p(n | x) = logsumexp_m(s cos_nm) - logsumexp_{n', m'}(s cos_n'm'): a softmax
+    # cross-entropy over the per-class log-sum-exps.
+    return softmax_cross_entropy(jax.nn.logsumexp(scale * cos, axis=-1), labels, is_soft)
 
 
 def subcluster_adacos_scale(embeddings, centres, labels, *, scale,

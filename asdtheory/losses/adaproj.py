@@ -62,23 +62,24 @@ def adaproj(embeddings, subspaces, labels, *, scale) -> jax.Array:
       scale: the softmax scale s (see :func:`adaproj_scale`).
     """
     check_scale(scale)
-    cos, weights = _cosines_and_weights(embeddings, subspaces, labels)
-    return softmax_cross_entropy(scale * cos, weights)
+    cos, labels, is_soft = _cosines_and_labels(embeddings, subspaces, labels)
+    return softmax_cross_entropy(scale * cos, labels, is_soft)
 
 
 def adaproj_scale(embeddings, subspaces, labels, *, scale) -> jax.Array:
     """Next AdaCos scale computed on the subspace cosines (see ``asdtheory.losses.adacos``)."""
     check_scale(scale)
-    cos, weights = _cosines_and_weights(embeddings, subspaces, labels)
+    cos, labels, is_soft = _cosines_and_labels(embeddings, subspaces, labels)
     if cos.shape[-1] < 2:
         raise ValueError("adaproj_scale needs at least 2 classes (non-target terms).")
+    weights = label_weights(labels, is_soft, cos.shape[1], cos.dtype)
     return adacos_scale_from_cosines(cos, weights, scale=scale)
 
 
-def _cosines_and_weights(embeddings, subspaces, labels):
+def _cosines_and_labels(embeddings, subspaces, labels):
     cos = subspace_cosines(embeddings, subspaces)
     labels, is_soft = check_labels(labels, batch=cos.shape[0], num_classes=cos.shape[1],
                                    allow_soft=True, loss="adaproj")
-    return cos, label_weights(labels, is_soft, cos.shape[1], cos.dtype)
+    return cos, labels, is_soft
 
 

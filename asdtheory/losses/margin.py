@@ -35,7 +35,6 @@ from asdtheory.geometry import angles
 from asdtheory.losses._core import (
     check_scale,
     class_cosines,
-    label_weights,
     softmax_cross_entropy,
     with_target_logit,
 )
@@ -68,8 +67,7 @@ def normalized_softmax(embeddings, centres, labels, *, scale) -> jax.Array:
     check_scale(scale)
     cos, labels, is_soft = class_cosines(embeddings, centres, labels, loss="normalized_softmax",
                                          allow_soft=True)
-    weights = label_weights(labels, is_soft, cos.shape[-1], cos.dtype)
-    return softmax_cross_entropy(scale * cos, weights)
+    return softmax_cross_entropy(scale * cos, labels, is_soft)
 
 
 def arcface_target_logit(target_cosines: jax.Array, *, margin) -> jax.Array:
@@ -170,5 +168,4 @@ def subcenter_arcface(embeddings, centres, labels, *, scale, margin=0.5) -> jax.
 
 
 def _margin_cross_entropy(cos, labels, scale, target_fn) -> jax.Array:
-    logits = scale * with_target_logit(cos, labels, target_fn)
-    return softmax_cross_entropy(logits, label_weights(labels, False, cos.shape[-1], cos.dtype))
+    return softmax_cross_entropy(scale * with_target_logit(cos, labels, target_fn), labels, False)
