@@ -1,0 +1,199 @@
+"""The claim helper: every check of a notebook ends in one verdict line and one JSON record.
+
+>>> claim("C2.c", True, f"max |grad| {fmt(0.0)} for N = 1",
+...       statement="With a single class the softmax loss is 0 and its gradient is 0.")
+CLAIM C2.c SUPPORTED | max |grad| 0.000 for N = 1
+
+The line format is fixed (``CLAIM <id> <SUPPORTED|NOT SUPPORTED> | <summary>``) so that the
+claims report and CI can find the verdicts in executed notebooks. When the environment
+variable ``ASDTHEORY_CLAIMS_DIR`` is set (``asdtheory verify`` sets it), each claim is also
+written to ``<dir>/<id>.json`` with the fields of :class:`ClaimRecord`; :func:`load_records`
+reads them back. :func:`records` lists the claims made in this process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["CLAIMS_DIR_ENV", "ClaimRecord", "claim", "fmt", "load_records", "records"]
+
+CLAIMS_DIR_ENV = "ASDTHEORY_CLAIMS_DIR"
+VERDICTS = {True: "SUPPORTED", False: "NOT SUPPORTED"}
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# Figures keep this many significant digits: enough for any reported number, few enough that
+# the JSON does not change with the last bits of a platform's floating point.
+FIGURE_DIGITS = 6
+
+_RECORDS: dict[str, ClaimRecord] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class ClaimRecord:
+    """One verdict: ``verdict`` is "SUPPORTED" or "NOT SUPPORTED"."""
+
+    id: str
+    verdict: str
+    statement: str
+    summary: str
+    figures: dict
+    notebook: str | None
+
+    @property
+    def supported(self) -> bool:
+        return self.verdict == VERDICTS[True]
+
+    @property
+    def line(self) -> str:
+        """The printed verdict line."""
+        return f"CLAIM {self.id} {self.verdict} | {self.summary}"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def fmt(x, digits: int = 3) -> str:
+    """``x`` rounded to ``digits`` decimals for a summary; never "-0.000".
+
+    >>> fmt(-0.0001), fmt(2 / 3), fmt(np.float32(1.5), 1)
+    ('0.000', '0.667', '1.5')
+    """
+    if isinstance(digits, bool) or not isinstance(digits, int) or digits < 0:
+        raise ValueError(f"digits must be a non-negative integer, got {digits!r}.")
+    value = _real(x, "x")
+    text = f"{value:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
+def _real(x, name: str) -> float:
+    arr = np.asarray(x)
+    if arr.shape != () or arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.number) \
+            or np.iscomplexobj(arr):
+        raise ValueError(f"{name} must be a real scalar, got {x!r}.")
+    return float(arr)
+
+
+def _json_value(value, where: str):
+    """A JSON-ready copy of a figure: NumPy/JAX scalars and arrays to Python, floats rounded
+    to FIGURE_DIGITS significant digits; NaN/inf and unknown types are errors."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, dict):
+        for key in value:
+            if not isinstance(key, str):
+                raise ValueError(f"{where} has a non-string key {key!r}; JSON needs strings.")
+        return {k: _json_value(v, f"{where}[{k!r}]") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    arr = np.asarray(value) if hasattr(value, "__array__") or isinstance(value, (int, float)) \
+        else None
+    if arr is None or arr.dtype == object or not (
+            np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise ValueError(f"{where} has type {type(value).__name__}, which JSON cannot hold; "
+                         "use numbers, strings, bools, None, lists or dicts.")
+    if arr.ndim:
+        return _json_value(arr.tolist(), where)
+    if arr.dtype == np.bool_:
+        return bool(arr)
+    if np.issubdtype(arr.dtype, np.integer):
+        return int(arr)
+    if np.iscomplexobj(arr):
+        raise ValueError(f"{where} is complex; record real and imaginary parts separately.")
+    v = float(arr)
+    if not math.isfinite(v):
+        raise ValueError(f"{where} is {v}, which JSON cannot hold; record None or a string "
+                         "such as 'nan' and say why in the summary.")
+    return float(f"{v:.{FIGURE_DIGITS}g}")
+
+
+def _check_text(value, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be a non-empty string, got {value!r}.")
+    if "\n" in value or "\r" in value:
+        raise ValueError(f"{name} must be a single line (the verdict line is one line).")
+    return value
+
+
+def claim(claim_id: str, supported, summary: str, *, statement: str,
+          figures: dict | None = None, notebook: str | None = None) -> ClaimRecord:
+    """Prints ``CLAIM <id> <SUPPORTED|NOT SUPPORTED> | <summary>`` and records the verdict.
+
+    Args:
+      claim_id: catalogue id such as "C1.a" (letters, digits, ".", "_", "-").
+      supported: the verdict, a bool computed by the check (never a target).
+      summary: one line with the deciding numbers (use :func:`fmt` for rounding).
+      statement: the claim being checked, in words (one line).
+      figures: named numbers behind the verdict; NumPy/JAX values are converted and floats
+        rounded to 6 significant digits.
+      notebook: the notebook that made the check, e.g. "01_compactness".
+
+    Returns:
+      the :class:`ClaimRecord`, also kept in :func:`records` (a repeated id replaces the
+      earlier record) and written to ``$ASDTHEORY_CLAIMS_DIR/<id>.json`` when that is set.
+    """
+    if not isinstance(claim_id, str) or not _ID.fullmatch(claim_id):
+        raise ValueError(f"claim_id must look like 'C1.a' (letters, digits, '.', '_', '-', "
+                         f"no spaces), got {claim_id!r}.")
+    if not isinstance(supported, (bool, np.bool_)):
+        raise ValueError(f"supported must be a bool (the verdict), got {supported!r} of type "
+                         f"{type(supported).__name__}.")
+    if figures is not None and not isinstance(figures, dict):
+        raise ValueError(f"figures must be a dict of named numbers, got {type(figures).__name__}.")
+    if notebook is not None:
+        _check_text(notebook, "notebook")
+    record = ClaimRecord(
+        id=claim_id,
+        verdict=VERDICTS[bool(supported)],
+        statement=_check_text(statement, "statement"),
+        summary=_check_text(summary, "summary"),
+        figures=_json_value(figures or {}, "figures"),
+        notebook=notebook,
+    )
+    print(record.line)
+    _RECORDS[claim_id] = record
+    directory = os.environ.get(CLAIMS_DIR_ENV)
+    if directory:
+        _write(record, Path(directory))
+    return record
+
+
+def _write(record: ClaimRecord, directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{record.id}.json"
+    tmp = path.with_suffix(".json.tmp")
+    # Write-then-rename so that a reader never sees a half-written record.
+    tmp.write_text(json.dumps(record.to_dict(), indent=2, allow_nan=False) + "\n")
+    tmp.replace(path)
+
+
+def records() -> list[ClaimRecord]:
+    """The claims made in this process, in the order they were first made."""
+    return list(_RECORDS.values())
+
+
+def load_records(directory) -> list[ClaimRecord]:
+    """Reads every ``<id>.json`` in ``directory`` (sorted by id) back into ClaimRecords."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"claims directory {directory} does not exist; run "
+                                "`asdtheory verify` (or set ASDTHEORY_CLAIMS_DIR) first.")
+    fields = [f.name for f in dataclasses.fields(ClaimRecord)]
+    out = []
+    for path in sorted(directory.glob("*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path} is not valid JSON: {err}") from err
+        if not isinstance(data, dict) or sorted(data) != sorted(fields):
+            raise ValueError(f"{path} is not a claim record: expected the keys {fields}.")
+        if data["verdict"] not in VERDICTS.values() or data["id"] != path.stem:
+            raise ValueError(f"{path} has verdict {data['verdict']!r} and id {data['id']!r}; "
+                             f"expected one of {list(VERDICTS.values())} and {path.stem!r}.")
+        out.append(ClaimRecord(**data))
+    return out

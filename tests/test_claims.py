@@ -1,0 +1,122 @@
+"""The claim line, the JSON record and the number formatting."""
+
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from asdtheory import claims
+from asdtheory.claims import claim, fmt, load_records, records
+
+
+@pytest.fixture
+def claims_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv(claims.CLAIMS_DIR_ENV, str(tmp_path / "claims"))
+    return tmp_path / "claims"
+
+
+def test_claim_prints_the_exact_line_and_writes_the_record(claims_dir, capsys):
+    figures = {"violations": np.int64(0), "n": 100000, "max_gap": jnp.float32(0.1234567891),
+               "per_loss": {"arcface": np.float64(2 / 3)}, "curve": np.array([0.5, 0.25]),
+               "ok": np.bool_(True)}
+    record = claim("C1.a", np.bool_(True), "violations 0 of 100000 random configurations",
+                   statement="Angular margin losses bound the compactness loss.",
+                   figures=figures, notebook="01_compactness")
+    assert capsys.readouterr().out == (
+        "CLAIM C1.a SUPPORTED | violations 0 of 100000 random configurations\n")
+    on_disk = json.loads((claims_dir / "C1.a.json").read_text())
+    assert on_disk == {
+        "id": "C1.a",
+        "verdict": "SUPPORTED",
+        "statement": "Angular margin losses bound the compactness loss.",
+        "summary": "violations 0 of 100000 random configurations",
+        "figures": {"violations": 0, "n": 100000, "max_gap": 0.123457,
+                    "per_loss": {"arcface": 0.666667}, "curve": [0.5, 0.25], "ok": True},
+        "notebook": "01_compactness",
+    }
+    assert load_records(claims_dir) == [record]
+    assert record.supported and record in records()
+
+
+def test_not_supported_and_repeated_ids(claims_dir, capsys):
+    claim("C3.x", True, "first", statement="s")
+    second = claim("C3.x", False, "AUC 0.512 vs 0.730", statement="s")
+    last_line = capsys.readouterr().out.splitlines()[-1]
+    assert last_line == "CLAIM C3.x NOT SUPPORTED | AUC 0.512 vs 0.730"
+    assert [r for r in records() if r.id == "C3.x"] == [second]
+    (loaded,) = load_records(claims_dir)
+    assert loaded == second and not loaded.supported and loaded.figures == {}
+
+
+def test_no_file_without_the_environment_variable(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv(claims.CLAIMS_DIR_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    claim("C9.z", False, "n/a", statement="s")
+    assert list(tmp_path.iterdir()) == []
+    assert capsys.readouterr().out == "CLAIM C9.z NOT SUPPORTED | n/a\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "match"),
+    [
+        (("C 1", True, "x"), {}, "claim_id must look like"),
+        (("C1.a/../x", True, "x"), {}, "claim_id must look like"),
+        (("C1.a", 1, "x"), {}, "supported must be a bool"),
+        (("C1.a", True, ""), {}, "summary must be a non-empty string"),
+        (("C1.a", True, "two\nlines"), {}, "summary must be a single line"),
+        (("C1.a", True, "x"), {"statement": None}, "statement must be a non-empty string"),
+        (("C1.a", True, "x"), {"figures": [1, 2]}, "figures must be a dict"),
+        (("C1.a", True, "x"), {"figures": {"auc": float("nan")}},
+         r"figures\['auc'\] is nan"),
+        (("C1.a", True, "x"), {"figures": {"a": {"b": [1.0, np.inf]}}},
+         r"figures\['a'\]\['b'\]\[1\] is inf"),
+        (("C1.a", True, "x"), {"figures": {1: 2.0}}, "non-string key"),
+        (("C1.a", True, "x"), {"figures": {"f": object()}}, "which JSON cannot hold"),
+    ],
+)
+def test_bad_claims_are_rejected(args, kwargs, match, claims_dir):
+    kwargs = {"statement": "s"} | kwargs
+    with pytest.raises(ValueError, match=match):
+        claim(*args, **kwargs)
+    assert not claims_dir.exists()
+
+
+def test_load_records_rejects_foreign_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_records(tmp_path / "missing")
+    (tmp_path / "C1.a.json").write_text('{"id": "C1.a"}')
+    with pytest.raises(ValueError, match="is not a claim record"):
+        load_records(tmp_path)
+    record = dict(id="C1.b", verdict="MAYBE", statement="s", summary="x", figures={},
+                  notebook=None)
+    (tmp_path / "C1.a.json").write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="has verdict 'MAYBE'"):
+        load_records(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("x", "digits", "expected"),
+    [(-0.0001, 3, "0.000"), (-0.0, 2, "0.00"), (-0.0006, 3, "-0.001"), (2 / 3, 3, "0.667"),
+     (np.float32(1.5), 1, "1.5"), (jnp.asarray(0.25), 2, "0.25"), (7, 0, "7"),
+     (123.456, 1, "123.5"), (float("nan"), 3, "nan")],
+)
+def test_fmt(x, digits, expected):
+    assert fmt(x, digits) == expected
+
+
+@given(st.floats(-1e6, 1e6), st.integers(0, 6))
+def test_fmt_rounds_like_round_and_never_prints_negative_zero(x, digits):
+    text = fmt(x, digits)
+    assert float(text) == pytest.approx(round(x, digits), abs=10.0 ** -digits)
+    assert not (text.startswith("-") and float(text) == 0)
+    assert len(text.split(".")[1]) == digits if digits else "." not in text
+
+
+@pytest.mark.parametrize(("x", "digits"), [("0.5", 3), (np.ones(2), 3), (True, 3), (1.0, -1),
+                                           (1.0, 2.0)])
+def test_fmt_bad_input(x, digits):
+    with pytest.raises(ValueError, match="must be"):
+        fmt(x, digits)
