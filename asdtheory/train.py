@@ -142,13 +142,18 @@ def _split(model: nnx.Module, head: nnx.Module):
     return graphdef, nnx.as_pure(params), nnx.as_pure(rest)
 
 
-def _make_step(graphdef, tx: optax.GradientTransformation, *, mixup_alpha: float,
-               num_classes: int):
-    """The pure, jitted training step (params, rest, opt_state, x, y, key) -> new + loss."""
+@functools.lru_cache(maxsize=64)
+def _train_step(graphdef, config: TrainConfig, num_classes: int):
+    """The pure, jitted training step (params, rest, opt_state, x, y, key) -> new + loss.
+
+    Cached per architecture and optimiser settings, so repeated ``fit`` calls on models of
+    the same structure reuse the compiled step.
+    """
+    tx = config.optimizer()
 
     def step(params, rest, opt_state, inputs, labels, key):
-        if mixup_alpha > 0:
-            inputs, labels = mixup(key, inputs, labels, alpha=mixup_alpha,
+        if config.mixup_alpha > 0:
+            inputs, labels = mixup(key, inputs, labels, alpha=config.mixup_alpha,
                                    num_classes=num_classes)
 
         def loss_fn(params, rest):
@@ -236,8 +241,10 @@ def fit(model: nnx.Module, head: nnx.Module, inputs, labels=None, *, config: Tra
     mesh = jax.make_mesh((len(devices),), ("data",), (AxisType.Auto,), devices=devices)
     replicated, sharded = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
     params, rest, opt_state = jax.device_put((params, rest, opt_state), replicated)
-    step = _make_step(graphdef, tx, mixup_alpha=config.mixup_alpha,
-                      num_classes=getattr(head, "num_classes", 1))
+    # Only the fields that change the step are part of the cache key.
+    step_config = TrainConfig(learning_rate=config.learning_rate,
+                              weight_decay=config.weight_decay, mixup_alpha=config.mixup_alpha)
+    step = _train_step(graphdef, step_config, getattr(head, "num_classes", 1))
     n, bs = inputs.shape[0], config.batch_size
     local = _process_slice(bs)
 
@@ -332,21 +339,44 @@ def embedding_callback(name: str, fn: Callable[[np.ndarray], Any], inputs, *,
     return lambda model, head: {name: float(fn(embed(model, inputs, batch_size=batch_size)))}
 
 
-def _tree(model, head, opt_state):
+def _state_tree(model, head):
     _, params, rest = _split(model, head)
-    return {"params": params, "rest": rest, "opt_state": opt_state}
+    return {"params": params, "rest": rest}
+
+
+def _save_tree(arrays: dict, prefix: str, tree) -> None:
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    arrays[f"{prefix}treedef"] = np.array(str(treedef))
+    for i, leaf in enumerate(leaves):
+        arrays[f"{prefix}{i:05d}"] = np.asarray(jax.device_get(leaf))
+
+
+def _load_tree(data, prefix: str, template, path: Path):
+    leaves, treedef = jax.tree_util.tree_flatten(template)
+    if f"{prefix}treedef" not in data or str(data[f"{prefix}treedef"]) != str(treedef):
+        what = "model/head" if prefix == "state_" else "optimiser state"
+        raise ValueError(f"checkpoint {path} does not match this {what} (missing or different "
+                         "tree); build them as when it was saved.")
+    restored = [data[f"{prefix}{i:05d}"] for i in range(len(leaves))]
+    for new, old in zip(restored, leaves, strict=True):
+        if new.shape != np.shape(old):
+            raise ValueError(f"checkpoint {path} has an array of shape {new.shape} where the "
+                             f"model has {np.shape(old)}.")
+    return jax.tree_util.tree_unflatten(treedef, [jnp.asarray(a) for a in restored])
 
 
 def save_checkpoint(path: str | Path, model: nnx.Module, head: nnx.Module, *,
                     opt_state=None, epoch: int = 0, history: Mapping | None = None) -> None:
-    """Writes parameters, head state (centres, scale), optimiser state, epoch and history
-    to one NumPy ``.npz`` file (atomically: a temporary file is renamed)."""
+    """Writes parameters, head state (centres, scale, Deep SVDD centre), optionally the
+    optimiser state, the epoch and the history to one NumPy ``.npz`` file (atomically: a
+    temporary file is renamed)."""
     path = Path(path)
-    leaves, treedef = jax.tree_util.tree_flatten(_tree(model, head, opt_state))
-    arrays = {f"leaf_{i:05d}": np.asarray(jax.device_get(leaf)) for i, leaf in enumerate(leaves)}
+    arrays = {"epoch": np.array(epoch), "history": np.array(json.dumps(dict(history or {})))}
+    _save_tree(arrays, "state_", _state_tree(model, head))
+    if opt_state is not None:
+        _save_tree(arrays, "opt_", opt_state)
     tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, treedef=np.array(str(treedef)), epoch=np.array(epoch),
-             history=np.array(json.dumps(dict(history or {}))), **arrays)
+    np.savez(tmp, **arrays)
     tmp.replace(path)
 
 
@@ -354,25 +384,17 @@ def load_checkpoint(path: str | Path, model: nnx.Module, head: nnx.Module, *,
                     opt_state=None) -> dict:
     """Restores a :func:`save_checkpoint` file into ``model`` and ``head`` (in place).
 
-    ``opt_state`` is a template of the optimiser state (``tx.init(params)``) when the file
-    holds one. Returns ``{"opt_state", "epoch", "history"}``. Raises ValueError when the file
-    was written for a different architecture, head or optimiser.
+    Pass a template of the optimiser state (``tx.init(params)``) as ``opt_state`` to restore
+    that too. Returns ``{"opt_state", "epoch", "history"}`` (``opt_state`` None without a
+    template). Raises ValueError when the file was written for a different architecture,
+    head or optimiser, FileNotFoundError when it does not exist.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist.")
-    template = _tree(model, head, opt_state)
-    leaves, treedef = jax.tree_util.tree_flatten(template)
     with np.load(path) as data:
-        if str(data["treedef"]) != str(treedef):
-            raise ValueError(f"checkpoint {path} does not match this model/head/optimiser "
-                             "(different parameter tree); build them as when it was saved.")
-        restored = [data[f"leaf_{i:05d}"] for i in range(len(leaves))]
+        state = _load_tree(data, "state_", _state_tree(model, head), path)
+        opt = None if opt_state is None else _load_tree(data, "opt_", opt_state, path)
         epoch, history = int(data["epoch"]), History(json.loads(str(data["history"])))
-    for new, old in zip(restored, leaves, strict=True):
-        if new.shape != np.shape(old):
-            raise ValueError(f"checkpoint {path} has an array of shape {new.shape} where the "
-                             f"model has {np.shape(old)}.")
-    tree = jax.tree_util.tree_unflatten(treedef, [jnp.asarray(a) for a in restored])
-    nnx.update((model, head), tree["params"], tree["rest"])
-    return {"opt_state": tree["opt_state"], "epoch": epoch, "history": history}
+    nnx.update((model, head), state["params"], state["rest"])
+    return {"opt_state": opt, "epoch": epoch, "history": history}

@@ -1,0 +1,224 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from asdtheory import losses, models
+
+
+def _x(*shape, seed=0):
+    return jnp.asarray(np.random.default_rng(seed).normal(size=shape), jnp.float32)
+
+
+def _params(module):
+    return nnx.to_pure_dict(nnx.state(module, nnx.Param))
+
+
+def _leaf_names(tree, prefix=()):
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            yield from _leaf_names(v, (*prefix, str(k)))
+    else:
+        yield prefix
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh"])
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_mlp_matches_naive_forward(activation, use_bias):
+    model = models.MLPEmbedder(5, 3, hidden=(7, 4), use_bias=use_bias, activation=activation,
+                               rngs=nnx.Rngs(0))
+    x = _x(6, 5)
+    act = {"relu": lambda v: np.maximum(v, 0), "sigmoid": lambda v: 1 / (1 + np.exp(-v)),
+           "tanh": np.tanh}[activation]
+    h = np.asarray(x, np.float64)
+    layers = _params(model)["layers"]
+    for i in range(3):
+        h = h @ np.asarray(layers[i]["kernel"], np.float64)
+        if use_bias:
+            h = h + np.asarray(layers[i]["bias"], np.float64)
+        if i < 2:
+            h = act(h)
+    np.testing.assert_allclose(model.embed(x), h, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("factory", [
+    lambda b: models.MLPEmbedder(4, 3, use_bias=b, rngs=nnx.Rngs(0)),
+    lambda b: models.CNNEmbedder(12, 3, channels=(4, 8), use_bias=b, rngs=nnx.Rngs(0)),
+    lambda b: models.Autoencoder(4, hidden=(6,), bottleneck=2, use_bias=b, rngs=nnx.Rngs(0)),
+])
+def test_use_bias_switch_removes_every_bias(factory):
+    with_bias = [n[-1] for n in _leaf_names(_params(factory(True)))]
+    without = [n[-1] for n in _leaf_names(_params(factory(False)))]
+    assert "bias" in with_bias
+    assert "bias" not in without
+    assert len(without) == with_bias.count("kernel")
+
+
+def test_bias_free_relu_networks_map_zero_to_zero():
+    # The property Ruff et al. rely on: without biases, phi(0) = 0 (no constant to collapse to).
+    cnn = models.CNNEmbedder(12, 5, channels=(4, 8), use_bias=False, rngs=nnx.Rngs(0))
+    mlp = models.MLPEmbedder(4, 5, use_bias=False, rngs=nnx.Rngs(0))
+    assert np.all(np.asarray(cnn(jnp.zeros((2, 9, 12)))) == 0)
+    assert np.all(np.asarray(mlp(jnp.zeros((2, 4)))) == 0)
+    assert np.any(np.asarray(cnn(_x(2, 9, 12))) != 0)
+
+
+def test_cnn_shapes_and_bad_input():
+    cnn = models.CNNEmbedder(13, 6, channels=(4, 8, 8), rngs=nnx.Rngs(0))
+    for frames in (8, 17):  # any number of frames: time is mean-pooled
+        assert cnn.embed(_x(3, frames, 13)).shape == (3, 6)
+    with pytest.raises(ValueError, match=r"\(B, T, 13\)"):
+        cnn(_x(3, 8, 12))
+    with pytest.raises(ValueError, match="activation"):
+        models.CNNEmbedder(13, 6, activation="gelu", rngs=nnx.Rngs(0))
+
+
+def test_autoencoder_shapes():
+    ae = models.Autoencoder(10, hidden=(8, 6), bottleneck=3, rngs=nnx.Rngs(0))
+    x = _x(4, 10)
+    assert ae(x).shape == (4, 10)
+    assert ae.embed(x).shape == (4, 3)
+    np.testing.assert_allclose(ae(x), ae.decoder(ae.encoder(x)), rtol=1e-6)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 6), st.integers(0, 10))
+def test_mlp_rows_are_independent(n_a, n_b, seed):
+    # Embedding a batch equals embedding its parts: no coupling between examples.
+    model = _MLP
+    a, b = _x(n_a, 4, seed=seed), _x(n_b, 4, seed=seed + 100)
+    np.testing.assert_allclose(model(jnp.concatenate([a, b])),
+                               jnp.concatenate([model(a), model(b)]), rtol=1e-5, atol=1e-6)
+
+
+_MLP = models.MLPEmbedder(4, 3, rngs=nnx.Rngs(0))
+
+_LOSSES = {
+    "normalized-softmax": losses.normalized_softmax,
+    "arcface": losses.arcface,
+    "cosface": losses.cosface,
+    "adacos": losses.adacos,
+    "subcluster-adacos": losses.subcluster_adacos,
+    "adaproj": losses.adaproj,
+}
+
+
+@pytest.mark.parametrize("method", models.ANGULAR_METHODS)
+def test_angular_head_is_the_library_loss(method):
+    m = 3 if method in ("subcluster-adacos", "adaproj") else 1
+    head = models.AngularHead(method, 4, 6, num_subclusters=m, rngs=nnx.Rngs(0))
+    x, y = _x(8, 6), jnp.arange(8) % 4
+    scale0 = float(head.scale[...])
+    centres = np.asarray(head.centres[...])
+    assert centres.shape == ((4, m, 6) if m > 1 else (4, 6))
+    np.testing.assert_allclose(np.linalg.norm(centres, axis=-1), 1.0, rtol=1e-6)
+    got = head(x, y)
+    if head.adaptive_scale:
+        assert scale0 == pytest.approx(losses.adacos_fixed_scale(4, m))
+        scale_fn = {"adacos": losses.adacos_scale, "adaproj": losses.adaproj_scale,
+                    "subcluster-adacos": losses.subcluster_adacos_scale}[method]
+        expected_scale = float(scale_fn(x, centres, y, scale=scale0))
+    else:
+        expected_scale = models.DEFAULT_FIXED_SCALE
+    assert float(head.scale[...]) == pytest.approx(expected_scale, rel=1e-6)
+    np.testing.assert_allclose(got, _LOSSES[method](x, centres, y, scale=expected_scale),
+                               rtol=1e-6)
+    # Without the update the scale stays where it is.
+    head(x, y, update_scale=False)
+    assert float(head.scale[...]) == pytest.approx(expected_scale, rel=1e-6)
+
+
+def test_angular_head_options():
+    fixed = models.AngularHead("arcface", 3, 4, margin=0.2, scale=10.0, rngs=nnx.Rngs(0))
+    x, y = _x(5, 4), jnp.array([0, 1, 2, 0, 1])
+    np.testing.assert_allclose(fixed(x, y), losses.arcface(x, fixed.centres[...], y, scale=10.0,
+                                                            margin=0.2), rtol=1e-6)
+    assert isinstance(fixed.centres, models.Constant)
+    trainable = models.AngularHead("adacos", 3, 4, trainable_centres=True, rngs=nnx.Rngs(0))
+    assert isinstance(trainable.centres, nnx.Param)
+    code = models.AngularHead("subcluster-adacos", 3, 4, num_subclusters=2, variant="code",
+                              rngs=nnx.Rngs(0))
+    s0 = float(code.scale[...])
+    code(x, y)
+    expected = losses.subcluster_adacos_scale(x, code.centres[...], y, scale=s0, variant="code")
+    assert float(code.scale[...]) == pytest.approx(float(expected), rel=1e-6)
+
+
+def test_angular_head_compactness():
+    head = models.AngularHead("subcluster-adacos", 3, 4, num_subclusters=2, rngs=nnx.Rngs(0))
+    x, y = _x(5, 4), jnp.array([0, 1, 2, 0, 1])
+    np.testing.assert_allclose(head.compactness(x, y),
+                               losses.compactness(x, head.centres[...], y), rtol=1e-6)
+    proj = models.AngularHead("adaproj", 3, 4, num_subclusters=2, rngs=nnx.Rngs(0))
+    cos = losses.subspace_cosines(x, proj.centres[...])
+    np.testing.assert_allclose(proj.compactness(x, y), 2 - 2 * cos[jnp.arange(5), y],
+                               rtol=1e-6)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"method": "sphereface"}, "method must be one of"),
+    ({"method": "adacos", "margin": 0.3}, "margin applies"),
+    ({"method": "arcface", "num_subclusters": 2}, "num_subclusters applies"),
+    ({"method": "adaproj", "num_subclusters": 2, "trainable_centres": True}, "fixed random"),
+    ({"method": "subcluster-adacos", "variant": "paper"}, "variant"),
+    ({"method": "arcface", "num_classes": 0}, "num_classes"),
+    ({"method": "adacos", "num_classes": 2}, "N M >= 3"),
+])
+def test_angular_head_rejects_bad_options(kwargs, match):
+    kwargs = {"num_classes": 4, "embed_dim": 3, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        models.AngularHead(kwargs.pop("method"), kwargs.pop("num_classes"),
+                           kwargs.pop("embed_dim"), rngs=nnx.Rngs(0), **kwargs)
+
+
+@pytest.mark.parametrize("trainable", [False, True])
+def test_deep_svdd_head(trainable):
+    head = models.DeepSVDDHead(3, trainable_centre=trainable, eps=0.1)
+    assert head.needs_initial_pass
+    assert isinstance(head.centre, nnx.Param if trainable else models.Constant)
+    z = jnp.array([[1.0, 0.05, -2.0], [3.0, -0.1, -1.0]])
+    head.set_centre(z)
+    assert not head.needs_initial_pass
+    np.testing.assert_allclose(head.centre[...], [2.0, -0.1, -1.5])
+    x = _x(4, 3)
+    np.testing.assert_allclose(head(x), np.sum((np.asarray(x) - [2.0, -0.1, -1.5]) ** 2, -1),
+                               rtol=1e-6)
+    np.testing.assert_allclose(head.compactness(x), head(x))
+    with pytest.raises(ValueError, match="dimension 2"):
+        head.set_centre(jnp.ones((4, 2)))
+
+
+def test_reconstruction_head():
+    head = models.ReconstructionHead()
+    x, r = _x(3, 2, 5), _x(3, 2, 5, seed=1)
+    np.testing.assert_allclose(head(r, None, x),
+                               ((np.asarray(r) - np.asarray(x)) ** 2).reshape(3, -1).mean(1),
+                               rtol=1e-6)
+    with pytest.raises(ValueError, match="same shape"):
+        head(r[:, :1], None, x)
+
+
+def test_make_head():
+    rngs = nnx.Rngs(0)
+    assert isinstance(models.make_head("arcface", embed_dim=3, num_classes=4, rngs=rngs),
+                      models.AngularHead)
+    svdd = models.make_head("deep-svdd", embed_dim=3, rngs=rngs, trainable_centres=True)
+    assert isinstance(svdd.centre, nnx.Param)
+    assert isinstance(models.make_head("autoencoder", embed_dim=3, rngs=rngs),
+                      models.ReconstructionHead)
+    with pytest.raises(ValueError, match="method must be one of"):
+        models.make_head("svm", embed_dim=3, rngs=rngs)
+    with pytest.raises(ValueError, match="no options"):
+        models.make_head("autoencoder", embed_dim=3, rngs=rngs, scale=2.0)
+
+
+def test_centres_depend_on_the_rngs_only():
+    a = models.AngularHead("adacos", 5, 4, rngs=nnx.Rngs(7)).centres[...]
+    b = models.AngularHead("adacos", 5, 4, rngs=nnx.Rngs(7)).centres[...]
+    c = models.AngularHead("adacos", 5, 4, rngs=nnx.Rngs(8)).centres[...]
+    assert np.array_equal(a, b)
+    assert not np.allclose(a, c)
+    assert jax.numpy.isfinite(a).all()

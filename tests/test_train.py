@@ -1,0 +1,227 @@
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from asdtheory import losses, models, train
+
+RNG = np.random.default_rng(0)
+LABELS = RNG.integers(0, 4, 64).astype(np.int32)
+INPUTS = (RNG.normal(size=(64, 8)) + 2.0 * np.eye(4, 8)[LABELS]).astype(np.float32)
+
+
+def _setup(method="subcluster-adacos", seed=0, **head_kw):
+    if method == "autoencoder":
+        model = models.Autoencoder(8, hidden=(16,), bottleneck=3, rngs=nnx.Rngs(seed))
+    else:
+        model = models.MLPEmbedder(8, 6, hidden=(16,), rngs=nnx.Rngs(seed))
+    if method == "subcluster-adacos":
+        head_kw.setdefault("num_subclusters", 2)
+    head = models.make_head(method, embed_dim=6, num_classes=4, rngs=nnx.Rngs(seed + 1),
+                            **head_kw)
+    return model, head
+
+
+def _labels(method):
+    return None if method in ("deep-svdd", "autoencoder") else LABELS
+
+
+def _param_leaves(*modules):
+    return jax.tree_util.tree_leaves(nnx.state(modules, nnx.Param))
+
+
+@pytest.mark.parametrize("method", ["subcluster-adacos", "arcface", "deep-svdd", "autoencoder"])
+def test_tiny_training_lowers_the_loss(method):
+    model, head = _setup(method)
+    history = train.fit(model, head, INPUTS, _labels(method), config=train.TrainConfig.tiny(),
+                        key=jax.random.key(0))
+    assert list(history) == ["loss"]
+    assert len(history["loss"]) == 3
+    assert history["loss"][-1] < 0.8 * history["loss"][0]
+
+
+def test_same_key_gives_bit_identical_parameters_and_other_keys_do_not():
+    config = train.TrainConfig.tiny(mixup_alpha=0.4)
+    runs = []
+    for key in (0, 0, 1):
+        model, head = _setup()
+        train.fit(model, head, INPUTS, LABELS, config=config, key=jax.random.key(key))
+        runs.append([np.asarray(leaf) for leaf in _param_leaves(model, head)]
+                    + [np.asarray(head.scale[...])])
+    assert all(np.array_equal(a, b) for a, b in zip(runs[0], runs[1], strict=True))
+    assert not all(np.array_equal(a, b) for a, b in zip(runs[0], runs[2], strict=True))
+
+
+def test_one_step_matches_a_naive_adam_step():
+    # One full-batch step: parameters equal optax Adam applied to the gradient of the
+    # library loss, computed without the training loop.
+    model, head = _setup("adacos", trainable_centres=True)
+    config = train.TrainConfig(epochs=1, batch_size=64, learning_rate=0.05, progress=False)
+    params0 = nnx.state((model, head), nnx.Param)
+    graphdef = nnx.graphdef((model, head))
+    s0 = float(head.scale[...])
+
+    def loss_fn(params):
+        m, h = nnx.merge(graphdef, params, nnx.state((model, head), nnx.Not(nnx.Param)))
+        z = m(INPUTS)
+        scale = losses.adacos_scale(z, h.centres[...], LABELS, scale=s0)
+        return jnp.mean(losses.adacos(z, h.centres[...], LABELS, scale=scale)), scale
+
+    (loss, scale), grads = jax.value_and_grad(loss_fn, has_aux=True)(params0)
+    tx = config.optimizer()
+    updates, _ = tx.update(grads, tx.init(params0), params0)
+    expected = jax.tree_util.tree_leaves(optax.apply_updates(params0, updates))
+    history = train.fit(model, head, INPUTS, LABELS, config=config, key=jax.random.key(0))
+    assert history["loss"][0] == pytest.approx(float(loss), rel=1e-5)
+    assert float(head.scale[...]) == pytest.approx(float(scale), rel=1e-5)
+    for got, want in zip(_param_leaves(model, head), expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_callbacks_record_per_epoch_metrics():
+    model, head = _setup()
+    calls = []
+
+    def spy(m, h):
+        calls.append(1)
+        return {"spy": len(calls)}
+
+    history = train.fit(model, head, INPUTS, LABELS, config=train.TrainConfig.tiny(),
+                        key=jax.random.key(0),
+                        callbacks=[train.compactness_callback(INPUTS, LABELS),
+                                   train.scale_callback(), spy,
+                                   train.embedding_callback("norm", lambda z: np.abs(z).max(),
+                                                            INPUTS)])
+    assert set(history) == {"loss", "compactness", "scale", "spy", "norm"}
+    assert history["spy"] == [1.0, 2.0, 3.0]
+    z = train.embed(model, INPUTS)
+    assert history["compactness"][-1] == pytest.approx(
+        float(jnp.mean(losses.compactness(z, head.centres[...], LABELS))), rel=1e-5)
+    assert history["scale"][-1] == pytest.approx(float(head.scale[...]))
+    assert history["norm"][-1] == pytest.approx(float(np.abs(z).max()), rel=1e-6)
+
+
+@pytest.mark.parametrize("trainable", [False, True])
+def test_deep_svdd_centre_from_initial_pass(trainable):
+    model, head = _setup("deep-svdd", trainable_centres=trainable)
+    initial = losses.deep_svdd_centre(train.embed(model, INPUTS), eps=0.1)
+    train.fit(model, head, INPUTS, config=train.TrainConfig.tiny(), key=jax.random.key(0))
+    centre = np.asarray(head.centre[...])
+    if trainable:
+        assert not np.allclose(centre, initial)  # moved by gradient descent
+    else:
+        np.testing.assert_array_equal(centre, initial)
+
+
+def test_embed_and_reconstruct_do_not_depend_on_the_batch_size():
+    model, _ = _setup("autoencoder")
+    np.testing.assert_allclose(train.embed(model, INPUTS, batch_size=5),
+                               model.embed(INPUTS), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(train.reconstruct(model, INPUTS, batch_size=64),
+                               model(INPUTS), rtol=1e-5, atol=1e-6)
+
+
+def test_mixup_mixes_inputs_and_labels_with_the_same_weights():
+    labels = jnp.array([0, 1, 2, 3, 1, 0])
+    onehot = jax.nn.one_hot(labels, 4)
+    x, y = train.mixup(jax.random.key(3), onehot, labels, alpha=0.5, num_classes=4)
+    np.testing.assert_allclose(x, y, atol=1e-6)  # inputs = one-hot labels, mixed alike
+    np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-6)
+    assert np.all(np.asarray(y) >= 0)
+    assert not np.allclose(y, onehot)
+
+
+def test_checkpoint_round_trip_and_resume(tmp_path):
+    config = train.TrainConfig.tiny(epochs=4)
+    model, head = _setup()
+    straight = train.fit(model, head, INPUTS, LABELS, config=config, key=jax.random.key(0))
+    expected = train.embed(model, INPUTS)
+
+    path = tmp_path / "ckpt.npz"
+    m2, h2 = _setup()
+    train.fit(m2, h2, INPUTS, LABELS, config=train.TrainConfig.tiny(epochs=2),
+              key=jax.random.key(0), checkpoint=path)
+    m3, h3 = _setup(seed=5)  # other initial values: everything must come from the file
+    resumed = train.fit(m3, h3, INPUTS, LABELS, config=config, key=jax.random.key(0),
+                        checkpoint=path)
+    np.testing.assert_array_equal(train.embed(m3, INPUTS), expected)
+    assert resumed["loss"] == straight["loss"]
+    assert float(h3.scale[...]) == float(head.scale[...])
+
+    m4, h4 = _setup(seed=9)
+    state = train.load_checkpoint(path, m4, h4)
+    assert state["epoch"] == 4
+    np.testing.assert_array_equal(train.embed(m4, INPUTS), expected)
+    np.testing.assert_array_equal(h4.centres[...], head.centres[...])
+
+    other, other_head = _setup("adacos")
+    with pytest.raises(ValueError, match="has an array of shape"):
+        train.load_checkpoint(path, other, other_head)
+    with pytest.raises(FileNotFoundError):
+        train.load_checkpoint(tmp_path / "missing.npz", m4, h4)
+
+
+@pytest.mark.parametrize(("method", "config", "labels", "match"), [
+    ("arcface", train.TrainConfig.tiny(mixup_alpha=0.2), LABELS, "mixup"),
+    ("adacos", train.TrainConfig.tiny(batch_size=65), LABELS, "exceeds the 64"),
+    ("adacos", train.TrainConfig.tiny(), LABELS + 1, r"\[0, 3\]"),
+    ("adacos", train.TrainConfig.tiny(), LABELS[:10], r"shape \(64,\)"),
+    ("adacos", train.TrainConfig.tiny(), None, "needs integer class labels"),
+])
+def test_bad_training_setups_fail_before_training(method, config, labels, match):
+    model, head = _setup(method)
+    before = [np.asarray(leaf) for leaf in _param_leaves(model, head)]
+    with pytest.raises(ValueError, match=match):
+        train.fit(model, head, INPUTS, labels, config=config, key=jax.random.key(0))
+    assert all(np.array_equal(a, b)
+               for a, b in zip(before, _param_leaves(model, head), strict=True))
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"epochs": 0}, "epochs"), ({"batch_size": 2.5}, "batch_size"),
+    ({"learning_rate": -1.0}, "learning_rate"), ({"mixup_alpha": float("nan")}, "mixup_alpha"),
+])
+def test_train_config_validation(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        train.TrainConfig(**kwargs)
+
+
+_PARALLEL = textwrap.dedent("""
+    import json, jax, numpy as np
+    from flax import nnx
+    from asdtheory import models, train
+    assert jax.device_count() == 2, jax.devices()
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 64).astype(np.int32)
+    x = rng.normal(size=(64, 3, 8)).astype(np.float32)
+    out = {}
+    for name, devices in (("one", jax.devices()[:1]), ("two", jax.devices())):
+        model = models.CNNEmbedder(8, 6, channels=(4, 4), rngs=nnx.Rngs(0))
+        head = models.make_head("subcluster-adacos", embed_dim=6, num_classes=4,
+                                num_subclusters=2, rngs=nnx.Rngs(1))
+        config = train.TrainConfig.tiny(epochs=2, batch_size=16, mixup_alpha=0.3)
+        train.fit(model, head, x, y, config=config, key=jax.random.key(0), devices=devices)
+        leaves = jax.tree_util.tree_leaves(nnx.state((model, head)))
+        out[name] = [np.asarray(leaf).ravel().tolist() for leaf in leaves]
+    print(json.dumps(out))
+""")
+
+
+def test_data_parallel_step_matches_single_device():
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+           "JAX_PLATFORMS": "cpu"}
+    result = subprocess.run([sys.executable, "-c", _PARALLEL], env=env, capture_output=True,
+                            text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert len(out["one"]) == len(out["two"]) > 4
+    for one, two in zip(out["one"], out["two"], strict=True):
+        np.testing.assert_allclose(two, one, rtol=1e-5, atol=1e-5)
