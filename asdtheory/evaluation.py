@@ -477,8 +477,9 @@ def confidence_interval(*, machine, section, domain, is_anomaly, scores,
     clips = _clips(machine, section, domain, is_anomaly, scores, rules)
     estimate = official_score(_table(clips, rules=rules, max_fpr=max_fpr))
     if method == "bootstrap":
-        if key is None:
-            raise ValueError("key: the bootstrap needs a PRNG key, e.g. jax.random.key(0).")
+        if not isinstance(key, jax.Array):
+            raise ValueError(f"key: the bootstrap needs a JAX PRNG key, e.g. "
+                             f"jax.random.key(0); got {key!r}.")
         n_resamples = 1000 if n_resamples is None else n_resamples
         if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) \
                 or n_resamples < 2:

@@ -13,6 +13,7 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score
 
 from asdtheory import evaluation as ev
+from asdtheory.data.dcase import valve_mini_protocol
 
 EPS = sys.float_info.epsilon
 
@@ -321,7 +322,8 @@ def test_bootstrap_keeps_every_stratum_so_scores_stay_defined():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        (dict(method="bootstrap"), "key: the bootstrap needs a PRNG key"),
+        (dict(method="bootstrap"), "key: the bootstrap needs a JAX PRNG key"),
+        (dict(method="bootstrap", key=0), "key: the bootstrap needs a JAX PRNG key"),
         (dict(method="bootstrap", key=jax.random.key(0), n_resamples=1), "n_resamples must"),
         (dict(method="jackknife", key=jax.random.key(0)), "the jackknife is deterministic"),
         (dict(method="jackknife", rules="2021"), "fewer than 2 source anomalous clips"),
@@ -332,3 +334,20 @@ def test_bootstrap_keeps_every_stratum_so_scores_stay_defined():
 def test_confidence_interval_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ev.confidence_interval(**HAND, **kwargs)
+
+
+def test_valve_mini_protocol_table_counts(shared_data):
+    # The real clip names through the data index: counts of the DESIGN.md "valve mini"
+    # protocol (AUC_source on 20 source normals + all 100 anomalies, likewise target).
+    test = valve_mini_protocol(shared_data).test
+    scores = np.array([c.index for c in test], dtype=float)
+    (row,) = ev.dcase_table(machine=[c.machine for c in test], section=[c.section for c in test],
+                            domain=[c.domain for c in test],
+                            is_anomaly=[c.is_anomaly for c in test], scores=scores)
+    assert (row.machine, row.section) == ("valve", "00")
+    assert (row.n_source_normal, row.n_target_normal) == (20, 20)
+    assert (row.n_source_anomaly, row.n_target_anomaly) == (50, 50)
+    y = np.array([c.is_anomaly for c in test])
+    source = np.array([c.domain == "source" for c in test])
+    mask = source | y
+    assert row.auc_source == pytest.approx(naive_auc(y[mask], scores[mask]), abs=1e-12)
