@@ -305,7 +305,8 @@ def dcase_table(*, machine, section, domain, is_anomaly, scores, max_fpr: float 
       machine: machine type of each clip, (n,) strings, or one string for all clips.
       section: section of each clip, (n,) strings or ints (ints print as two digits), or one
         value for all clips.
-      domain: ``"source"`` or ``"target"`` per clip, or one value for all clips.
+      domain: ``"source"`` or ``"target"`` per clip, or one value for all clips (for 2020
+        data, which has no domains, pass ``"source"``; only the counts use it then).
       is_anomaly: (n,) 0/1 ground truth.
       scores: (n,) anomaly scores, higher = more anomalous.
       max_fpr: the pAUC range p (DCASE: 0.1).
@@ -457,7 +458,10 @@ def confidence_interval(*, machine, section, domain, is_anomaly, scores,
 
     ``method="bootstrap"`` (needs ``key``; ``n_resamples`` defaults to 1000): stratified
     bootstrap -- clips are drawn with replacement within each (machine, section, domain,
-    label) group -- and the percentile interval of the resampled official scores.
+    label) group -- and the percentile interval of the resampled official scores. Each
+    resample re-runs scikit-learn's ROC code 4 times per section (5 under the 2021 rules), so
+    the jackknife (n leave-one-out recomputations of one section each) is the cheaper choice
+    for large tables.
 
     ``method="jackknife"`` (no key, the n leave-one-out scores): the delete-one jackknife of
     the official score, as in the official DCASE 2022/2023 evaluators after Mesaros et al.,
