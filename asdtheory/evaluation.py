@@ -459,9 +459,9 @@ def confidence_interval(*, machine, section, domain, is_anomaly, scores,
     ``method="bootstrap"`` (needs ``key``; ``n_resamples`` defaults to 1000): stratified
     bootstrap -- clips are drawn with replacement within each (machine, section, domain,
     label) group -- and the percentile interval of the resampled official scores. Each
-    resample re-runs scikit-learn's ROC code 4 times per section (5 under the 2021 rules), so
-    the jackknife (n leave-one-out recomputations of one section each) is the cheaper choice
-    for large tables.
+    resample re-runs scikit-learn's ROC code for every section (4 times under the 2022-2024
+    rules), so the jackknife (n leave-one-out recomputations of one section each) is the
+    cheaper choice when n is below n_resamples times the number of sections.
 
     ``method="jackknife"`` (no key, the n leave-one-out scores): the delete-one jackknife of
     the official score, as in the official DCASE 2022/2023 evaluators after Mesaros et al.,
