@@ -145,7 +145,8 @@ def _check_both_classes(y: np.ndarray, name: str, where: str = "") -> None:
 
 
 def _check_max_fpr(max_fpr) -> float:
-    if isinstance(max_fpr, bool) or np.ndim(max_fpr) != 0:
+    if isinstance(max_fpr, bool) or not isinstance(max_fpr, (int, float, np.integer,
+                                                              np.floating)):
         raise ValueError(f"max_fpr must be a real scalar in (0, 1], got {max_fpr!r}.")
     value = float(max_fpr)
     if not 0.0 < value <= 1.0:

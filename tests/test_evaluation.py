@@ -130,6 +130,7 @@ def test_auc_invariances(problem):
         ([0, 1], [0.1, 0.2], {"max_fpr": 0.0}, "max_fpr must lie in"),
         ([0, 1], [0.1, 0.2], {"max_fpr": 1.5}, "max_fpr must lie in"),
         ([0, 1], [0.1, 0.2], {"max_fpr": [0.1]}, "max_fpr must be a real scalar"),
+        ([0, 1], [0.1, 0.2], {"max_fpr": "0.1"}, "max_fpr must be a real scalar"),
     ],
 )
 def test_bad_input_names_the_argument(y, s, kwargs, match):
