@@ -1,0 +1,205 @@
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from asdtheory import bounds, losses
+from asdtheory.geometry import simplex_centres
+
+EPS32 = float(np.finfo(np.float32).eps)
+
+
+def _antipodal_configuration(compactness, num_classes, dim=5):
+    """x~ at compactness c from c_0 = e_0; every non-target centre at -x~ (the tight case)."""
+    cos = 1.0 - compactness / 2.0
+    x = jnp.zeros(dim).at[0].set(cos).at[1].set(math.sqrt(max(0.0, 1.0 - cos * cos)))
+    centres = jnp.concatenate([jnp.eye(dim)[:1], jnp.tile(-x[None], (num_classes - 1, 1))])
+    return x[None], centres, jnp.array([0])
+
+
+@pytest.mark.parametrize(
+    ("name", "loss_fn", "target_logit"),
+    [
+        ("normalized_softmax", lambda x, c, y, m: losses.normalized_softmax(x, c, y, scale=6.0),
+         "cosine"),
+        ("cosface", lambda x, c, y, m: losses.cosface(x, c, y, scale=6.0, margin=m), "cosface"),
+        ("arcface", lambda x, c, y, m: losses.arcface(x, c, y, scale=6.0, margin=m), "arcface"),
+    ],
+)
+@pytest.mark.parametrize("compactness", [0.05, 1.0, 2.5, 3.9])
+def test_loss_lower_bound_is_attained_with_antipodal_centres(name, loss_fn, target_logit,
+                                                             compactness):
+    # With all non-target centres at -x~ every non-target cosine is -1: L equals the bound.
+    x, centres, y = _antipodal_configuration(compactness, num_classes=5)
+    margin = 0.3
+    loss = float(loss_fn(x, centres, y, margin)[0])
+    c = float(losses.compactness(x, centres, y)[0])
+    bound = float(bounds.loss_lower_bound(c, num_classes=5, scale=6.0, margin=margin,
+                                          target_logit=target_logit))
+    assert c == pytest.approx(compactness, abs=1e-5)
+    assert loss == pytest.approx(bound, rel=1e-4, abs=1e-6), name
+
+
+@settings(max_examples=60, deadline=None)
+@given(c=st.floats(0.02, 3.98), n=st.integers(2, 64), s=st.floats(1.0, 12.0),
+       m=st.floats(0.0, 0.8), target_logit=st.sampled_from(["cosine", "cosface", "arcface"]))
+def test_compactness_bound_inverts_loss_lower_bound(c, n, s, m, target_logit):
+    loss = bounds.loss_lower_bound(c, num_classes=n, scale=s, margin=m, target_logit=target_logit)
+    g = float(bounds.compactness_bound(loss, num_classes=n, scale=s, margin=m,
+                                       target_logit=target_logit))
+    # Only a loss level reachable by some compactness inverts back to it; the ArcFace
+    # fallback jump leaves values of L that no angle produces, and g of those is the jump.
+    if target_logit == "cosface" and 1.0 - c / 2.0 - m < -1.0:
+        return  # f = cos - m can go below -1: cosine bound is then 4 (no information)
+    assert g == pytest.approx(c, abs=2e-3)
+
+
+def test_compactness_bound_matches_closed_form_without_margin():
+    loss = jnp.array([1e-6, 0.01, 0.5, 2.0, 30.0])
+    n, s = 10, 8.0
+    expected = np.clip(4.0 - 2.0 / s * np.log((n - 1) / np.expm1(np.asarray(loss, np.float64))),
+                       0.0, 4.0)
+    got = bounds.compactness_bound(loss, num_classes=n, scale=s)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_compactness_bound_is_increasing_in_the_loss():
+    loss = jnp.linspace(1e-4, 20.0, 2001)
+    for target_logit in ("cosine", "cosface", "arcface"):
+        g = np.asarray(bounds.compactness_bound(loss, num_classes=7, scale=5.0, margin=0.5,
+                                                target_logit=target_logit))
+        assert np.all(np.diff(g) >= -1e-6), target_logit
+        assert g[0] < 0.5 and g[-1] == pytest.approx(4.0), target_logit
+
+
+def test_log_expm1_matches_float64_reference():
+    x = jnp.array([1e-30, 1e-8, 1e-3, 0.5, 1.0, 1.5, 10.0, 80.0, 200.0], jnp.float32)
+    ref = np.log(np.expm1(np.asarray(x, np.float64)))
+    ref[-1] = 200.0  # log(e^200 - 1) = 200 to float64 precision (expm1 overflows)
+    np.testing.assert_allclose(bounds._log_expm1(x), ref, rtol=1e-6)
+
+
+def test_simplex_bound_is_tight_for_two_classes_and_at_the_centre():
+    s = 5.0
+    for n, compactness in ((2, 0.7), (2, 3.1), (6, 0.0)):
+        centres = simplex_centres(n, 6)
+        y = jnp.array([1])
+        # x~ in the plane of c_1 and a unit vector orthogonal to every centre (e_5, as n <= 6).
+        cos = 1.0 - compactness / 2.0
+        x = cos * centres[1] + math.sqrt(1.0 - cos * cos) * jnp.eye(6)[5]
+        loss = float(losses.normalized_softmax(x[None], centres, y, scale=s)[0])
+        ell = float(bounds.simplex_loss_lower_bound(compactness, num_classes=n, scale=s))
+        g = float(bounds.simplex_compactness_bound(loss, num_classes=n, scale=s))
+        assert loss == pytest.approx(ell, rel=1e-5, abs=4 * EPS32 * s), (n, compactness)
+        assert g == pytest.approx(compactness, abs=1e-4), (n, compactness)
+
+
+def test_bounds_hold_against_the_loss_implementations_on_random_configurations():
+    def evaluate(cfg):
+        def one(x, c, y, s, m):
+            centre = c[:, 0]
+            return {
+                "arcface": losses.arcface(x, centre, y, scale=s, margin=m)[0],
+                "cosface": losses.cosface(x, centre, y, scale=s, margin=m)[0],
+                "subcluster_adacos": losses.subcluster_adacos(x, c, y, scale=s)[0],
+                "compactness": losses.compactness(x, centre, y)[0],
+                "sub_compactness": losses.compactness(x, c, y)[0],
+            }
+        return jax.vmap(one)(cfg.embeddings, cfg.centres, cfg.labels, cfg.scale, cfg.margin) | {
+            "scale": cfg.scale, "margin": cfg.margin}
+
+    out = bounds.map_configurations(evaluate, jax.random.key(0), 600, chunk_size=300,
+                                    num_classes=5, max_dim=16, num_subcentres=2)
+    tol = 16 * EPS32 * out["scale"]
+    for name, target_logit, comp in (("arcface", "arcface", "compactness"),
+                                     ("cosface", "cosface", "compactness"),
+                                     ("subcluster_adacos", "cosine", "sub_compactness")):
+        ell = bounds.loss_lower_bound(out[comp], num_classes=5, scale=out["scale"],
+                                      margin=out["margin"], target_logit=target_logit)
+        assert np.all(out[name] >= np.asarray(ell) - tol), name
+        # The configurations reach the bound's neighbourhood, so the check is not vacuous.
+        assert np.min(out[name] - np.asarray(ell)) < 1e-3, name
+    assert out["compactness"].min() < 0.05 and out["compactness"].max() > 3.9
+
+
+def test_random_configurations_structure():
+    sample = jax.jit(lambda k: bounds.random_configurations(
+        k, 50, num_classes=4, max_dim=12, num_subcentres=3, scale_range=(2.0, 8.0),
+        margin_range=(0.1, 0.2)))
+    key = jax.random.key(3)
+    cfg = sample(key)
+    assert cfg.embeddings.shape == (50, 1, 12) and cfg.centres.shape == (50, 4, 3, 12)
+    np.testing.assert_allclose(jnp.linalg.norm(cfg.embeddings, axis=-1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(jnp.linalg.norm(cfg.centres, axis=-1), 1.0, atol=1e-5)
+    dim = np.asarray(cfg.dim)
+    padded = np.arange(12)[None, :] >= dim[:, None]
+    assert np.all(np.asarray(cfg.embeddings)[:, 0][padded] == 0.0)
+    assert np.all(np.asarray(cfg.centres).transpose(0, 3, 1, 2)[padded] == 0.0)
+    assert dim.min() >= 2 and dim.max() <= 12
+    assert np.all((cfg.scale >= 2.0) & (cfg.scale <= 8.0))
+    assert np.all((cfg.margin >= 0.1) & (cfg.margin <= 0.2))
+    assert np.all((cfg.labels >= 0) & (cfg.labels < 4))
+    np.testing.assert_array_equal(cfg.centres, sample(key).centres)
+
+
+def test_random_simplex_configurations_use_the_simplex():
+    cfg = jax.jit(lambda k: bounds.random_configurations(k, 20, num_classes=6, max_dim=10,
+                                                         centres="simplex"))(jax.random.key(1))
+    assert np.all(np.asarray(cfg.dim) >= 5)
+    np.testing.assert_allclose(jnp.sum(cfg.centres, axis=1), 0.0, atol=1e-5)
+    np.testing.assert_allclose(jnp.linalg.norm(cfg.embeddings, axis=-1), 1.0, atol=1e-5)
+
+
+def test_constant_embedding_mean_loss_is_at_least_the_prior_entropy():
+    # 200 random cases at once: class prior, constant embedding, centres, scale.
+    n, batch, cases = 5, 40, 200
+    rng = np.random.default_rng(0)
+    prior = rng.dirichlet(np.full(n, 0.5), size=cases)
+    labels = jnp.asarray(np.stack([rng.choice(n, size=batch, p=p) for p in prior]))
+    x = jnp.asarray(rng.normal(size=(cases, 1, 6)), jnp.float32) * jnp.ones((1, batch, 1))
+    centres = jnp.asarray(rng.normal(size=(cases, n, 6)), jnp.float32)
+    scale = jnp.asarray(rng.uniform(1.0, 30.0, size=cases), jnp.float32)
+    empirical = [np.bincount(np.asarray(row), minlength=n) for row in labels]
+    entropy = np.array([bounds.constant_embedding_bound(counts) for counts in empirical])
+    for loss_fn in (lambda x, c, y, s: losses.normalized_softmax(x, c, y, scale=s),
+                    lambda x, c, y, s: losses.arcface(x, c, y, scale=s, margin=0.5),
+                    lambda x, c, y, s: losses.subcluster_adacos(x, c[:, None], y, scale=s)):
+        mean_loss = jax.vmap(lambda *a, f=loss_fn: jnp.mean(f(*a)))(x, centres, labels, scale)
+        assert np.all(np.asarray(mean_loss) >= entropy - 1e-5)
+    # The bound is attained when q = prior: balanced classes and s -> 0 give q uniform.
+    balanced = jnp.arange(batch) % n
+    tiny_scale = losses.normalized_softmax(x[0], centres[0], balanced, scale=1e-6)
+    assert float(jnp.mean(tiny_scale)) == pytest.approx(math.log(n), abs=1e-5)
+
+
+def test_constant_embedding_bound_values():
+    assert bounds.constant_embedding_bound(np.ones(7)) == pytest.approx(math.log(7))
+    assert bounds.constant_embedding_bound([3, 0, 1]) == pytest.approx(
+        -(0.75 * math.log(0.75) + 0.25 * math.log(0.25)))
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: bounds.compactness_bound(0.5, num_classes=1, scale=2.0), "num_classes"),
+        (lambda: bounds.compactness_bound(0.5, num_classes=3, scale=0.0), "scale"),
+        (lambda: bounds.compactness_bound(0.5, num_classes=3, scale=2.0, margin=-0.1), "margin"),
+        (lambda: bounds.compactness_bound(0.5, num_classes=3, scale=2.0, target_logit="sphere"),
+         "target_logit"),
+        (lambda: bounds.loss_lower_bound(jnp.nan, num_classes=3, scale=2.0), "compactness"),
+        (lambda: bounds.constant_embedding_bound([0.0, 0.0]), "class_prior"),
+        (lambda: bounds.random_configurations(jax.random.key(0), 4, num_classes=40, max_dim=8,
+                                              centres="simplex"), "max_dim"),
+        (lambda: bounds.random_configurations(jax.random.key(0), 4, num_classes=3,
+                                              scale_range=(5.0, 1.0)), "scale_range"),
+        (lambda: bounds.map_configurations(lambda c: {}, jax.random.key(0), 10, chunk_size=3,
+                                           num_classes=2), "multiple"),
+    ],
+)
+def test_bad_input_raises(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
