@@ -1,0 +1,115 @@
+"""Synthetic sphere mixtures and machine sounds: structure, SNR, anomaly types, determinism."""
+
+import jax
+import numpy as np
+import pytest
+
+from asdtheory.audio import log_mel
+from asdtheory.data import synthetic
+
+
+def test_sphere_mixture_structure_and_concentration():
+    x, y, centres = synthetic.sphere_mixture(jax.random.key(0), num_classes=5, dim=16,
+                                             samples_per_class=400, concentration=200.0)
+    x, y, centres = map(np.asarray, (x, y, centres))
+    assert x.shape == (2000, 16) and centres.shape == (5, 16)
+    np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(y, np.repeat(np.arange(5), 400))
+    cos_own = np.sum(x * centres[y], axis=1)
+    # von Mises-Fisher with large kappa: E[cos] ~ 1 - (D - 1) / (2 kappa) = 0.9625.
+    assert abs(cos_own.mean() - (1 - 15 / 400)) < 0.005
+    assert np.all(np.argmax(x @ centres.T, axis=1) == y)
+    x2, _, _ = synthetic.sphere_mixture(jax.random.key(0), num_classes=5, dim=16,
+                                        samples_per_class=400, concentration=200.0)
+    np.testing.assert_array_equal(x, np.asarray(x2))
+    with pytest.raises(ValueError, match="concentration must be >="):
+        synthetic.sphere_mixture(jax.random.key(0), num_classes=2, dim=3, samples_per_class=2,
+                                 concentration=0.0)
+
+
+SMALL = dict(num_machines=2, num_attributes=3, clips_per_class=6, anomaly_fraction=0.5,
+             chunk_size=7)
+
+
+@pytest.fixture(scope="module")
+def clean():
+    return synthetic.machine_sounds(jax.random.key(3), **SMALL)
+
+
+def test_machine_sounds_layout_and_determinism(clean):
+    assert clean.waveforms.shape == (36, 16000) and clean.waveforms.dtype == np.float32
+    np.testing.assert_array_equal(clean.machine, np.repeat([0, 1], 18))
+    np.testing.assert_array_equal(clean.attribute, np.tile(np.repeat([0, 1, 2], 6), 2))
+    np.testing.assert_array_equal(clean.label, np.repeat(np.arange(6), 6))
+    # round(0.5 * 6) = 3 anomalous clips per class, the last three, types in the given order.
+    np.testing.assert_array_equal(clean.anomaly_type, np.tile([0, 0, 0, 1, 2, 3], 6))
+    np.testing.assert_array_equal(clean.is_anomaly, clean.anomaly_type > 0)
+    again = synthetic.machine_sounds(jax.random.key(3), **{**SMALL, "chunk_size": 1024})
+    np.testing.assert_array_equal(clean.waveforms, again.waveforms)
+    other = synthetic.machine_sounds(jax.random.key(4), **SMALL)
+    assert not np.allclose(clean.waveforms, other.waveforms)
+
+
+def test_normal_clips_have_the_target_level_and_class_specific_spectra(clean):
+    normal = clean.waveforms[~clean.is_anomaly]
+    rms = np.sqrt(np.mean(normal**2, axis=1))
+    np.testing.assert_allclose(rms, 0.05, rtol=0.1)
+    labels = clean.label[~clean.is_anomaly]
+    # Normal clips share their machine's signature: the nearest other clip in mean log-mel
+    # space belongs to the same machine.
+    feats = np.asarray(log_mel(normal, n_mels=64)).mean(axis=-1)
+    dist = np.linalg.norm(feats[:, None] - feats[None], axis=-1) + np.diag(np.full(len(feats),
+                                                                                   np.inf))
+    nearest = np.argmin(dist, axis=1)
+    np.testing.assert_array_equal(labels[nearest] // 3, labels // 3)
+
+
+def test_anomaly_types_change_the_signal_as_documented(clean):
+    silent = synthetic.machine_sounds(jax.random.key(3), **SMALL, anomaly_strength=0.0)
+    normal = clean.anomaly_type == 0
+    np.testing.assert_array_equal(silent.waveforms[normal], clean.waveforms[normal])
+    for i in np.flatnonzero(~normal):
+        base, diff = silent.waveforms[i], clean.waveforms[i] - silent.waveforms[i]
+        assert np.sqrt(np.mean(diff**2)) > 1e-3
+        kind = synthetic.ANOMALY_TYPES[clean.anomaly_type[i]]
+        if kind == "clicks":
+            # 4 clicks per second, each 4 ms (64 samples): sparse in time.
+            assert np.count_nonzero(np.abs(diff) > 1e-6) <= 4 * 64
+            continue
+        spec_base = np.abs(np.fft.rfft(base))
+        peak = np.argmax(np.abs(np.fft.rfft(diff)))
+        near = spec_base[max(peak - 3, 0) : peak + 4].max() / spec_base.max()
+        if kind == "harmonic":  # an existing harmonic grows
+            assert near > 0.05
+        else:  # "line": a new component between harmonics
+            assert near < 0.02
+
+
+@pytest.mark.parametrize("noise", ["synthetic", "real"])
+def test_noise_is_mixed_at_the_requested_snr(clean, shared_data, noise):
+    from asdtheory.audio import load_noise
+
+    source = load_noise("running_tap", shared_data) if noise == "real" else noise
+    noisy = synthetic.machine_sounds(jax.random.key(3), **SMALL, snr_db=-5.0, noise=source)
+    added = noisy.waveforms - clean.waveforms
+    snr = 10 * np.log10(np.mean(clean.waveforms**2, axis=1) / np.mean(added**2, axis=1))
+    np.testing.assert_allclose(snr, -5.0, atol=0.01)
+    # Each clip gets its own stretch of noise.
+    unit = added / np.linalg.norm(added, axis=1, keepdims=True)
+    assert np.abs(unit @ unit.T - np.eye(len(unit))).max() < 0.5
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(anomaly_types=("hum",)), r"anomaly_types must be a non-empty tuple of \('harmonic'"),
+        (dict(noise="white", snr_db=0.0), "noise must be 'synthetic' or a 1-D waveform"),
+        (dict(noise=np.zeros((2, 100)), snr_db=0.0), r"non-silent 1-D waveform, got shape \(2, "),
+        (dict(anomaly_fraction=1.5), "anomaly_fraction must be <= 1.0"),
+        (dict(sample_rate=4000), "sample_rate must be >= 8000"),
+    ],
+)
+def test_machine_sounds_input_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        synthetic.machine_sounds(jax.random.key(0), num_machines=1, num_attributes=1,
+                                 clips_per_class=1, **kwargs)
