@@ -15,7 +15,7 @@ from asdtheory import __version__
 
 # Modules that provide ``register(subparsers)``; each adds one subcommand whose parser sets
 # ``func(args) -> int``.
-SUBCOMMAND_MODULES: list[str] = ["asdtheory.verify"]
+SUBCOMMAND_MODULES: list[str] = ["asdtheory.verify", "asdtheory.data.commands"]
 
 
 def build_parser() -> argparse.ArgumentParser:
