@@ -59,7 +59,7 @@ def test_log_mel_matches_librosa_on_real_clips(clips, params):
     _assert_close_in_dynamic_range(actual, expected)
 
 
-def test_log_mel_jit_and_batch_shapes(clips):
+def test_log_mel_jit_batch_shapes_and_chunking(clips, monkeypatch):
     short = clips[:, :16000]
     f = jax.jit(functools.partial(audio.log_mel, n_fft=512, hop_length=256, n_mels=32))
     batched = np.asarray(f(short.reshape(3, 1, -1)))
@@ -67,6 +67,13 @@ def test_log_mel_jit_and_batch_shapes(clips):
     single = np.stack([np.asarray(audio.log_mel(c, n_fft=512, hop_length=256, n_mels=32))
                        for c in short])
     np.testing.assert_allclose(batched[:, 0], single, atol=1e-3)
+    # Large batches are processed a few clips at a time (here 2 per chunk, with a remainder).
+    monkeypatch.setattr(audio, "_CHUNK_SAMPLES", 2 * 63 * 512)
+    chunked = np.asarray(audio.log_mel(short.reshape(3, 1, -1), n_fft=512, hop_length=256,
+                                       n_mels=32, top_db=30.0))
+    whole = np.stack([np.asarray(audio.log_mel(c, n_fft=512, hop_length=256, n_mels=32,
+                                               top_db=30.0)) for c in short])
+    np.testing.assert_allclose(chunked[:, 0], whole, atol=1e-3)
 
 
 def test_top_db_floors_each_clip_separately(clips):

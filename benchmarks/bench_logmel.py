@@ -1,0 +1,131 @@
+"""Log-mel spectrograms of 64 ten-second clips: asdtheory (JAX, after compilation) vs librosa.
+
+Run: ``python benchmarks/bench_logmel.py`` (data root from ``$ASDTHEORY_DATA``, else
+``../shared/data`` beside the repository). Prints the speed ratio and how close the JAX
+front-end gets to this CPU's FFT and matmul throughput, and writes
+``benchmarks/results/logmel.json``. Both sides run in the same process on the same clips with
+the same parameters; each time is the best of several runs (the machine may be shared).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import platform
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import librosa
+import numpy as np
+
+from asdtheory import audio
+from asdtheory.data import dcase
+
+REPO = Path(__file__).resolve().parents[1]
+PARAMS = dict(sample_rate=16000, n_fft=1024, hop_length=512, n_mels=128)
+NUM_CLIPS = 64
+REPEATS = 7
+
+
+def best_time(fn, repeats=REPEATS) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def librosa_log_mel(y):
+    spec = librosa.feature.melspectrogram(y=y, sr=PARAMS["sample_rate"], n_fft=PARAMS["n_fft"],
+                                          hop_length=PARAMS["hop_length"],
+                                          n_mels=PARAMS["n_mels"])
+    return librosa.power_to_db(spec, ref=1.0, amin=1e-10, top_db=None)
+
+
+def main() -> None:
+    root = dcase.data_root(os.environ.get("ASDTHEORY_DATA") or REPO.parent / "shared" / "data")
+    clips = dcase.index_dataset(root, machines=["valve"])[:NUM_CLIPS]
+    waves = np.stack([audio.load(c.path) for c in clips])
+    print(f"{len(clips)} clips x {waves.shape[1] / PARAMS['sample_rate']:.0f} s, "
+          f"{PARAMS}, {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f}")
+
+    log_mel = jax.jit(functools.partial(audio.log_mel, **PARAMS))
+    x = jax.device_put(waves)
+    ours = np.asarray(log_mel(x).block_until_ready())  # compiles
+    t_jax = best_time(lambda: log_mel(x).block_until_ready())
+
+    reference = librosa_log_mel(waves)  # warm-up (librosa caches its filterbank)
+    t_librosa = best_time(lambda: librosa_log_mel(waves))
+    t_librosa_loop = best_time(lambda: [librosa_log_mel(w) for w in waves], repeats=3)
+    error = float(np.abs(ours - reference).max() / (reference.max() - reference.min()))
+
+    # This CPU's throughput on the two kernels that dominate the work.
+    frames = 1 + waves.shape[1] // PARAMS["hop_length"]
+    n_fft = PARAMS["n_fft"]
+    # FFTs over the same number of frames in cache-sized chunks, as log_mel processes them
+    # (the real part is summed so that no large output is written).
+    per_chunk = max(1, audio._CHUNK_SAMPLES // (frames * n_fft))
+    blocks = jnp.ones((NUM_CLIPS // per_chunk, per_chunk * frames, n_fft), jnp.float32)
+    rfft = jax.jit(lambda b: jax.lax.map(lambda c: jnp.fft.rfft(c, axis=-1).real.sum(0), b))
+    rfft(blocks).block_until_ready()
+    t_fft = best_time(lambda: rfft(blocks).block_until_ready()) * NUM_CLIPS / (
+        per_chunk * (NUM_CLIPS // per_chunk))
+    fft_flops = NUM_CLIPS * frames * 2.5 * n_fft * math.log2(n_fft)  # real FFT convention
+    a = jnp.ones((2048, 2048), jnp.float32)
+    matmul = jax.jit(lambda m: m @ m)
+    matmul(a).block_until_ready()
+    matmul_gflops = 2 * 2048**3 / best_time(lambda: matmul(a).block_until_ready()) / 1e9
+    bands = audio._mel_bands(sample_rate=PARAMS["sample_rate"], n_fft=n_fft,
+                             n_mels=PARAMS["n_mels"], fmin=0.0, fmax=None)
+    mel_flops = NUM_CLIPS * frames * sum(2 * w.size for _, _, w in bands)
+    dense_mel_flops = NUM_CLIPS * frames * 2 * PARAMS["n_mels"] * (n_fft // 2 + 1)
+    # Time the two kernels alone would take at the measured rates: the floor for this design.
+    t_floor = t_fft + mel_flops / (matmul_gflops * 1e9)
+
+    results = {
+        "clips": NUM_CLIPS,
+        "seconds_per_clip": waves.shape[1] / PARAMS["sample_rate"],
+        "params": PARAMS,
+        "jax_seconds": t_jax,
+        "librosa_batched_seconds": t_librosa,
+        "librosa_loop_seconds": t_librosa_loop,
+        "speedup_vs_librosa_batched": t_librosa / t_jax,
+        "speedup_vs_librosa_loop": t_librosa_loop / t_jax,
+        "max_error_relative_to_dynamic_range": error,
+        "fft_seconds_alone": t_fft,
+        "fft_gflops": fft_flops / t_fft / 1e9,
+        "matmul_gflops": matmul_gflops,
+        "mel_gflop_banded": mel_flops / 1e9,
+        "mel_gflop_dense": dense_mel_flops / 1e9,
+        "floor_seconds_fft_plus_mel_at_matmul_rate": t_floor,
+        "fraction_of_floor": t_floor / t_jax,
+        "cpu_count": os.cpu_count(),
+        "load_average_1min": os.getloadavg()[0],
+        "machine": platform.processor() or platform.machine(),
+        "jax": jax.__version__,
+        "librosa": librosa.__version__,
+    }
+    print(f"JAX log_mel (jit, after compilation): {t_jax * 1e3:8.1f} ms")
+    print(f"librosa, one batched call:            {t_librosa * 1e3:8.1f} ms  "
+          f"-> JAX is {t_librosa / t_jax:.2f}x faster (target >= 4x)")
+    print(f"librosa, loop over clips:             {t_librosa_loop * 1e3:8.1f} ms  "
+          f"-> JAX is {t_librosa_loop / t_jax:.2f}x faster")
+    print(f"max |JAX - librosa| / dynamic range:  {error:.1e}")
+    print(f"this CPU: rfft {results['fft_gflops']:.1f} GFLOP/s (the FFTs alone take "
+          f"{t_fft * 1e3:.1f} ms), matmul {matmul_gflops:.1f} GFLOP/s; banded mel projection "
+          f"{mel_flops / 1e9:.2f} GFLOP (dense {dense_mel_flops / 1e9:.2f})")
+    print(f"floor (FFTs alone + mel at matmul rate) {t_floor * 1e3:.1f} ms = "
+          f"{t_floor / t_jax:.0%} of the JAX time")
+    out = REPO / "benchmarks" / "results" / "logmel.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {out.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    main()
