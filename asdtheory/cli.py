@@ -15,7 +15,11 @@ from asdtheory import __version__
 
 # Modules that provide ``register(subparsers)``; each adds one subcommand whose parser sets
 # ``func(args) -> int``.
-SUBCOMMAND_MODULES: list[str] = ["asdtheory.verify", "asdtheory.data.commands"]
+SUBCOMMAND_MODULES: list[str] = [
+    "asdtheory.verify",
+    "asdtheory.pipeline",
+    "asdtheory.data.commands",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
