@@ -1,6 +1,9 @@
 """``asdtheory verify``: execute the notebooks from clean kernels and write the claims report.
 
-For every selected ``notebooks/NN_name.py`` (jupytext source of truth) the command
+Before running anything the command checks that the real recordings the selected notebooks
+need (:data:`REAL_DATA`) are under the data root; a missing DCASE archive is fetched (with a
+progress bar), and when that is impossible it stops and says which archive to get and where
+to unpack it. Then, for every selected ``notebooks/NN_name.py`` (jupytext source of truth), it
 
 1. executes it in a fresh kernel in the chosen mode, with single-threaded XLA, writing the
    executed notebook and an HTML rendering into the output directory (the committed
@@ -25,6 +28,21 @@ from asdtheory import claims
 from asdtheory.runmode import MODES
 
 DEFAULT_OUTPUT = Path("results")
+# The real recordings each notebook reads (tests/test_verify.py checks this against the
+# sources): "dcase" = the DCASE 2023 development data (valve in ci mode, every machine in full
+# mode), "noise" = the background recordings of <data root>/noise.
+REAL_DATA: dict[str, frozenset[str]] = {
+    "03": frozenset({"noise"}),
+    "04": frozenset({"dcase", "noise"}),
+    "05": frozenset({"dcase"}),
+    "06": frozenset({"dcase"}),
+    "07": frozenset({"dcase"}),
+}
+NOISE_SOURCE = (
+    "the four 16 kHz recordings doing_the_dishes, dude_miaowing, exercise_bike and "
+    "running_tap (.wav) of the _background_noise_ folder of the Speech Commands dataset "
+    "(P. Warden 2018, CC BY 4.0)"
+)
 
 
 def find_notebooks(notebook_dir: Path, selection: Sequence[str] | None = None) -> list[Path]:
@@ -47,6 +65,43 @@ def find_notebooks(notebook_dir: Path, selection: Sequence[str] | None = None) -
     return [by_number[s] for s in selection]
 
 
+def missing_data(notebooks: Sequence[Path], *, mode: str, root: Path,
+                 fetch: bool = True) -> list[str]:
+    """Problems with the real recordings ``notebooks`` need, after fetching what can be.
+
+    Returns one message per missing item (empty when everything is there).
+    """
+    from asdtheory.data.dcase import DEV_MACHINES_2023
+    from asdtheory.data.download import archive_url
+    from asdtheory.data.download import fetch as fetch_archive
+
+    needs = set().union(*(REAL_DATA.get(nb.name[:2], frozenset()) for nb in notebooks))
+    problems = []
+    machines = () if "dcase" not in needs else DEV_MACHINES_2023 if mode == "full" else ("valve",)
+    for machine in machines:
+        folder = root / "dcase2023t2" / "dev_data" / "raw" / machine
+        needed = ("train", "test") if mode == "full" else ("test",)
+        if all((folder / split).is_dir() for split in needed):
+            continue
+        if fetch:
+            try:
+                fetch_archive(machine, root=root)
+                continue
+            except OSError as err:
+                reason = f"download failed ({err})"
+        else:
+            reason = "not present"
+        problems.append(
+            f"DCASE 2023 Task 2 development data for {machine!r}: {reason}. Get "
+            f"{archive_url(machine)} and unzip it so that {folder}/test/ (and train/) exist, "
+            f"or run `asdtheory data fetch --year 2023 --machine {machine} --root {root}`."
+        )
+    noise = root / "noise"
+    if "noise" in needs and (not noise.is_dir() or not any(noise.glob("*.wav"))):
+        problems.append(f"background recordings missing: put {NOISE_SOURCE} into {noise}/.")
+    return problems
+
+
 def claims_report(records: Sequence[claims.ClaimRecord]) -> str:
     """The Markdown claims table (one row per claim, sorted by id)."""
     lines = [
@@ -67,8 +122,12 @@ def _claim_sort_key(claim_id: str):
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", claim_id)]
 
 
-def verify(notebooks: Sequence[Path], *, output: Path, mode: str, timeout: int = 3600) -> int:
-    """Executes ``notebooks`` and writes the report; returns the process exit status."""
+def verify(notebooks: Sequence[Path], *, output: Path, mode: str, data: Path | None = None,
+           timeout: int = 3600) -> int:
+    """Executes ``notebooks`` and writes the report; returns the process exit status.
+
+    ``data`` becomes the notebooks' ``ASDTHEORY_DATA`` (default: inherited).
+    """
     from tqdm.auto import tqdm
 
     from asdtheory.notebook_run import NotebookFailed, execute_notebook, render_html
@@ -83,8 +142,10 @@ def verify(notebooks: Sequence[Path], *, output: Path, mode: str, timeout: int =
         bar.set_postfix_str(source.stem)
         executed = output / f"{source.stem}.ipynb"
         try:
-            execute_notebook(source, mode=mode, output=executed, timeout=timeout,
-                             env={claims.CLAIMS_DIR_ENV: str(claims_dir.resolve())})
+            env = {claims.CLAIMS_DIR_ENV: str(claims_dir.resolve())}
+            if data is not None:
+                env["ASDTHEORY_DATA"] = str(Path(data).resolve())
+            execute_notebook(source, mode=mode, output=executed, timeout=timeout, env=env)
         except NotebookFailed as err:
             failures.append(f"{source.name}: {err}")
             tqdm.write(f"FAILED {source.name}: {err}", file=sys.stderr)
@@ -109,7 +170,16 @@ def _command(args: argparse.Namespace) -> int:
         print(f"no notebooks found in {args.notebook_dir}", file=sys.stderr)
         return 1
     os.environ["ASDTHEORY_MODE"] = args.mode
-    return verify(notebooks, output=Path(args.output), mode=args.mode, timeout=args.timeout)
+    from asdtheory.data.dcase import data_root
+
+    root = data_root(args.data)
+    problems = missing_data(notebooks, mode=args.mode, root=root, fetch=not args.no_fetch)
+    if problems:
+        print("Not running: the notebooks need real recordings that are not there.\n  "
+              + "\n  ".join(problems), file=sys.stderr)
+        return 1
+    return verify(notebooks, output=Path(args.output), mode=args.mode, data=root,
+                  timeout=args.timeout)
 
 
 def register(subparsers) -> None:
@@ -128,6 +198,10 @@ def register(subparsers) -> None:
                         "(default: results/)")
     parser.add_argument("--notebook-dir", default="notebooks",
                         help="where the NN_name.py sources are (default: ./notebooks)")
+    parser.add_argument("--data", metavar="ROOT",
+                        help="data root (default: $ASDTHEORY_DATA or the per-user cache)")
+    parser.add_argument("--no-fetch", action="store_true",
+                        help="do not download missing DCASE archives; report them instead")
     parser.add_argument("--timeout", type=int, default=3600,
                         help="seconds allowed per cell (default: 3600)")
     parser.set_defaults(func=_command)

@@ -1,12 +1,16 @@
 """`asdtheory verify` end to end on two tiny notebooks: one that makes claims, one that fails."""
 
+import re
 import textwrap
+from pathlib import Path
 
 import pytest
 
 from asdtheory import claims
 from asdtheory.cli import main
-from asdtheory.verify import claims_report, find_notebooks
+from asdtheory.verify import REAL_DATA, claims_report, find_notebooks, missing_data
+
+REPO = Path(__file__).resolve().parents[1]
 
 GOOD = textwrap.dedent('''\
     # %% [markdown]
@@ -69,3 +73,44 @@ def test_report_escapes_pipes_and_sorts_ids_numerically():
     table = claims_report(recs)
     assert table.index("| C1.b ") < table.index("| C2 ") < table.index("| C10 ")
     assert "a \\| b" in table
+
+
+def test_missing_recordings_are_named_with_the_archive_to_get(tmp_path):
+    notebooks = [tmp_path / "04_real.py"]
+    problems = missing_data(notebooks, mode="ci", root=tmp_path, fetch=False)
+    assert len(problems) == 2
+    assert "dev_valve.zip" in problems[0]
+    assert str(tmp_path / "dcase2023t2" / "dev_data" / "raw" / "valve") in problems[0]
+    assert "asdtheory data fetch --year 2023 --machine valve" in problems[0]
+    assert "Speech Commands" in problems[1]
+    full = missing_data(notebooks, mode="full", root=tmp_path, fetch=False)
+    assert len(full) == 8  # seven development machines and the noise
+
+
+def test_the_shared_recordings_satisfy_ci_mode(shared_data):
+    assert missing_data([Path("04_real.py")], mode="ci", root=shared_data, fetch=False) == []
+
+
+def test_synthetic_only_notebooks_need_no_recordings(tmp_path):
+    assert missing_data([tmp_path / "01_x.py"], mode="full", root=tmp_path, fetch=False) == []
+
+
+def test_verify_stops_before_running_when_data_is_missing(notebook_dir, tmp_path, capsys):
+    (notebook_dir / "04_real.py").write_text(GOOD)
+    status = main(["verify", "--notebooks", "04", "--notebook-dir", str(notebook_dir),
+                   "--output", str(tmp_path / "out"), "--data", str(tmp_path / "empty"),
+                   "--no-fetch"])
+    assert status == 1
+    assert "Not running" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("kind", "loaders"), [
+    ("dcase", r"valve_mini_protocol|official_split|index_dataset"),
+    ("noise", r"load_noise"),
+])
+def test_real_data_list_matches_the_notebook_sources(kind, loaders):
+    sources = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.py"))
+    readers = {p.name[:2] for p in sources if re.search(loaders, p.read_text())}
+    declared = {nb for nb, kinds in REAL_DATA.items() if kind in kinds}
+    assert readers <= declared, f"notebooks reading {kind} data: {sorted(readers - declared)}"
