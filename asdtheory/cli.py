@@ -19,6 +19,7 @@ SUBCOMMAND_MODULES: list[str] = [
     "asdtheory.verify",
     "asdtheory.pipeline",
     "asdtheory.data.commands",
+    "asdtheory.bench",
 ]
 
 

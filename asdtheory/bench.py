@@ -1,0 +1,75 @@
+"""``asdtheory bench``: run every benchmark script in one process and print one table of ratios.
+
+Each ``benchmarks/bench_*.py`` defines ``main() -> dict`` that measures this library side by
+side with its reference in the same run and returns ``{"benchmark": str, "rows": [row, ...]}``
+where every row has ``case``, ``reference`` and ``ratio`` (how many times faster this library
+is than the reference; above 1 is faster). Other row keys are details kept in the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import runpy
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+ROW_KEYS = ("case", "reference", "ratio")
+
+
+def run_benchmarks(scripts: Sequence[Path]) -> list[dict]:
+    """Runs each script's ``main()`` and checks the shape of what it returns."""
+    results = []
+    for script in scripts:
+        print(f"== {script.name}", file=sys.stderr)
+        result = runpy.run_path(str(script), run_name="asdtheory_bench")["main"]()
+        if not isinstance(result, dict) or not isinstance(result.get("rows"), list):
+            raise ValueError(f"{script.name}: main() must return a dict with a 'rows' list.")
+        for row in result["rows"]:
+            missing = [k for k in ROW_KEYS if k not in row]
+            if missing:
+                raise ValueError(f"{script.name}: a row lacks {missing}: {row}")
+        results.append({"script": script.name, **result})
+    return results
+
+
+def ratio_table(results: Sequence[dict]) -> str:
+    """One fixed-width table: benchmark, case, reference, ratio."""
+    rows = [(r["script"].removeprefix("bench_").removesuffix(".py"), row["case"],
+             row["reference"], f"{row['ratio']:.2f}x") for r in results for row in r["rows"]]
+    header = ("benchmark", "case", "reference", "ratio")
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
+    lines = ["  ".join(str(x).ljust(w) for x, w in zip(line, widths, strict=True)).rstrip()
+             for line in (header, *rows)]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _command(args: argparse.Namespace) -> int:
+    folder = Path(args.benchmark_dir)
+    scripts = sorted(folder.glob("bench_*.py"))
+    if not scripts:
+        print(f"no bench_*.py scripts in {folder}: run from the repository root or pass "
+              "--benchmark-dir.", file=sys.stderr)
+        return 1
+    results = run_benchmarks(scripts)
+    print(ratio_table(results))
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "bench", help="run the benchmarks side by side and print a table of ratios",
+        description="Run every benchmarks/bench_*.py in one process (this library vs its "
+        "reference, measured in the same run) and print one table of speed ratios.",
+    )
+    parser.add_argument("--benchmark-dir", default="benchmarks",
+                        help="folder of the bench_*.py scripts (default: ./benchmarks)")
+    parser.add_argument("--output", default="results/bench.json",
+                        help="JSON with every measurement (default: results/bench.json)")
+    parser.set_defaults(func=_command)
