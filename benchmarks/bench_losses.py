@@ -73,20 +73,20 @@ def main() -> dict:
     import torch
     from pytorch_metric_learning.losses import ArcFaceLoss, SubCenterArcFaceLoss
 
-    margin_degrees = math.degrees(MARGIN)
+    pml = {"num_classes": CLASSES, "embedding_size": DIM, "margin": math.degrees(MARGIN),
+           "scale": SCALE}
     cases = {
         "arcface fwd+bwd": (
             jax_step(lambda x, c, y: losses.arcface(x, c, y, scale=SCALE, margin=MARGIN),
                      (CLASSES, DIM)),
-            torch_step(ArcFaceLoss(num_classes=CLASSES, embedding_size=DIM, margin=margin_degrees, scale=SCALE)),
+            torch_step(ArcFaceLoss(**pml)),
             "pytorch-metric-learning ArcFaceLoss",
             CLASSES,
         ),
         "subcluster_adacos fwd+bwd": (
             jax_step(lambda x, c, y: losses.subcluster_adacos(x, c, y, scale=SCALE),
                      (CLASSES, SUBCENTRES, DIM)),
-            torch_step(SubCenterArcFaceLoss(num_classes=CLASSES, embedding_size=DIM, margin=margin_degrees, scale=SCALE,
-                                            sub_centers=SUBCENTRES)),
+            torch_step(SubCenterArcFaceLoss(**pml, sub_centers=SUBCENTRES)),
             "pytorch-metric-learning SubCenterArcFaceLoss",
             CLASSES * SUBCENTRES,
         ),
