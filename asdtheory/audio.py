@@ -100,7 +100,8 @@ def load(path, *, sample_rate: int = 16000, channel: int | None = None, mix: str
         raise ValueError(f"audio file {path} holds no samples.")
     num_channels = data.shape[1]
     if channel is not None:
-        if not (isinstance(channel, int | np.integer) and 0 <= channel < num_channels):
+        if (isinstance(channel, bool) or not isinstance(channel, int | np.integer)
+                or not 0 <= channel < num_channels):
             raise ValueError(
                 f"channel must be an integer in [0, {num_channels - 1}] for {path} "
                 f"({num_channels} channel(s)), got {channel!r}."

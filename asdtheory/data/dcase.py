@@ -232,12 +232,12 @@ class Split:
     test: list[ClipInfo]
 
 
-def official_split(root=None, machine: str = "valve", *, year: int = 2023,
+def official_split(root, machine: str, *, year: int = 2023,
                    dataset: str = "dev_data") -> Split:
     """The official split of one machine: train = its train/ folder, test = its test/ folder.
 
-    Used in full mode. Raises FileNotFoundError (with the archive to fetch) when either folder
-    is missing.
+    Used in full mode; ``root`` is resolved by :func:`data_root` (None for the default).
+    Raises FileNotFoundError (with the archive to fetch) when either folder is missing.
     """
     clips = index_dataset(root, year=year, machines=[machine], dataset=dataset)
     train = [c for c in clips if c.split == "train"]

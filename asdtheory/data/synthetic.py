@@ -39,6 +39,12 @@ def sphere_mixture(key: jax.Array, *, num_classes: int, dim: int, samples_per_cl
     """
     check_scalar(samples_per_class, "samples_per_class", low=1, integer=True)
     check_scalar(concentration, "concentration", low=np.finfo(np.float32).tiny)
+    return _sphere_mixture(key, int(num_classes), int(dim), int(samples_per_class),
+                           jnp.float32(concentration))
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def _sphere_mixture(key, num_classes, dim, samples_per_class, concentration):
     key_centres, key_noise = jax.random.split(key)
     centres = random_centres(key_centres, num_classes, dim)
     y = jnp.repeat(jnp.arange(num_classes, dtype=jnp.int32), samples_per_class)
@@ -79,6 +85,7 @@ class MachineSounds:
     sample_rate: int
 
 
+@functools.partial(jax.jit, static_argnums=(1, 2))
 def _class_signatures(key, num_machines, num_attributes):
     """Per (machine, attribute) signature parameters, each of shape (M, A[, K])."""
     km, ka = jax.random.split(key)
@@ -101,8 +108,6 @@ def _class_signatures(key, num_machines, num_attributes):
     )
 
 
-@functools.partial(jax.jit, static_argnames="duration")
-@functools.partial(jax.vmap, in_axes=(0, 0, None))
 def _clip_draws(key, anomaly_type, duration):
     """Per-clip randomness: natural variation, anomaly placement, noise key."""
     k = jax.random.split(key, 8)
@@ -126,6 +131,7 @@ def _click_kernel(sample_rate):
             ).astype(np.float32)
 
 
+@functools.partial(jax.jit, static_argnums=(1, 2))
 def _pink_noise(key, num_samples, sample_rate):
     """Gaussian noise with power ~ 1/f above 20 Hz, unit variance."""
     freqs = np.fft.rfftfreq(num_samples, 1.0 / sample_rate)
@@ -135,7 +141,6 @@ def _pink_noise(key, num_samples, sample_rate):
     return pink / jnp.std(pink)
 
 
-@functools.partial(jax.jit, static_argnames=("num_samples", "sample_rate"))
 def _synthesise(sig, draws, noise, *, num_samples, sample_rate, strength, snr_db):
     """Waveforms (B, T) for a batch of clips given their class signatures and draws."""
     f0 = (sig["f0"] * draws["f0_jitter"])[:, None]
@@ -182,6 +187,16 @@ def _synthesise(sig, draws, noise, *, num_samples, sample_rate, strength, snr_db
         return target
     return jax.vmap(lambda x, kk: mix_at_snr(x, noise, snr_db, key=kk))(target,
                                                                          draws["noise_key"])
+
+
+@functools.partial(jax.jit, static_argnames=("num_samples", "sample_rate", "duration"))
+def _chunk(sig, machine, attribute, keys, kinds, noise, strength, snr_db, *, num_samples,
+           sample_rate, duration):
+    """One chunk of clips: per-clip draws, class signatures and synthesis in one program."""
+    draws = jax.vmap(_clip_draws, in_axes=(0, 0, None))(keys, kinds, duration)
+    return _synthesise({name: value[machine, attribute] for name, value in sig.items()}, draws,
+                       noise, num_samples=num_samples, sample_rate=sample_rate,
+                       strength=strength, snr_db=snr_db)
 
 
 def machine_sounds(key: jax.Array, *, num_machines: int, num_attributes: int,
@@ -264,11 +279,11 @@ def machine_sounds(key: jax.Array, *, num_machines: int, num_attributes: int,
     for start in range(0, n, size):
         # The last chunk is padded to the same size so that only one program is compiled.
         idx = np.minimum(np.arange(start, start + size), n - 1)
-        chunk_sig = {name: value[machine[idx], attribute[idx]] for name, value in sig.items()}
-        draws = _clip_draws(clip_keys[idx], jnp.asarray(anomaly_type[idx]), float(duration))
-        waves = _synthesise(chunk_sig, draws, noise, num_samples=num_samples,
-                            sample_rate=int(sample_rate), strength=jnp.float32(anomaly_strength),
-                            snr_db=None if snr_db is None else jnp.float32(snr_db))
+        waves = _chunk(sig, machine[idx], attribute[idx], clip_keys[idx], anomaly_type[idx],
+                       noise, jnp.float32(anomaly_strength),
+                       None if snr_db is None else jnp.float32(snr_db),
+                       num_samples=num_samples, sample_rate=int(sample_rate),
+                       duration=float(duration))
         stop = min(start + size, n)
         out[start:stop] = np.asarray(waves)[: stop - start]
     return MachineSounds(waveforms=out, machine=machine, attribute=attribute,
