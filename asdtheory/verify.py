@@ -118,6 +118,43 @@ def claims_report(records: Sequence[claims.ClaimRecord]) -> str:
     return "\n".join(lines) + "\n"
 
 
+CLAIM_LINE = re.compile(r"^CLAIM (\S+) (SUPPORTED|NOT SUPPORTED) \| (.*)$", re.M)
+README_BEGIN = "<!-- claims-table"
+README_END = "<!-- end claims-table -->"
+
+
+def stored_claims(notebook_dir: Path) -> list[tuple[str, str, str, str]]:
+    """(id, verdict, figures, notebook) of every CLAIM line in the committed ``.ipynb``
+    outputs of ``notebook_dir`` -- what a reader of the notebooks sees."""
+    import nbformat
+
+    found = []
+    for path in sorted(notebook_dir.glob("[0-9][0-9]_*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            for out in cell.get("outputs", []):
+                text = out.get("text", "") if out.get("output_type") == "stream" else ""
+                found += [(*m.groups(), path.stem) for m in CLAIM_LINE.finditer(text)]
+    return sorted(found, key=lambda row: _claim_sort_key(row[0]))
+
+
+def readme_claims_table(rows: Sequence[tuple[str, str, str, str]]) -> str:
+    """The README's Markdown table of the stored verdicts."""
+    lines = ["| claim | verdict | figures | notebook |", "| --- | --- | --- | --- |"]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in (i, f"**{v}**", f, nb)) + " |"
+              for i, v, f, nb in rows]
+    return "\n".join(lines)
+
+
+def update_readme(readme: Path, notebook_dir: Path) -> None:
+    """Rewrites the claims table between the README's claims-table markers."""
+    text = readme.read_text()
+    begin = text.index(README_BEGIN)
+    begin = text.index("\n", begin) + 1
+    end = text.index(README_END)
+    table = readme_claims_table(stored_claims(notebook_dir))
+    readme.write_text(text[:begin] + table + "\n" + text[end:])
+
+
 def _claim_sort_key(claim_id: str):
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", claim_id)]
 
@@ -164,6 +201,10 @@ def verify(notebooks: Sequence[Path], *, output: Path, mode: str, data: Path | N
 
 
 def _command(args: argparse.Namespace) -> int:
+    if args.readme:
+        update_readme(Path(args.readme), Path(args.notebook_dir))
+        print(f"updated the claims table of {args.readme} from the stored notebook outputs")
+        return 0
     selection = [s.strip() for s in args.notebooks.split(",")] if args.notebooks else None
     notebooks = find_notebooks(Path(args.notebook_dir), selection)
     if not notebooks:
@@ -202,6 +243,9 @@ def register(subparsers) -> None:
                         help="data root (default: $ASDTHEORY_DATA or the per-user cache)")
     parser.add_argument("--no-fetch", action="store_true",
                         help="do not download missing DCASE archives; report them instead")
+    parser.add_argument("--readme", metavar="README.md",
+                        help="only rewrite the claims table of this README from the stored "
+                        "notebook outputs (no execution)")
     parser.add_argument("--timeout", type=int, default=3600,
                         help="seconds allowed per cell (default: 3600)")
     parser.set_defaults(func=_command)
