@@ -152,6 +152,12 @@ def test_index_dataset_on_shared_data(shared_data):
     assert [c.path.name for c in clips] == sorted(p.name for p in (shared_data / VALVE).iterdir())
 
 
+def test_index_folder_strict_or_skipping(shared_data):
+    assert len(dcase.index_folder(shared_data, skip_unknown=True)) == 200
+    with pytest.raises(ValueError, match=r"'doing_the_dishes\.wav' is not a DCASE Task 2 clip"):
+        dcase.index_folder(shared_data)
+
+
 def test_index_dataset_errors_say_what_to_fetch(shared_data, tmp_path):
     with pytest.raises(FileNotFoundError, match=r"machine 'fan'.*asdtheory data fetch --year 2023 "
                                                 r"--machine fan.*dev_fan\.zip"):

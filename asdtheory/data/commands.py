@@ -33,12 +33,15 @@ def summary(clips: list[ClipInfo]) -> str:
 
 def _info(args) -> int:
     path = Path(args.path) if args.path else data_root()
-    clips = index_folder(path)
+    clips = index_folder(path, skip_unknown=True)
     if not clips:
         print(f"asdtheory data info: no DCASE clips (*.wav) under {path}", file=sys.stderr)
         return 1
     print(f"{path}")
     print(summary(clips))
+    others = sum(1 for _ in path.rglob("*.wav")) - len(clips)
+    if others:
+        print(f"({others} other .wav file(s) without a DCASE clip name not counted)")
     return 0
 
 

@@ -175,12 +175,23 @@ def parse_filename(name, *, machine: str | None = None) -> ClipInfo:
                     **fields)
 
 
-def index_folder(folder) -> list[ClipInfo]:
-    """Every ``*.wav`` clip below ``folder`` (recursively), parsed, sorted by path."""
+def index_folder(folder, *, skip_unknown: bool = False) -> list[ClipInfo]:
+    """Every ``*.wav`` clip below ``folder`` (recursively), parsed, sorted by path.
+
+    A file whose name is not a DCASE clip name raises ValueError, or is left out with
+    ``skip_unknown=True`` (e.g. the background recordings beside the datasets).
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"folder not found: {folder}")
-    return [parse_filename(p) for p in sorted(folder.rglob("*.wav"))]
+    clips = []
+    for path in sorted(folder.rglob("*.wav")):
+        try:
+            clips.append(parse_filename(path))
+        except ValueError:
+            if not skip_unknown:
+                raise
+    return clips
 
 
 def _fetch_hint(year: int, dataset: str, machine: str | None) -> str:
