@@ -1,0 +1,143 @@
+"""Training dynamics helpers against naive step-by-step references."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from asdtheory import dynamics, evaluation, losses, metrics, models, train
+from asdtheory.geometry import l2_normalize, random_centres
+
+
+def _naive_trajectory(key, *, n, m, d, per_class, steps, lr, variant):
+    """The documented recipe of scale_trajectory as a plain Python loop."""
+    key_centres, key_x = jax.random.split(key)
+    centres = random_centres(key_centres, n, d, num_subcentres=m)
+    labels = jnp.repeat(jnp.arange(n, dtype=jnp.int32), per_class)
+    x = l2_normalize(jax.random.normal(key_x, (labels.size, d)))
+    scale = jnp.float32(losses.adacos_fixed_scale(n, m))
+    tx = optax.adam(lr)
+    opt_state = tx.init(x)
+    scales, loss_values, medians = [], [], []
+    for _ in range(steps):
+        scale = losses.subcluster_adacos_scale(x, centres, labels, scale=scale, variant=variant)
+        loss, grad = jax.value_and_grad(
+            lambda x, s=scale: jnp.mean(losses.subcluster_adacos(x, centres, labels, scale=s)))(x)
+        cos = np.asarray(l2_normalize(x) @ centres.reshape(-1, d).T).reshape(-1, n, m)
+        own = cos[np.arange(labels.size), np.asarray(labels)].max(axis=-1)
+        medians.append(np.degrees(np.median(np.arccos(own))))
+        scales.append(float(scale))
+        loss_values.append(float(loss))
+        updates, opt_state = tx.update(grad, opt_state, x)
+        x = optax.apply_updates(x, updates)
+    return np.array(scales), np.array(loss_values), np.array(medians)
+
+
+@pytest.mark.parametrize("variant", ["faithful", "code"])
+def test_scale_trajectory_matches_a_naive_loop(variant):
+    kw = {"n": 3, "m": 2, "d": 5, "per_class": 4, "steps": 6, "lr": 0.05}
+    key = jax.random.key(3)
+    records = dynamics.scale_trajectory(key, num_classes=kw["n"], num_subclusters=kw["m"],
+                                        dim=kw["d"], samples_per_class=kw["per_class"],
+                                        steps=kw["steps"], learning_rate=kw["lr"],
+                                        variant=variant)
+    scales, loss_values, medians = _naive_trajectory(key, variant=variant, **kw)
+    assert set(records) == {"scale", "loss", "median_target_angle", "mean_max_other_cos"}
+    np.testing.assert_allclose(records["scale"], scales, rtol=1e-4)
+    np.testing.assert_allclose(records["loss"], loss_values, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(records["median_target_angle"], medians, atol=1e-2)
+    assert np.all(records["mean_max_other_cos"] <= 1.0)
+
+
+def test_scale_trajectory_variants_differ_only_in_the_update():
+    kw = {"num_classes": 3, "num_subclusters": 2, "dim": 5, "samples_per_class": 4,
+          "steps": 6, "learning_rate": 0.05}
+    faithful = dynamics.scale_trajectory(jax.random.key(3), variant="faithful", **kw)
+    code = dynamics.scale_trajectory(jax.random.key(3), variant="code", **kw)
+    # The code variant sums the M = 2 target angles, so its cap pi/4 differs from the start.
+    assert not np.allclose(faithful["scale"], code["scale"])
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"variant": "paper"}, "variant"),
+    ({"num_classes": 1}, "num_classes"),
+    ({"steps": 0}, "steps"),
+    ({"learning_rate": -1.0}, "learning_rate"),
+])
+def test_scale_trajectory_rejects_bad_arguments(kwargs, match):
+    base = {"num_classes": 3, "num_subclusters": 2, "dim": 4, "samples_per_class": 2,
+            "steps": 3}
+    with pytest.raises(ValueError, match=match):
+        dynamics.scale_trajectory(jax.random.key(0), **{**base, **kwargs})
+
+
+RNG = np.random.default_rng(0)
+LABELS = np.repeat(np.arange(4), 8).astype(np.int32)
+INPUTS = (RNG.normal(size=(32, 8)) + 3.0 * np.eye(4, 8)[LABELS]).astype(np.float32)
+
+
+def test_neural_collapse_callback_matches_metrics():
+    model = models.MLPEmbedder(8, 6, hidden=(16,), rngs=nnx.Rngs(0))
+    head = models.make_head("adacos", embed_dim=6, num_classes=4, rngs=nnx.Rngs(1))
+    recorded = dynamics.neural_collapse_callback(INPUTS, LABELS, batch_size=7)(model, head)
+    z = l2_normalize(jnp.asarray(model(INPUTS)))
+    expected = metrics.neural_collapse(z, LABELS, head.centres[...])
+    assert recorded.keys() == expected.keys()
+    for name, value in expected.items():
+        assert recorded[name] == pytest.approx(value, rel=1e-4, abs=1e-6)
+
+
+def test_neural_collapse_callback_needs_one_centre_per_class():
+    model = models.MLPEmbedder(8, 6, hidden=(16,), rngs=nnx.Rngs(0))
+    head = models.make_head("subcluster-adacos", embed_dim=6, num_classes=4,
+                            num_subclusters=2, rngs=nnx.Rngs(1))
+    with pytest.raises(ValueError, match="one centre per class"):
+        dynamics.neural_collapse_callback(INPUTS, LABELS)(model, head)
+
+
+CONFIG = train.TrainConfig(epochs=15, batch_size=16, learning_rate=1e-2, progress=False)
+
+
+def _clips(rng, labels, shift=0.0):
+    """(n, 2, 8) clips of two examples near the class direction (+ an offset for anomalies)."""
+    base = 3.0 * np.eye(4, 8)[labels] + shift * np.eye(8)[7]
+    return (base[:, None] + 0.3 * rng.normal(size=(labels.size, 2, 8))).astype(np.float32)
+
+
+@pytest.mark.parametrize("trainable", [False, True])
+def test_detect_vectors_separates_obvious_anomalies(trainable):
+    rng = np.random.default_rng(1)
+    train_x = _clips(rng, LABELS)
+    test_labels = np.repeat(np.arange(4), 4)
+    test_x = np.concatenate([_clips(rng, test_labels), _clips(rng, test_labels, shift=6.0)])
+    is_anomaly = np.repeat([0, 1], test_labels.size)
+    run = dynamics.detect_vectors(train_x, LABELS, test_x, key=jax.random.key(0),
+                                  config=CONFIG, trainable_centres=trainable, embed_dim=6,
+                                  hidden=(16,), n_clusters=4)
+    assert run.scores.shape == (32,)
+    assert run.train_embeddings.shape == (32, 6) and run.test_embeddings.shape == (32, 6)
+    assert evaluation.auc(is_anomaly, run.scores) > 0.9
+    centres = run.head.centres
+    assert isinstance(centres, nnx.Param) == trainable
+    rngs = nnx.Rngs(jax.random.split(jax.random.key(0))[0])  # as detect_vectors draws them
+    models.MLPEmbedder(8, 6, hidden=(16,), rngs=rngs)
+    initial = models.make_head("adacos", embed_dim=6, num_classes=4, rngs=rngs)
+    # Trainable centres move during training; fixed ones keep their initial value.
+    moved = not np.allclose(centres[...], initial.centres[...])
+    assert moved == trainable
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"train_examples": np.zeros((32, 8))}, "clips, k, F"),
+    ({"train_labels": LABELS[:5]}, "train_labels"),
+    ({"method": "deep-svdd"}, "method"),
+    ({"train_is_target": np.ones(32, bool)}, "train_is_target"),
+])
+def test_detect_vectors_rejects_bad_inputs(kwargs, match):
+    args = {"train_examples": np.zeros((32, 2, 8)), "train_labels": LABELS,
+            "test_examples": np.zeros((4, 2, 8)), "key": jax.random.key(0), "config": CONFIG,
+            **kwargs}
+    with pytest.raises(ValueError, match=match):
+        dynamics.detect_vectors(**args)
