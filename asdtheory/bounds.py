@@ -196,19 +196,26 @@ def simplex_loss_lower_bound(compactness, *, num_classes, scale) -> jax.Array:
                            - scale * num_classes * cos / (num_classes - 1.0))
 
 
-def constant_embedding_bound(class_prior) -> float:
+def constant_embedding_bound(class_prior) -> float | np.ndarray:
     """H(pi) = -sum_k pi_k log pi_k: the smallest mean loss of any constant embedding.
 
     Args:
-      class_prior: (N,) class frequencies or counts (normalised here).
+      class_prior: (N,) class frequencies or counts, or (..., N) for many priors at once
+        (each row is normalised here).
+
+    Returns:
+      A float for one prior, else an array of shape (...,).
     """
-    prior = np.asarray(as_float_array(class_prior, "class_prior", ndim=1), dtype=np.float64)
-    if np.any(prior < 0) or prior.sum() <= 0:
-        raise ValueError("class_prior must be non-negative with a positive sum (frequencies "
-                         "or counts per class).")
-    prior = prior / prior.sum()
-    nonzero = prior[prior > 0]
-    return float(-np.sum(nonzero * np.log(nonzero)))
+    prior = np.asarray(class_prior, dtype=np.float64)
+    if prior.ndim < 1 or prior.shape[-1] == 0:
+        raise ValueError(f"class_prior must have shape (..., N) with N >= 1, got {prior.shape}.")
+    totals = prior.sum(axis=-1, keepdims=True)
+    if not np.all(np.isfinite(prior)) or np.any(prior < 0) or np.any(totals <= 0):
+        raise ValueError("class_prior must be finite and non-negative with a positive sum per "
+                         "row (frequencies or counts per class).")
+    p = prior / totals
+    entropy = -np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0), axis=-1)
+    return float(entropy) if entropy.ndim == 0 else entropy
 
 
 class Configurations(NamedTuple):

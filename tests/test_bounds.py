@@ -163,8 +163,10 @@ def test_constant_embedding_mean_loss_is_at_least_the_prior_entropy():
     x = jnp.asarray(rng.normal(size=(cases, 1, 6)), jnp.float32) * jnp.ones((1, batch, 1))
     centres = jnp.asarray(rng.normal(size=(cases, n, 6)), jnp.float32)
     scale = jnp.asarray(rng.uniform(1.0, 30.0, size=cases), jnp.float32)
-    empirical = [np.bincount(np.asarray(row), minlength=n) for row in labels]
-    entropy = np.array([bounds.constant_embedding_bound(counts) for counts in empirical])
+    empirical = np.stack([np.bincount(np.asarray(row), minlength=n) for row in labels])
+    entropy = bounds.constant_embedding_bound(empirical)
+    assert entropy.shape == (cases,)
+    assert entropy[7] == pytest.approx(bounds.constant_embedding_bound(empirical[7]))
     for loss_fn in (lambda x, c, y, s: losses.normalized_softmax(x, c, y, scale=s),
                     lambda x, c, y, s: losses.arcface(x, c, y, scale=s, margin=0.5),
                     lambda x, c, y, s: losses.subcluster_adacos(x, c[:, None], y, scale=s)):
@@ -192,6 +194,8 @@ def test_constant_embedding_bound_values():
          "target_logit"),
         (lambda: bounds.loss_lower_bound(jnp.nan, num_classes=3, scale=2.0), "compactness"),
         (lambda: bounds.constant_embedding_bound([0.0, 0.0]), "class_prior"),
+        (lambda: bounds.constant_embedding_bound([[1.0, 2.0], [1.0, -1.0]]), "class_prior"),
+        (lambda: bounds.constant_embedding_bound(3.0), "class_prior"),
         (lambda: bounds.random_configurations(jax.random.key(0), 4, num_classes=40, max_dim=8,
                                               centres="simplex"), "max_dim"),
         (lambda: bounds.random_configurations(jax.random.key(0), 4, num_classes=3,
