@@ -212,8 +212,7 @@ def _frames(x: jax.Array, n_fft: int, hop_length: int) -> jax.Array:
         r = n_fft // hop_length
         blocks = x[..., : (n + r - 1) * hop_length].reshape(*x.shape[:-1], n + r - 1, hop_length)
         return jnp.concatenate([blocks[..., i : i + n, :] for i in range(r)], axis=-1)
-    idx = np.arange(n)[:, None] * hop_length + np.arange(n_fft)
-    return x[..., idx]
+    return segment(x, window=n_fft, hop=hop_length)
 
 
 _CHUNK_SAMPLES = 1 << 20  # windowed-frame samples per chunk of log_mel (4 MB in float32)

@@ -1,5 +1,7 @@
 """Synthetic sphere mixtures and machine sounds: structure, SNR, anomaly types, determinism."""
 
+import functools
+
 import jax
 import numpy as np
 import pytest
@@ -57,7 +59,7 @@ def test_normal_clips_have_the_target_level_and_class_specific_spectra(clean):
     labels = clean.label[~clean.is_anomaly]
     # Normal clips share their machine's signature: the nearest other clip in mean log-mel
     # space belongs to the same machine.
-    feats = np.asarray(log_mel(normal, n_mels=64)).mean(axis=-1)
+    feats = np.asarray(jax.jit(functools.partial(log_mel, n_mels=64))(normal)).mean(axis=-1)
     dist = np.linalg.norm(feats[:, None] - feats[None], axis=-1) + np.diag(np.full(len(feats),
                                                                                    np.inf))
     nearest = np.argmin(dist, axis=1)
@@ -80,16 +82,18 @@ def test_anomaly_types_change_the_signal_as_documented(clean):
         peak = np.argmax(np.abs(np.fft.rfft(diff)))
         near = spec_base[max(peak - 3, 0) : peak + 4].max() / spec_base.max()
         if kind == "harmonic":  # an existing harmonic grows
-            assert near > 0.05
+            assert near > 0.02
         else:  # "line": a new component between harmonics
-            assert near < 0.02
+            assert near < 0.01
 
 
 @pytest.mark.parametrize("noise", ["synthetic", "real"])
 def test_noise_is_mixed_at_the_requested_snr(clean, shared_data, noise):
     from asdtheory.audio import load_noise
 
-    source = load_noise("running_tap", shared_data) if noise == "real" else noise
+    # 60 s of the real recording: the length of the synthetic noise bank, so both cases share
+    # one compiled program.
+    source = load_noise("running_tap", shared_data)[: 60 * 16000] if noise == "real" else noise
     noisy = synthetic.machine_sounds(jax.random.key(3), **SMALL, snr_db=-5.0, noise=source)
     added = noisy.waveforms - clean.waveforms
     snr = 10 * np.log10(np.mean(clean.waveforms**2, axis=1) / np.mean(added**2, axis=1))

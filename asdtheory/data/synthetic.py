@@ -110,16 +110,19 @@ def _class_signatures(key, num_machines, num_attributes):
 
 def _clip_draws(key, anomaly_type, duration):
     """Per-clip randomness: natural variation, anomaly placement, noise key."""
-    k = jax.random.split(key, 8)
+    # Two draws per clip (one normal, one uniform vector) keep the compiled program small.
+    key_normal, key_uniform, noise_key = jax.random.split(key, 3)
     num_clicks = int(np.ceil(_CLICK_RATE * duration))
+    g = jax.random.normal(key_normal, (1 + _NUM_HARMONICS,))
+    u = jax.random.uniform(key_uniform, (4 + 2 * num_clicks,))
     return dict(
-        f0_jitter=1.0 + 0.005 * jax.random.normal(k[0]),
-        amp_jitter=1.0 + 0.05 * jax.random.normal(k[1], (_NUM_HARMONICS,)),
-        phases=jax.random.uniform(k[2], (3,), maxval=2 * jnp.pi),
-        harmonic=jax.random.randint(k[3], (), 1, _NUM_HARMONICS - 1),
-        click_times=jax.random.uniform(k[4], (num_clicks,), maxval=duration),
-        click_signs=jax.random.rademacher(k[5], (num_clicks,), dtype=jnp.float32),
-        noise_key=k[6],
+        f0_jitter=1.0 + 0.005 * g[0],
+        amp_jitter=1.0 + 0.05 * g[1:],
+        phases=2 * jnp.pi * u[:3],
+        harmonic=1 + jnp.floor(u[3] * (_NUM_HARMONICS - 2)).astype(jnp.int32),  # 1..K-2
+        click_times=duration * u[4 : 4 + num_clicks],
+        click_signs=jnp.where(u[4 + num_clicks :] < 0.5, -1.0, 1.0),
+        noise_key=noise_key,
         anomaly_type=anomaly_type,
     )
 
