@@ -347,7 +347,7 @@ class AngularHead(nnx.Module):
                              "adaptive_scale=False.")
         return scale_fn(embeddings, self.centres[...], labels, scale=self.scale[...])
 
-    def __call__(self, embeddings: jax.Array, labels: jax.Array, inputs: jax.Array = None, *,
+    def __call__(self, embeddings: jax.Array, labels: jax.Array, inputs=None, *,
                  update_scale: bool = True) -> jax.Array:
         """Per-example loss (B,) of embeddings (B, D) with integer (B,) or soft (B, N) labels.
 

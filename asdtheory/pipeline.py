@@ -7,7 +7,7 @@ anomaly scores -> DCASE table and official score, in one call::
     print(result.table)              # official-rules table + official score
     result.test_embeddings, result.test_scores, result.test_clips   # for plots
 
-Steps (all clips resampled nowhere: 16 kHz mono as stored):
+Steps (clips are read as stored, 16 kHz mono):
 
 1. **Split**: protocol "mini" is ``data.dcase.valve_mini_protocol`` (valve only; 60 train,
    140 test clips); "full" is ``data.dcase.official_split`` of the machine.
@@ -81,7 +81,8 @@ class PipelineConfig:
     """Everything a :func:`run` depends on; validated on construction.
 
     Attributes:
-      data: dataset root holding ``dcase2023t2/`` and ``noise/`` (None: ``dcase.data_root``).
+      data: dataset root holding ``dcase2023t2/`` and ``noise/`` (None: ``dcase.data_root``);
+        the ``dcase2023t2`` folder itself is accepted too.
       machine: DCASE 2023 development machine type.
       protocol: "mini" (valve only, ci mode) or "full" (official train/test split).
       method: one of ``models.METHODS``.
@@ -91,7 +92,8 @@ class PipelineConfig:
       embed_dim, channels: CNN embedding size and channels per residual stage.
       num_subclusters: sub-centres per class (subcluster-adacos) / subspace dimension
         (adaproj); unused by the other methods.
-      epochs, batch_size, learning_rate, mixup_alpha: training (``train.TrainConfig``);
+      epochs, batch_size, learning_rate, weight_decay, mixup_alpha: training
+        (``train.TrainConfig``);
         batch_size None means 32 windows for the CNN methods and 256 stacked-frame vectors
         for the autoencoder (which has ~40 times more, smaller examples per clip).
       backend: anomaly-score back-end (``BACKENDS[method]``; None: the method's default).
@@ -116,6 +118,7 @@ class PipelineConfig:
     epochs: int = 20
     batch_size: int | None = None
     learning_rate: float = 1e-3
+    weight_decay: float = 0.0
     mixup_alpha: float = 0.0
     backend: str | None = None
     n_clusters: int = 16
@@ -155,7 +158,8 @@ class PipelineConfig:
         batch_size = self.batch_size or (256 if self.method == "autoencoder" else 32)
         return train.TrainConfig(epochs=self.epochs, batch_size=batch_size,
                                  learning_rate=self.learning_rate,
-                                 mixup_alpha=self.mixup_alpha, progress=self.progress)
+                                 weight_decay=self.weight_decay, mixup_alpha=self.mixup_alpha,
+                                 progress=self.progress)
 
 
 @dataclasses.dataclass
@@ -204,13 +208,23 @@ class Result:
         }
 
 
-def _split(config: PipelineConfig) -> dcase.Split:
-    if config.data is not None and not Path(config.data).expanduser().is_dir():
+def _data_root(config: PipelineConfig) -> Path | None:
+    """The dataset root; a path to the ``dcase2023t2`` folder itself means its parent."""
+    if config.data is None:
+        return None
+    root = Path(config.data).expanduser()
+    if not root.is_dir():
         raise FileNotFoundError(f"data root {config.data} does not exist; pass the folder "
                                 "holding dcase2023t2/ (e.g. ../shared/data).")
+    if root.name == "dcase2023t2" and not (root / "dcase2023t2").exists():
+        return root.parent
+    return root
+
+
+def _split(config: PipelineConfig, root: Path | None) -> dcase.Split:
     if config.protocol == "mini":
-        return dcase.valve_mini_protocol(config.data)
-    return dcase.official_split(config.data, config.machine)
+        return dcase.valve_mini_protocol(root)
+    return dcase.official_split(root, config.machine)
 
 
 def _log_mels(waveforms: np.ndarray, config: PipelineConfig) -> np.ndarray:
@@ -318,9 +332,10 @@ def run(config: PipelineConfig) -> Result:
     Raises FileNotFoundError (missing data root, clips or noise recording) and ValueError
     (protocol, back-end or split problems) before any feature extraction or training.
     """
-    split = _split(config)
+    root = _data_root(config)
+    split = _split(config, root)
     _check_split(split, config)
-    noise = None if config.noise is None else audio.load_noise(config.noise, config.data)
+    noise = None if config.noise is None else audio.load_noise(config.noise, root)
     noise_key, init_key, train_key = jax.random.split(jax.random.key(config.seed), 3)
 
     clips = split.train + split.test
@@ -363,8 +378,8 @@ def register(subparsers) -> None:
         "(official 2023 rules) for one machine and method. Prints the table; --json writes "
         "the results (key official_score).")
     parser.add_argument("--data", type=Path, default=None,
-                        help="dataset root holding dcase2023t2/ and noise/ "
-                        "(default: $ASDTHEORY_DATA or the user cache)")
+                        help="dataset root holding dcase2023t2/ and noise/, or the "
+                        "dcase2023t2 folder itself (default: $ASDTHEORY_DATA or the user cache)")
     parser.add_argument("--machine", default=defaults.machine)
     parser.add_argument("--protocol", choices=sorted(PROTOCOLS), default=None,
                         help="mini (valve, ci mode) or full (official split); default from "

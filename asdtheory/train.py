@@ -211,7 +211,8 @@ def fit(model: nnx.Module, head: nnx.Module, inputs, labels=None, *, config: Tra
       model: a network from ``asdtheory.models`` (or any nnx module the head accepts).
       head: its loss head (``models.make_head``).
       inputs: (B, ...) training inputs (NumPy or JAX), kept on the host and fed in batches.
-      labels: (B,) integer auxiliary labels; ``None`` for deep-svdd and autoencoder.
+      labels: (B,) integer auxiliary labels; ``None`` for deep-svdd and autoencoder (their
+        heads have no classes and ignore labels).
       config: :class:`TrainConfig`.
       key: PRNG key for shuffling and mixup.
       callbacks: functions ``(model, head) -> {name: float}`` evaluated after every epoch.

@@ -91,9 +91,11 @@ def test_end_to_end_on_the_valve_mini_protocol(shared_data, method, backend):
 
 def test_command_prints_the_table_and_writes_json(shared_data, tmp_path, capsys):
     out = tmp_path / "result.json"
-    code = cli.main(["run", "--data", str(shared_data), "--machine", "valve", "--protocol",
-                     "mini", "--method", "autoencoder", "--noise", "running_tap", "--snr", "0",
-                     "--seed", "1", "--epochs", "1", "--no-progress", "--json", str(out)])
+    # The dcase2023t2 folder itself is accepted as --data (the form the issue uses).
+    code = cli.main(["run", "--data", str(shared_data / "dcase2023t2"), "--machine", "valve",
+                     "--protocol", "mini", "--method", "autoencoder", "--noise", "running_tap",
+                     "--snr", "0", "--seed", "1", "--epochs", "1", "--no-progress",
+                     "--json", str(out)])
     assert code == 0
     printed = capsys.readouterr().out
     assert "AUC source" in printed and "official score" in printed
