@@ -1,0 +1,148 @@
+"""Execute a notebook's jupytext source from a clean kernel, as CI and ``asdtheory verify`` do.
+
+The source of truth is ``notebooks/NN_name.py`` (jupytext ``py:percent``). This module
+converts it to a notebook, runs it in a fresh Jupyter kernel with
+
+* ``ASDTHEORY_MODE`` set to the run mode (``ci`` for the stored outputs),
+* single-threaded XLA on CPU (``XLA_FLAGS``), so numbers do not depend on thread scheduling,
+
+and writes the executed ``.ipynb`` (by default beside the source, which is how the committed
+outputs are produced). From the repository root::
+
+    python -m asdtheory.notebook_run notebooks/01_compactness.py [--mode ci] [--output FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from asdtheory.runmode import MODES
+
+__all__ = ["XLA_FLAGS", "NotebookFailed", "execute_notebook", "kernel_environment",
+           "read_source", "render_html"]
+
+XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+KERNEL_NAME = "python3"
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook raised in a cell, timed out or lost its kernel; the message names the cell."""
+
+
+def kernel_environment(mode: str, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of the kernel: this process's, plus the run mode, single-threaded XLA
+    and ``env`` (which wins)."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
+    return {**os.environ, "ASDTHEORY_MODE": mode, "XLA_FLAGS": XLA_FLAGS, **(env or {})}
+
+
+def read_source(py_path: str | os.PathLike):
+    """The notebook (an ``nbformat`` node) of a jupytext ``py:percent`` source."""
+    import jupytext
+
+    py_path = Path(py_path)
+    if py_path.suffix != ".py" or not py_path.is_file():
+        raise FileNotFoundError(
+            f"{py_path} is not an existing .py file: pass the jupytext source "
+            "notebooks/NN_name.py (the .ipynb is generated from it)."
+        )
+    return jupytext.read(py_path, fmt="py:percent")
+
+
+def execute_notebook(py_path: str | os.PathLike, *, mode: str = "ci",
+                     output: str | os.PathLike | None = None, timeout: int = 1800,
+                     env: Mapping[str, str] | None = None) -> Path:
+    """Executes the jupytext source ``py_path`` in a fresh kernel and writes the result.
+
+    Args:
+      py_path: ``notebooks/NN_name.py``.
+      mode: ``"ci"`` or ``"full"``, passed as ``ASDTHEORY_MODE``.
+      output: the executed ``.ipynb``; default: beside the source, same stem.
+      timeout: seconds allowed per cell.
+      env: extra environment variables for the kernel.
+
+    Returns:
+      The path of the executed notebook. It is written even when a cell fails (with the
+      outputs up to the failure), and then :class:`NotebookFailed` is raised.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    py_path = Path(py_path)
+    kernel_env = kernel_environment(mode, env)
+    notebook = read_source(py_path)
+    output = Path(output) if output is not None else py_path.with_suffix(".ipynb")
+    client = NotebookClient(
+        notebook, timeout=timeout, kernel_name=KERNEL_NAME, record_timing=False,
+        resources={"metadata": {"path": str(py_path.resolve().parent)}},
+    )
+    error = None
+    try:
+        client.execute(env=kernel_env)
+    except (CellExecutionError, CellTimeoutError, DeadKernelError) as err:
+        error = err
+    output.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, output)
+    if error is not None:
+        raise NotebookFailed(f"{py_path.name}, {_failed_cell(notebook)}: "
+                             f"{type(error).__name__}: {_first_line(error)}") from error
+    return output
+
+
+def _failed_cell(notebook) -> str:
+    """'code cell k' of the last executed code cell (the failing one)."""
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    executed = [i for i, c in enumerate(code) if c.get("execution_count") is not None]
+    return f"code cell {executed[-1] + 1} of {len(code)}" if executed else "kernel start-up"
+
+
+def _first_line(error: Exception) -> str:
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else repr(error)
+
+
+def render_html(ipynb_path: str | os.PathLike, html_path: str | os.PathLike) -> Path:
+    """Renders an executed notebook to a standalone HTML page (nbconvert)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(ipynb_path, as_version=4))
+    html_path = Path(html_path)
+    html_path.write_text(body, encoding="utf-8")
+    return html_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m asdtheory.notebook_run",
+        description="Execute a jupytext notebook source from a clean kernel (single-threaded "
+        "XLA) and write the executed .ipynb beside it.",
+    )
+    parser.add_argument("sources", nargs="+", type=Path, help="notebooks/NN_name.py files")
+    parser.add_argument("--mode", choices=MODES, default="ci")
+    parser.add_argument("--output", type=Path,
+                        help="executed notebook (only with a single source; default: beside it)")
+    parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
+    args = parser.parse_args(argv)
+    if args.output is not None and len(args.sources) > 1:
+        parser.error("--output needs exactly one source")
+    status = 0
+    for source in args.sources:
+        try:
+            written = execute_notebook(source, mode=args.mode, output=args.output,
+                                       timeout=args.timeout)
+            print(f"executed {source} -> {written}")
+        except NotebookFailed as err:
+            print(f"FAILED {err}", file=sys.stderr)
+            status = 1
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
