@@ -345,11 +345,27 @@ def log_mel(waveforms, *, sample_rate: int = 16000, n_fft: int = 1024, hop_lengt
     Pure and ``jax.jit``-able (all keyword arguments static).
     """
     check_scalar(sample_rate, "sample_rate", low=1, integer=True)
+    check_scalar(n_fft, "n_fft", low=2, integer=True)
+    check_scalar(hop_length, "hop_length", low=1, integer=True)
     check_scalar(n_mels, "n_mels", low=1, integer=True)
     check_scalar(power, "power", low=np.finfo(np.float32).tiny)
     check_scalar(fmin, "fmin", low=0.0)
-    bands = _mel_bands(sample_rate=int(sample_rate), n_fft=int(n_fft), n_mels=int(n_mels),
-                       fmin=float(fmin), fmax=None if fmax is None else float(fmax))
+    if top_db is not None:
+        check_scalar(top_db, "top_db", low=0.0)
+    return _log_mel(as_float_array(waveforms, "waveforms"), sample_rate=int(sample_rate),
+                    n_fft=int(n_fft), hop_length=int(hop_length), n_mels=int(n_mels),
+                    fmin=float(fmin), fmax=None if fmax is None else float(fmax),
+                    power=float(power), top_db=None if top_db is None else float(top_db),
+                    chunk_samples=_CHUNK_SAMPLES)
+
+
+@functools.partial(jax.jit, static_argnames=("sample_rate", "n_fft", "hop_length", "n_mels",
+                                             "fmin", "fmax", "power", "top_db",
+                                             "chunk_samples"))
+def _log_mel(x, *, sample_rate, n_fft, hop_length, n_mels, fmin, fmax, power, top_db,
+             chunk_samples):
+    bands = _mel_bands(sample_rate=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin,
+                       fmax=fmax)
 
     def one(x):
         spec = _spectrum(x, n_fft, hop_length, None, True)
@@ -359,13 +375,12 @@ def log_mel(waveforms, *, sample_rate: int = 16000, n_fft: int = 1024, hop_lengt
         mel = jnp.concatenate([spec[..., lo:hi] @ w for lo, hi, w in bands], axis=-1)
         return power_to_db(jnp.swapaxes(mel, -1, -2), top_db=top_db)
 
-    x = as_float_array(waveforms, "waveforms")
     if x.ndim < 2:
         return one(x)
     # A few clips at a time: the frames, spectra and mel energies of one chunk stay in the CPU
     # cache (measured 2-3x less CPU time than one pass over a batch of 64 ten-second clips).
     flat = x.reshape(-1, x.shape[-1])
-    per_chunk = max(1, _CHUNK_SAMPLES // ((1 + x.shape[-1] // hop_length) * n_fft))
+    per_chunk = max(1, chunk_samples // ((1 + x.shape[-1] // hop_length) * n_fft))
     out = one(flat) if flat.shape[0] <= per_chunk else jax.lax.map(one, flat,
                                                                    batch_size=per_chunk)
     return out.reshape(*x.shape[:-1], *out.shape[-2:])
