@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import sys
 import time
@@ -227,11 +228,21 @@ def _split(config: PipelineConfig, root: Path | None) -> dcase.Split:
     return dcase.official_split(root, config.machine)
 
 
+@functools.partial(jax.jit, static_argnames="n_mels")
+def _log_mel_frames(waveforms: jax.Array, *, n_mels: int) -> jax.Array:
+    return jnp.swapaxes(audio.log_mel(waveforms, n_mels=n_mels), -1, -2)
+
+
 def _log_mels(waveforms: np.ndarray, config: PipelineConfig) -> np.ndarray:
-    """(n, T) -> (n, frames, n_mels) log-mel spectrograms, computed in chunks."""
-    fn = jax.jit(lambda x: jnp.swapaxes(audio.log_mel(x, n_mels=config.n_mels), -1, -2))
-    return np.concatenate([np.asarray(fn(waveforms[i:i + 16]))
-                           for i in range(0, len(waveforms), 16)])
+    """(n, T) -> (n, frames, n_mels) log-mel spectrograms, computed in chunks of 16 clips
+    (the last chunk padded, so that one compiled program serves every run)."""
+    chunks = []
+    for start in range(0, len(waveforms), 16):
+        chunk = waveforms[start:start + 16]
+        padded = np.concatenate([chunk, np.zeros((16 - len(chunk), *chunk.shape[1:]),
+                                                 chunk.dtype)])
+        chunks.append(np.asarray(_log_mel_frames(padded, n_mels=config.n_mels))[:len(chunk)])
+    return np.concatenate(chunks)
 
 
 def _features(clips: Sequence[dcase.ClipInfo], n_train: int, config: PipelineConfig,
