@@ -93,6 +93,8 @@ class PipelineConfig:
       embed_dim, channels: CNN embedding size and channels per residual stage.
       num_subclusters: sub-centres per class (subcluster-adacos) / subspace dimension
         (adaproj); unused by the other methods.
+      scale_variant: sub-cluster AdaCos scale update, "faithful" (the paper's formula) or
+        "code" (the author's public implementation); see ``asdtheory.losses.adacos``.
       epochs, batch_size, learning_rate, weight_decay, mixup_alpha: training
         (``train.TrainConfig``);
         batch_size None means 32 windows for the CNN methods and 256 stacked-frame vectors
@@ -116,6 +118,7 @@ class PipelineConfig:
     embed_dim: int = 64
     channels: tuple[int, ...] = (16, 32, 64)
     num_subclusters: int = 4
+    scale_variant: str = "faithful"
     epochs: int = 20
     batch_size: int | None = None
     learning_rate: float = 1e-3
@@ -142,6 +145,9 @@ class PipelineConfig:
                              "SNR in dB) or neither.")
         if self.snr is not None:
             check_scalar(self.snr, "snr")
+        if self.scale_variant not in ("faithful", "code"):
+            raise ValueError(f"scale_variant must be 'faithful' or 'code', got "
+                             f"{self.scale_variant!r}.")
         if self.backend is not None and self.backend not in BACKENDS[self.method]:
             raise ValueError(f"backend {self.backend!r} does not apply to {self.method}; "
                              f"choose one of {BACKENDS[self.method]}.")
@@ -276,6 +282,8 @@ def _build(config: PipelineConfig, num_classes: int, example_shape: tuple[int, .
                                use_bias=config.method != "deep-svdd", rngs=rngs)
     extra = ({"num_subclusters": config.num_subclusters}
              if config.method in SUBCLUSTER_METHODS else {})
+    if config.method == "subcluster-adacos":
+        extra["variant"] = config.scale_variant
     head = models.make_head(config.method, embed_dim=config.embed_dim,
                             num_classes=num_classes, rngs=rngs, **extra)
     return model, head

@@ -30,6 +30,7 @@ def no_training(monkeypatch):
     ({"method": "deep-svdd", "backend": "kmeans"}, "does not apply to deep-svdd"),
     ({"epochs": 0}, "epochs"),
     ({"window_hop": 0}, "window_hop"),
+    ({"scale_variant": "paper"}, "scale_variant"),
 ])
 def test_bad_configs_fail_on_construction(kwargs, match):
     with pytest.raises(ValueError, match=match):
