@@ -1,0 +1,129 @@
+"""The notebooks: paired sources, clean executed outputs, one CLAIM line per claim, and the
+machinery that executes them (asdtheory.notebook_run) and sanitises them for nbval."""
+
+import re
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+from nbval.plugin import get_sanitize_patterns
+
+from asdtheory import notebook_run
+
+REPO = Path(__file__).resolve().parents[1]
+SOURCES = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.py"))
+SANITIZE = REPO / "tests" / "nbval_sanitize.cfg"
+CLAIM_LINE = re.compile(r"^CLAIM (\S+) (SUPPORTED|NOT SUPPORTED) \| \S", re.MULTILINE)
+
+
+def _cells(notebook):
+    return [(cell.cell_type, cell.source.strip()) for cell in notebook.cells]
+
+
+def _stored(source: Path):
+    ipynb = source.with_suffix(".ipynb")
+    if not ipynb.exists():
+        pytest.fail(f"{ipynb.name} is missing: run `python -m asdtheory.notebook_run "
+                    f"notebooks/{source.name}` and commit the executed notebook.")
+    return nbformat.read(ipynb, as_version=4)
+
+
+def _text_outputs(notebook) -> str:
+    texts = []
+    for cell in notebook.cells:
+        for out in cell.get("outputs", []):
+            texts.append(out.get("text", "") or out.get("data", {}).get("text/plain", ""))
+    return "\n".join(texts)
+
+
+def test_there_are_notebooks():
+    assert {p.name for p in SOURCES} >= {"01_compactness.py", "02_trivial_solutions.py"}
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_source_and_notebook_hold_the_same_cells(source):
+    from_source = jupytext.read(source, fmt="py:percent")
+    assert _cells(_stored(source)) == _cells(from_source), (
+        f"{source.name} and its .ipynb differ: re-execute with `python -m "
+        f"asdtheory.notebook_run notebooks/{source.name}`."
+    )
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_notebook_was_executed_in_order_without_errors(source):
+    code = [c for c in _stored(source).cells if c.cell_type == "code"]
+    assert [c.execution_count for c in code] == list(range(1, len(code) + 1)), (
+        "stored outputs must come from one run from a clean kernel, cells in order")
+    errors = [o for c in code for o in c.outputs if o.output_type == "error"]
+    assert not errors, f"{source.name} stored an error: {errors[0].ename}: {errors[0].evalue}"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_every_claim_has_exactly_one_verdict_line(source):
+    text = _text_outputs(_stored(source))
+    claimed = [m.group(1) for m in CLAIM_LINE.finditer(text)]
+    claim_calls = re.findall(r'^(?:\w+ = )?claim\(\s*"([^"]+)"', source.read_text(),
+                             re.MULTILINE)
+    assert claimed, f"{source.name} prints no CLAIM line"
+    # The summary table at the end repeats each claim once, without the "CLAIM" prefix.
+    assert sorted(claimed) == sorted(set(claimed)), f"duplicate CLAIM lines: {claimed}"
+    assert sorted(claimed) == sorted(claim_calls)
+
+
+def test_sanitizers_parse_and_leave_claims_and_numbers_alone():
+    patterns = get_sanitize_patterns(SANITIZE.read_text())
+    assert len(patterns) >= 3
+
+    def sanitize(text):
+        for regex, replace in patterns:
+            text = re.sub(regex, replace, text)
+        return text
+
+    kept = ["CLAIM C1.a SUPPORTED | violations 0 of 1100000 pairs; deficit 3.86 eps*s",
+            "normalized softmax   10   32    16        1.989 ->    0.0846        16.7    0.994",
+            "control (no bias, fixed c, ReLU)    1.139e-01 -> 7.151e-04   6.3e-03   0.799"]
+    for line in kept:
+        assert sanitize(line) == line
+    assert sanitize("train:  40%|####      | 12/30 [00:03<00:04,  4.1epoch/s, loss=0.12]") \
+        == "train:  TQDM-PROGRESS"
+    assert sanitize("<Foo object at 0x7f3a2c1d9e80>") == "<Foo object at 0xADDRESS>"
+    assert sanitize("/x/site-packages/jax/_src/a.py:12: UserWarning: slow") \
+        == "FILE:LINE: UserWarning: slow"
+
+
+def _write_source(path: Path, cells: list[str]) -> Path:
+    path.write_text("".join(f"# %%\n{cell}\n\n" for cell in cells))
+    return path
+
+
+def test_execute_notebook_runs_a_clean_kernel_with_mode_and_single_threaded_xla(tmp_path):
+    source = _write_source(tmp_path / "01_probe.py", [
+        "import os",
+        'print(os.environ["ASDTHEORY_MODE"], "|", os.environ["XLA_FLAGS"], "|", '
+        'os.environ["PROBE"], "|", os.path.basename(os.getcwd()))',
+    ])
+    written = notebook_run.execute_notebook(source, mode="full", env={"PROBE": "yes"})
+    assert written == tmp_path / "01_probe.ipynb"
+    outputs = nbformat.read(written, as_version=4).cells[1].outputs
+    assert outputs[0].text.strip() == f"full | {notebook_run.XLA_FLAGS} | yes | {tmp_path.name}"
+
+
+def test_execute_notebook_names_the_failing_cell_and_keeps_partial_outputs(tmp_path):
+    source = _write_source(tmp_path / "02_broken.py",
+                           ['print("before")', 'raise ValueError("broken on purpose")', "1"])
+    output = tmp_path / "out" / "broken.ipynb"
+    with pytest.raises(notebook_run.NotebookFailed, match=r"code cell 2 of 3.*broken on purpose"):
+        notebook_run.execute_notebook(source, output=output)
+    cells = nbformat.read(output, as_version=4).cells
+    assert cells[0].outputs[0].text == "before\n"
+    assert cells[2].execution_count is None
+
+
+def test_bad_arguments_raise(tmp_path):
+    with pytest.raises(ValueError, match="mode"):
+        notebook_run.kernel_environment("fast")
+    with pytest.raises(FileNotFoundError, match="jupytext source"):
+        notebook_run.execute_notebook(tmp_path / "missing.py")
+    with pytest.raises(FileNotFoundError, match="jupytext source"):
+        notebook_run.read_source(tmp_path)
