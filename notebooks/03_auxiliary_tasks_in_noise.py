@@ -41,7 +41,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from asdtheory import audio, experiments
-from asdtheory.claims import claim, fmt
+from asdtheory.claims import claim, fmt, records
 from asdtheory.data.synthetic import ANOMALY_TYPES, machine_sounds
 from asdtheory.runmode import run_mode
 
@@ -252,7 +252,8 @@ claim("C3.c", c3c, "margin of (iii) over random labels (iv) at 0/-5/-10 dB "
       statement="The meaningful auxiliary task beats the same loss on random labels at every "
       "SNR <= 0 dB, by more than the seed spread.",
       figures=figures, notebook=NOTEBOOK)
-claim("C3", a and b, f"C3.a {'holds' if a else 'fails'}, C3.b {'holds' if b else 'fails'}",
+verdict = claim(
+      "C3", a and b, f"C3.a {'holds' if a else 'fails'}, C3.b {'holds' if b else 'fails'}",
       statement="Sub-cluster AdaCos with the auxiliary task is best in noise and its advantage "
       "grows as the SNR falls (synthetic machine sounds).",
       figures=figures, notebook=NOTEBOOK)
@@ -260,7 +261,33 @@ claim("C3", a and b, f"C3.a {'holds' if a else 'fails'}, C3.b {'holds' if b else
 # %% [markdown]
 # ## Discussion
 #
-# The verdict lines above are computed from the table; this paragraph is written for the
-# stored ci-mode run and says what the numbers show.
+# The verdict lines are computed; this paragraph was written for the stored ci-mode run
+# (3 seeds) and describes its numbers.
 #
-# DISCUSSION_PLACEHOLDER
+# **C3 is not supported as stated.** Sub-cluster AdaCos with the
+# auxiliary task is the best method at moderate noise: at 10, 5 and 0 dB its harmonic mean
+# is ahead of every other method by more than the seed spread (0.700 / 0.670 / 0.615
+# against at most 0.641 / 0.609 / 0.577). On clean data it ties with the autoencoder (the
+# difference is inside the spread), and at −5 and −10 dB, where every method is close to
+# chance (harmonic means 0.52–0.58), Deep SVDD is slightly but consistently ahead. So the
+# advantage does not *grow* as the SNR falls: it appears with the noise, is largest at
+# 5–10 dB and reverses once the noise is 5–10 dB stronger than the machine (C3.a and C3.b
+# fail). The lead comes from the pAUC, the low-false-alarm end of the ROC curve: in AUC
+# alone the autoencoder is level with sub-cluster AdaCos down to 5 dB.
+#
+# The control supports the mechanism the paper proposes: the same loss on *random* labels
+# is worse than on the real auxiliary task at every SNR, by more than the seed spread
+# everywhere except −5 dB (C3.c fails only there, 0.014 against a spread of 0.030). What
+# helps in moderate noise is the auxiliary task, not the angular margin loss by itself.
+#
+# Limits of this test, so that the verdict is read at its size: small networks trained for
+# 10 epochs on 240 one-second clips, three seeds, one anomaly strength, a single back-end
+# per method. The noise here is non-stationary real audio at the same level in training
+# and test; at −10 dB it masks most of the harmonic structure the anomalies live in (see
+# the spectrograms), so *no* method can do much there. Full mode (5 seeds, 4 x 3 classes,
+# twice the clips and epochs) is the stronger test.
+
+# %%
+print(f"{'claim':6s} {'verdict':14s} summary")
+for record in records():
+    print(f"{record.id:6s} {record.verdict:14s} {record.summary}")

@@ -52,7 +52,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from asdtheory import evaluation, pipeline
-from asdtheory.claims import claim, fmt
+from asdtheory.claims import claim, fmt, records
 from asdtheory.data import dcase
 from asdtheory.runmode import run_mode
 
@@ -185,7 +185,7 @@ fields = (("auc_source", "AUC source"), ("auc_target", "AUC target"), ("pauc", "
 fig, axes = plt.subplots(1, 4, figsize=(15, 3.6), sharey=True)
 x = np.arange(len(CONDITIONS))
 for m, label in enumerate(LABELS):
-    for ax, (field, title) in zip(axes, fields, strict=True):
+    for ax, (field, title) in zip(axes[:3], fields, strict=True):
         ax.plot(x, [np.mean([getattr(r, field) for r in tables[m, c]])
                     for c in range(len(CONDITIONS))], marker="o", label=label)
         ax.set_title(title)
@@ -243,7 +243,8 @@ claim("C4.b", b, summary(1) + "; " + summary(2),
       statement="With real background noise at 0 and -5 dB sub-cluster AdaCos with the "
       "attribute task has the best official DCASE score, beyond its 95 % confidence interval.",
       figures=figures, notebook=NOTEBOOK)
-claim("C4", a and b, f"C4.a {'holds' if a else 'fails'}, C4.b {'holds' if b else 'fails'}",
+verdict = claim(
+      "C4", a and b, f"C4.a {'holds' if a else 'fails'}, C4.b {'holds' if b else 'fails'}",
       statement="On real machine sounds, clean and in real noise, sub-cluster AdaCos with the "
       "auxiliary task beats Deep SVDD and the autoencoder (official DCASE score).",
       figures=figures, notebook=NOTEBOOK)
@@ -251,4 +252,27 @@ claim("C4", a and b, f"C4.a {'holds' if a else 'fails'}, C4.b {'holds' if b else
 # %% [markdown]
 # ## Discussion
 #
-# DISCUSSION_PLACEHOLDER
+# The verdict lines are computed; this paragraph was written for the stored ci-mode run
+# (valve mini protocol, one seed, 10 epochs) and describes its numbers.
+#
+# **C4 is not supported by the ci-mode run — and the run cannot support or refute it.**
+# All nine official scores lie between 0.435 and 0.536, and every 95 % interval contains
+# 0.5: with 60 training clips (480 two-second windows) and 10 epochs, none of the three
+# methods detects the valve anomalies better than chance, clean or in noise. Sub-cluster
+# AdaCos has the highest estimate at 0 dB (0.488 against 0.473 for both rivals), the
+# autoencoder on the clean recordings (0.536 against 0.475) and at −5 dB (0.466 against
+# 0.435), but each of these differences is far inside the intervals (half-width about
+# 0.085). Some AUCs below 0.5 (e.g. AUC source about 0.39 of Deep SVDD and of (iii) on clean
+# data) are also within the spread a chance-level scorer shows on 20 normal and 100
+# anomalous clips.
+#
+# So on real recordings the question stays open at this size. The test that can decide it
+# is full mode (official split with about 1000 training clips per machine, all seven
+# machines, 20 epochs, 3 seeds), which needs the archives (`asdtheory data fetch`) and a
+# GPU-sized budget. The random-label control of notebook 03 would need a label-permutation
+# option in `pipeline.run`.
+
+# %%
+print(f"{'claim':6s} {'verdict':14s} summary")
+for record in records():
+    print(f"{record.id:6s} {record.verdict:14s} {record.summary}")
