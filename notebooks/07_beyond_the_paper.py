@@ -51,6 +51,9 @@
 # the metrics (`metrics`, `evaluation`).
 
 # %%
+# The inline backend explicitly: pytest's conftest sets MPLBACKEND=Agg for the nbval kernels,
+# under which plt.show() would output nothing and the stored figures would not match.
+# %matplotlib inline
 import os
 from pathlib import Path
 
