@@ -33,6 +33,7 @@
 # (notebook 04) already contain factory noise of unknown level.
 
 # %%
+# %matplotlib inline
 import os
 from pathlib import Path
 

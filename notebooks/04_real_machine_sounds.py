@@ -45,6 +45,7 @@
 # numbers.
 
 # %%
+# %matplotlib inline
 import os
 from pathlib import Path
 
