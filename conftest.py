@@ -2,6 +2,8 @@
 
 Validated runs use ci mode and single-threaded XLA on the CPU, so that the stored notebook
 outputs are reproducible; the notebook kernels started by nbval inherit this environment.
+The matplotlib backend is left alone: kernels must keep their inline backend, or figure
+outputs would go missing and nbval would report a mismatch.
 """
 
 import os
@@ -10,4 +12,3 @@ os.environ.setdefault("ASDTHEORY_MODE", "ci")
 os.environ.setdefault(
     "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 )
-os.environ.setdefault("MPLBACKEND", "Agg")
