@@ -7,7 +7,12 @@ outputs would go missing and nbval would report a mismatch.
 """
 
 import os
+from pathlib import Path
 
+# The recordings for tests and ci-mode notebooks sit beside the repository unless
+# ASDTHEORY_DATA says otherwise (tests/conftest.py turns a missing folder into an error).
+SHARED_DATA = Path(__file__).resolve().parent.parent / "shared" / "data"
+os.environ.setdefault("ASDTHEORY_DATA", str(SHARED_DATA))
 os.environ.setdefault("ASDTHEORY_MODE", "ci")
 os.environ.setdefault(
     "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"

@@ -3,17 +3,15 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The real recordings for tests: $ASDTHEORY_DATA, else ../shared/data beside the repo.
+    """The real recordings for tests: $ASDTHEORY_DATA, by default ../shared/data beside the repo.
 
     Missing data is an error, not a skip: CI always has it, and a silently skipped test on
     real audio would hide a broken loader.
     """
-    root = Path(os.environ.get("ASDTHEORY_DATA", REPO.parent / "shared" / "data"))
+    root = Path(os.environ["ASDTHEORY_DATA"])  # defaulted by the root conftest.py
     if not (root / "dcase2023t2").is_dir():
         raise FileNotFoundError(
             f"test data not found under {root}: set ASDTHEORY_DATA to the folder holding "
