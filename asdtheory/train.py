@@ -46,7 +46,7 @@ import optax
 from flax import nnx
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from asdtheory._validation import check_scalar
 

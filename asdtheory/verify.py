@@ -165,7 +165,7 @@ def verify(notebooks: Sequence[Path], *, output: Path, mode: str, data: Path | N
 
     ``data`` becomes the notebooks' ``ASDTHEORY_DATA`` (default: inherited).
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     from asdtheory.notebook_run import NotebookFailed, execute_notebook, render_html
 
