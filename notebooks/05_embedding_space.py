@@ -269,7 +269,7 @@ def summary(numbers, key):
     return "/".join(fmt(numbers[m][key], 2) for m in METHODS)
 
 
-claim(
+record = claim(
     "C5", not failed,
     "kNN purity (AdaCos/SVDD/AE) synthetic " + summary(syn_numbers, "purity") + ", valve "
     + summary(valve_numbers, "purity") + "; nearest-centre AUC synthetic "

@@ -227,7 +227,7 @@ for rival in ("deep-svdd", "autoencoder"):
     diff = ref - shares[rival]
     margins[rival] = (diff.mean(), diff.std(ddof=1) / np.sqrt(diff.size))
 supported = all(mean > 2 * se for mean, se in margins.values())
-claim(
+record = claim(
     "C6", supported,
     f"share of positive RISE saliency in the anomaly box: sub-cluster AdaCos "
     f"{fmt(ref.mean())}, Deep SVDD {fmt(shares['deep-svdd'].mean())}, autoencoder "
