@@ -39,6 +39,7 @@
 # against naive per-example implementations.
 
 # %%
+# %matplotlib inline
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt

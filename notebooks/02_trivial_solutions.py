@@ -40,6 +40,7 @@
 # section, attribute) provides that counter-force for free.
 
 # %%
+# %matplotlib inline
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
