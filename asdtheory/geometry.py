@@ -71,9 +71,9 @@ def cosine_matrix(embeddings: jax.Array, centres: jax.Array) -> jax.Array:
       (B, ...) cosines in [-1, 1] (0 for zero vectors).
     """
     x = l2_normalize(embeddings)
-    c = l2_normalize(centres)
-    cos = jnp.tensordot(x, c, axes=[[-1], [-1]])
-    return jnp.clip(cos, -1.0, 1.0)
+    c = l2_normalize(centres.reshape(-1, centres.shape[-1]))
+    cos = jnp.clip(x @ c.T, -1.0, 1.0)  # one plain (B, D) x (D, K) matmul
+    return cos.reshape(x.shape[:-1] + centres.shape[:-1])
 
 
 def _arccos_margin(dtype) -> float:

@@ -125,9 +125,15 @@ def subcluster_adacos(embeddings, centres, labels, *, scale) -> jax.Array:
     check_scale(scale)
     cos, labels, is_soft = class_cosines(embeddings, centres, labels, loss="subcluster_adacos",
                                          allow_soft=True, subcentres=True)
-    # log p(n | x) = logsumexp_m(s cos_nm) - logsumexp_{n', m'}(s cos_n'm'): a softmax
-    # cross-entropy over the per-class log-sum-exps.
-    return softmax_cross_entropy(jax.nn.logsumexp(scale * cos, axis=-1), labels, is_soft)
+    # log p(n | x) = logsumexp_m(s cos_nm) - logsumexp_{n', m'}(s cos_n'm').
+    logits = scale * cos
+    if is_soft:
+        return softmax_cross_entropy(jax.nn.logsumexp(logits, axis=-1), labels, True)
+    # Integer labels need only the target class's M logits besides the flat log-sum-exp;
+    # per-class reductions over the short M axis would cost more than the matmul.
+    total = jax.nn.logsumexp(logits.reshape(logits.shape[0], -1), axis=-1)
+    target = jnp.take_along_axis(logits, labels[:, None, None], axis=1)[:, 0]
+    return total - jax.nn.logsumexp(target, axis=-1)
 
 
 def subcluster_adacos_scale(embeddings, centres, labels, *, scale,
