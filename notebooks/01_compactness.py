@@ -40,6 +40,8 @@
 
 # %%
 # %matplotlib inline
+import warnings
+
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
@@ -47,6 +49,9 @@ import numpy as np
 import optax
 from flax import nnx
 from scipy.stats import spearmanr
+
+# Progress bars are off in the notebooks; tqdm's notice about missing ipywidgets is noise.
+warnings.filterwarnings("ignore", message="IProgress not found")
 
 from asdtheory import bounds, losses, models, train
 from asdtheory.claims import claim, fmt, records
@@ -129,7 +134,7 @@ print("run mode:", MODE, "| devices:", [d.platform for d in jax.devices()])
 # more than float32 precision: the loss is a log-sum-exp of logits of size up to $s$. We
 # check $L\ge\ell(c)$ in the loss domain and count a violation only when
 # $L<\ell(c)-16\,\varepsilon s$ ($\varepsilon=2^{-23}$); the number of *strict* violations
-# and the largest deficit in units of $\varepsilon s$ are printed too.
+# and the largest deficit in units of $\varepsilon s$ are reported too.
 
 # %%
 NUM_CONFIGS = 100_000 if MODE == "ci" else 1_000_000
@@ -234,17 +239,20 @@ rows = {name: bound_check(general, name, kind, tl, b)
         for name, (_fn, kind, tl, b) in FAMILIES.items()}
 rows |= {f"{name} [simplex]": bound_check(simplex, name, "centre", "cosine", -1.0, True)
          for name, (_fn, kind, *_r) in FAMILIES.items() if kind == "centre"}
-print(f"{'loss family':34s} {'configs':>8s} {'violations':>10s} {'strict':>7s} "
-      f"{'max deficit/(eps s)':>19s} {'within 0.01':>11s}")
+# The strict counts and exact deficits depend on the last bits of float32 and are kept in the
+# claim's figures; printed is the deficit rounded up to a whole multiple of eps*s.
+print(f"{'loss family':38s} {'configs':>8s} {'violations':>10s} "
+      f"{'max deficit/(eps s) <=':>23s} {'within 0.01':>11s}")
 for name, r in rows.items():
-    print(f"{name:34s} {r['configs']:8d} {r['violations']:10d} {r['strict']:7d} "
-          f"{fmt(r['max_deficit'], 2):>19s} {r['near_tight']:11d}")
+    print(f"{name:38s} {r['configs']:8d} {r['violations']:10d} "
+          f"{int(np.ceil(r['max_deficit'])):23d} {r['near_tight']:11d}")
 
 # %% [markdown]
-# Strict violations are common because many configurations sit *on* the bound — the loss
-# is then equal to $\ell(c)$ up to the last bits of float32 — but the largest deficit stays
-# a few $\varepsilon s$. Now the picture: for fixed $N=10$, $s=16$, $m=0.5$, the cloud of
-# (loss, compactness) pairs lies below the curve $g(L)$ of its family.
+# Many configurations sit *on* the bound — the loss then equals $\ell(c)$ up to the last
+# bits of float32, so $L<\ell(c)$ by rounding happens in some 3–25 % of them (these
+# "strict" counts are in the claim's figures) — but the largest deficit stays a few
+# $\varepsilon s$, far below the tolerance. Now the picture: for fixed $N=10$, $s=16$,
+# $m=0.5$, the cloud of (loss, compactness) pairs lies below the curve $g(L)$ of its family.
 
 # %%
 cloud = run_group(evaluate_families, key_cloud, 10, 0.04, num_subcentres=NUM_SUBCENTRES,
@@ -292,12 +300,13 @@ verdict = claim(
     "C1.a", total_violations == 0,
     f"violations {total_violations} of {total_pairs} (configuration, loss) pairs "
     f"({NUM_CONFIGS} configurations x {len(FAMILIES)} families + simplex bound x 4); "
-    f"largest rounding deficit {fmt(max_deficit, 2)} eps*s",
+    f"largest rounding deficit <= {int(np.ceil(max_deficit))} eps*s",
     statement="For angular margin losses the per-example loss bounds the compactness: "
               "||x~ - c_y||^2 <= g(L), g increasing (tighter for centres summing to zero).",
     figures={"violations": total_violations, "pairs": total_pairs,
              "max_deficit_eps_s": round(max_deficit, 2),
-             "per_family": {k: v["violations"] for k, v in rows.items()}},
+             "per_family": {k: {"violations": v["violations"], "strict": v["strict"]}
+                            for k, v in rows.items()}},
     notebook=NOTEBOOK,
 )
 
