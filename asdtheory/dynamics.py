@@ -27,7 +27,7 @@ import optax
 from flax import nnx
 
 from asdtheory import losses, metrics, models, scoring, train
-from asdtheory._validation import check_scalar
+from asdtheory._validation import check_clip_labels, check_scalar, check_target_mask
 from asdtheory.geometry import angles, l2_normalize, random_centres
 
 __all__ = ["VectorDetection", "detect_vectors", "neural_collapse_callback", "scale_trajectory"]
@@ -199,14 +199,8 @@ def detect_vectors(train_examples, train_labels, test_examples, *, key: jax.Arra
     if method not in models.ANGULAR_METHODS:
         raise ValueError(f"method must be one of {models.ANGULAR_METHODS}, got {method!r}.")
     n, k, features = train_examples.shape
-    labels = np.asarray(train_labels)
-    if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
-        raise ValueError(f"train_labels must be ({n},) non-negative integer classes, one per "
-                         f"training clip; got shape {labels.shape}, dtype {labels.dtype}.")
-    is_target = np.zeros(n, bool) if train_is_target is None else np.asarray(train_is_target)
-    if is_target.shape != (n,) or is_target.dtype != np.bool_ or is_target.all():
-        raise ValueError(f"train_is_target must be a ({n},) bool array with at least one False "
-                         f"(source) clip, got shape {is_target.shape}, dtype {is_target.dtype}.")
+    labels = check_clip_labels(train_labels, n)
+    is_target = check_target_mask(train_is_target, n, "train_is_target")
     init_key, train_key = jax.random.split(key)
     rngs = nnx.Rngs(init_key)
     model = models.MLPEmbedder(features, embed_dim, hidden=hidden, rngs=rngs)

@@ -38,6 +38,7 @@ import numpy as np
 from flax import nnx
 
 from asdtheory import models, scoring, train
+from asdtheory._validation import check_clip_labels, check_target_mask
 from asdtheory.experiments import DetectConfig
 from asdtheory.geometry import l2_normalize
 
@@ -158,14 +159,8 @@ def fit_system(train_mels, train_labels, *, config: DetectConfig, key: jax.Array
     if mels.ndim != 3:
         raise ValueError(f"train_mels must be (clips, frames, n_mels), got shape {mels.shape}.")
     n = mels.shape[0]
-    labels = np.asarray(train_labels)
-    if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
-        raise ValueError(f"train_labels must be ({n},) non-negative integer classes, one per "
-                         f"training clip; got shape {labels.shape}, dtype {labels.dtype}.")
-    target = np.zeros(n, bool) if target is None else np.asarray(target)
-    if target.shape != (n,) or target.dtype != np.bool_ or target.all():
-        raise ValueError(f"target must be a ({n},) bool array with at least one False "
-                         f"(source) clip, got shape {target.shape}, dtype {target.dtype}.")
+    labels = check_clip_labels(train_labels, n)
+    target = check_target_mask(target, n, "target")
     method = config.base_method
     init_key, train_key, label_key = jax.random.split(key, 3)
     if config.random_labels:
