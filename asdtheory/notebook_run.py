@@ -51,7 +51,12 @@ def read_source(py_path: str | os.PathLike):
             f"{py_path} is not an existing .py file: pass the jupytext source "
             "notebooks/NN_name.py (the .ipynb is generated from it)."
         )
-    return jupytext.read(py_path, fmt="py:percent")
+    notebook = jupytext.read(py_path, fmt="py:percent")
+    # Stable cell ids (jupytext draws random ones), so that re-executing a notebook changes
+    # only what its cells print.
+    for index, cell in enumerate(notebook.cells):
+        cell.id = f"cell-{index:03d}"
+    return notebook
 
 
 def execute_notebook(py_path: str | os.PathLike, *, mode: str = "ci",
