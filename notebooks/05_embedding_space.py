@@ -290,7 +290,7 @@ record = claim(
 # **(a) Class structure: as the paper describes.** Sub-cluster AdaCos organises the normal
 # test clips by their auxiliary class far better than the other two systems: kNN class
 # purity 0.99 on the synthetic clips (Deep SVDD 0.82, autoencoder 0.88) with a silhouette of
-# 0.76, and 0.32 on the valve clips (both rivals 0.22; chance with 10 clips per attribute
+# 0.76, and 0.34 on the valve clips (both rivals 0.22; chance with 10 clips per attribute
 # and 5 neighbours is 9/39 = 0.23). On valve no system reaches a positive silhouette: 60
 # training clips and 10 epochs give only a weak attribute structure.
 #

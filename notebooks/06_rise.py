@@ -323,9 +323,9 @@ plt.show()
 # fraction, as expected of a score that does not react to the anomaly.
 #
 # **Where the two detectors listen.** Both the angular model and the autoencoder put about
-# four times the chance share of their positive saliency into the box (0.096 and 0.112 vs
+# four times the chance share of their positive saliency into the box (0.099 and 0.112 vs
 # 0.026), the angular model with a much larger spread over clips. The paired difference
-# (−0.016 ± 0.023) gives no evidence that either concentrates more: **C6 as we formulated
+# (−0.013 ± 0.023) gives no evidence that either concentrates more: **C6 as we formulated
 # it is NOT SUPPORTED** on this data. The angular model's better detection does not come
 # with a more focused saliency map here; the autoencoder, whose reconstruction error is
 # local by construction, localises an additive tone just as well.

@@ -533,6 +533,10 @@ def blow_up(s, s0):
     return None if bad.size == 0 else int(bad[0])
 
 
+def _step(step):
+    return "never" if step is None else f"at step {step}"
+
+
 b5 = {}
 for (m, v), r in B5.items():
     s, s0 = r["scale"], losses.adacos_fixed_scale(8, m)
@@ -579,8 +583,8 @@ verdict = claim("B5", faithful_ok and code_diverges,
                   + f" (M={m})" for m in B5_M)
       + "; code variant blows up at step "
       + ", ".join(f"{b5[m, 'code']['blow_up_step']} (M={m})" for m in B5_M)
-      + ", loss NaN at step "
-      + ", ".join(f"{b5[m, 'code']['first_nan_loss_step']} (M={m})" for m in B5_M),
+      + ", first NaN loss "
+      + ", ".join(f"{_step(b5[m, 'code']['first_nan_loss_step'])} (M={m})" for m in B5_M),
       statement="The faithful AdaCos scale stays finite and below 10 s0 over thousands of "
                 "steps, while the public-code variant exceeds 1000 s0 or overflows for M > 1.",
       figures={f"M{m}/{v}": {k: val for k, val in d.items() if val is not None}
@@ -592,7 +596,7 @@ verdict = claim("B5", faithful_ok and code_diverges,
 #
 # **B1 (not supported).** Trainable and fixed centres detect equally well here: on the
 # synthetic data the mean scores agree to the third decimal (0.697 vs 0.696), on the valve
-# data trainable centres are 0.013 lower, well inside the seed spread (0.038). The centres
+# data trainable centres are 0.010 lower, well inside the seed spread (0.045). The centres
 # themselves behave exactly as the theory says: trained centres end with pairwise cosines of
 # -0.330 (synthetic) and -0.320 (valve), essentially the regular-simplex value -1/3, while
 # fixed random centres keep -0.03 +- 0.12. On the synthetic data the trainable-centre model
@@ -615,7 +619,7 @@ verdict = claim("B5", faithful_ok and code_diverges,
 # (anomalous) mode close to some other sub-centre of the class, hiding its displacement.
 #
 # **B3 (not supported).** AdaProj is not better than sub-cluster AdaCos with the same M = 4
-# (-0.021 synthetic, -0.004 valve; spreads 0.027 and 0.026). Its own compactness, to the class
+# (-0.021 synthetic, -0.007 valve; spreads 0.027 and 0.013). Its own compactness, to the class
 # subspace, is lower than sub-cluster AdaCos's compactness to the nearest sub-centre (0.149 vs
 # 0.258 synthetic, 0.985 vs 1.277 valve), and on the synthetic data its classes spread more
 # (intra-class angle 26.9 vs 22.0 degrees) — the freedom AdaProj is designed to give — but on
@@ -644,9 +648,10 @@ verdict = claim("B5", faithful_ok and code_diverges,
 # stops the compactness from going further (the stall of B4). The public-code variant
 # diverges as derived above: once the loss has underflowed to 0 the embeddings all but stop
 # moving and s grows geometrically — past 1000 s0 at step 52 (M = 4) and step 104 (M = 1),
-# to several 1e9 — until the loss turns NaN (steps 97 and 183). After that the embeddings
-# carry no class information any more (median target angle 90 degrees; loss NaN or
-# ln 8 = 2.079, chance). What we tested is the library's reading of the public code
+# to 2e9 (M = 1) and 1e10 (M = 4). With M = 1 the loss then stays at 0 with every
+# embedding on its centre; with M = 4 the loss turns NaN at step 95, and after that the
+# embeddings carry no class information any more (median target angle 90 degrees; final
+# loss ln 8 = 2.079, chance). What we tested is the library's reading of the public code
 # (`losses.subcluster_adacos_scale(variant="code")`, see DESIGN "Formulas") on free
 # embeddings with full batches; whether and when a real training run (network, mini-batches,
 # mixup, a finite number of epochs) reaches the regime where the loss underflows is not
