@@ -59,7 +59,7 @@ def test_log_mel_matches_librosa_on_real_clips(clips, params):
     _assert_close_in_dynamic_range(actual, expected)
 
 
-def test_log_mel_jit_batch_shapes_and_chunking(clips, monkeypatch):
+def test_log_mel_jit_batch_shapes(clips):
     short = clips[:, :16000]
     f = jax.jit(functools.partial(audio.log_mel, n_fft=512, hop_length=256, n_mels=32))
     batched = np.asarray(f(short.reshape(3, 1, -1)))
@@ -67,8 +67,15 @@ def test_log_mel_jit_batch_shapes_and_chunking(clips, monkeypatch):
     single = np.stack([np.asarray(audio.log_mel(c, n_fft=512, hop_length=256, n_mels=32))
                        for c in short])
     np.testing.assert_allclose(batched[:, 0], single, atol=1e-3)
-    # Large batches are processed a few clips at a time (here 2 per chunk, with a remainder).
-    monkeypatch.setattr(audio, "_CHUNK_SAMPLES", 2 * 63 * 512)
+
+
+@pytest.mark.parametrize("clips_per_chunk", [1, 2])
+def test_log_mel_chunking_gives_the_per_clip_result(clips, clips_per_chunk, monkeypatch):
+    # Large batches are processed a few clips at a time in two streams: 1 clip per chunk
+    # splits the 3 clips into parts of 2 and 1; 2 per chunk leaves one stream whose last
+    # chunk overlaps the first.
+    short = clips[:, :16000]
+    monkeypatch.setattr(audio, "_CHUNK_SAMPLES", clips_per_chunk * 63 * 512)
     chunked = np.asarray(audio.log_mel(short.reshape(3, 1, -1), n_fft=512, hop_length=256,
                                        n_mels=32, top_db=30.0))
     whole = np.stack([np.asarray(audio.log_mel(c, n_fft=512, hop_length=256, n_mels=32,
