@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -76,6 +77,7 @@ def execute_notebook(py_path: str | os.PathLike, *, mode: str = "ci",
       outputs up to the failure), and then :class:`NotebookFailed` is raised.
     """
     import nbformat
+    from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
@@ -83,15 +85,20 @@ def execute_notebook(py_path: str | os.PathLike, *, mode: str = "ci",
     kernel_env = kernel_environment(mode, env)
     notebook = read_source(py_path)
     output = Path(output) if output is not None else py_path.with_suffix(".ipynb")
-    client = NotebookClient(
-        notebook, timeout=timeout, kernel_name=KERNEL_NAME, record_timing=False,
-        resources={"metadata": {"path": str(py_path.resolve().parent)}},
-    )
     error = None
-    try:
-        client.execute(env=kernel_env)
-    except (CellExecutionError, CellTimeoutError, DeadKernelError) as err:
-        error = err
+    # Unix sockets in a private temporary folder: the kernel is local, and over TCP it would
+    # warn that the traffic is unencrypted.
+    with tempfile.TemporaryDirectory(prefix="asdtheory-kernel-") as sockets:
+        kernel = KernelManager(kernel_name=KERNEL_NAME, transport="ipc",
+                               ip=os.path.join(sockets, "kernel"))
+        client = NotebookClient(
+            notebook, km=kernel, timeout=timeout, kernel_name=KERNEL_NAME, record_timing=False,
+            resources={"metadata": {"path": str(py_path.resolve().parent)}},
+        )
+        try:
+            client.execute(env=kernel_env)
+        except (CellExecutionError, CellTimeoutError, DeadKernelError) as err:
+            error = err
     output.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, output)
     if error is not None:
