@@ -267,10 +267,10 @@ verdict = claim(
 #
 # **C3 is not supported as stated.** Sub-cluster AdaCos with the
 # auxiliary task is the best method at moderate noise: at 10, 5 and 0 dB its harmonic mean
-# is ahead of every other method by more than the seed spread (0.700 / 0.669 / 0.615
-# against at most 0.641 / 0.609 / 0.577). On clean data it ties with the autoencoder (the
+# is ahead of every other method by more than the seed spread (0.704 / 0.671 / 0.617
+# against at most 0.643 / 0.608 / 0.577). On clean data it ties with the autoencoder (the
 # difference is inside the spread), and at −5 and −10 dB, where every method is close to
-# chance (harmonic means 0.51–0.58), Deep SVDD is slightly but consistently ahead. So the
+# chance (harmonic means 0.52–0.58), Deep SVDD is slightly but consistently ahead. So the
 # advantage does not *grow* as the SNR falls: it appears with the noise, is largest at
 # 5–10 dB and reverses once the noise is 5–10 dB stronger than the machine (C3.a and C3.b
 # fail). The lead comes from the pAUC, the low-false-alarm end of the ROC curve: in AUC
@@ -278,7 +278,7 @@ verdict = claim(
 #
 # The control supports the mechanism the paper proposes: the same loss on *random* labels
 # is worse than on the real auxiliary task at every SNR, by more than the seed spread
-# everywhere except −5 dB (C3.c fails only there, 0.017 against a spread of 0.026). What
+# everywhere except −5 dB (C3.c fails only there, 0.016 against a spread of 0.024). What
 # helps in moderate noise is the auxiliary task, not the angular margin loss by itself.
 #
 # Limits of this test, so that the verdict is read at its size: small networks trained for

@@ -257,14 +257,14 @@ verdict = claim(
 # (valve mini protocol, one seed, 10 epochs) and describes its numbers.
 #
 # **C4 is not supported by the ci-mode run — and the run cannot support or refute it.**
-# All nine official scores lie between 0.424 and 0.536, and every 95 % interval contains
+# All nine official scores lie between 0.435 and 0.538, and every 95 % interval contains
 # 0.5: with 60 training clips (480 two-second windows) and 10 epochs, none of the three
 # methods detects the valve anomalies better than chance, clean or in noise. Sub-cluster
-# AdaCos has the highest estimate at 0 dB (0.485 against 0.473 for both rivals), the
-# autoencoder on the clean recordings (0.536 against 0.475) and at −5 dB (0.466 against
-# 0.424), but each of these differences is far inside the intervals (half-width about
-# 0.085). Some AUCs below 0.5 (e.g. AUC source about 0.39 of Deep SVDD and of (iii) on clean
-# data) are also within the spread a chance-level scorer shows on 20 normal and 100
+# AdaCos has the highest estimate at 0 dB (0.488 against 0.480 and 0.474), the
+# autoencoder on the clean recordings (0.538 against 0.460) and at −5 dB (0.468 against
+# 0.464 and 0.435), but each of these differences is far inside the intervals (half-width
+# about 0.085). Some AUCs below 0.5 (e.g. AUC source 0.40 of Deep SVDD and 0.37 of (iii) on
+# clean data) are also within the spread a chance-level scorer shows on 20 normal and 100
 # anomalous clips.
 #
 # So on real recordings the question stays open at this size. The test that can decide it

@@ -317,15 +317,15 @@ plt.show()
 # %% [markdown]
 # ## Discussion
 #
-# **Detection first.** On these clips sub-cluster AdaCos detects the tone best (AUC 0.830),
-# the autoencoder second (0.724), and Deep SVDD not at all (0.441, below chance: its score
+# **Detection first.** On these clips sub-cluster AdaCos detects the tone best (AUC 0.831),
+# the autoencoder second (0.716), and Deep SVDD not at all (0.441, below chance: its score
 # is driven by the noise, not by the tone). Its saliency share sits at the box's area
 # fraction, as expected of a score that does not react to the anomaly.
 #
 # **Where the two detectors listen.** Both the angular model and the autoencoder put about
-# four times the chance share of their positive saliency into the box (0.099 and 0.112 vs
+# four times the chance share of their positive saliency into the box (0.100 and 0.111 vs
 # 0.026), the angular model with a much larger spread over clips. The paired difference
-# (−0.013 ± 0.023) gives no evidence that either concentrates more: **C6 as we formulated
+# (−0.011 ± 0.023) gives no evidence that either concentrates more: **C6 as we formulated
 # it is NOT SUPPORTED** on this data. The angular model's better detection does not come
 # with a more focused saliency map here; the autoencoder, whose reconstruction error is
 # local by construction, localises an additive tone just as well.

@@ -596,7 +596,7 @@ verdict = claim("B5", faithful_ok and code_diverges,
 #
 # **B1 (not supported).** Trainable and fixed centres detect equally well here: on the
 # synthetic data the mean scores agree to the third decimal (0.697 vs 0.696), on the valve
-# data trainable centres are 0.010 lower, well inside the seed spread (0.045). The centres
+# data trainable centres are 0.017 lower, inside the seed spread (0.029). The centres
 # themselves behave exactly as the theory says: trained centres end with pairwise cosines of
 # -0.330 (synthetic) and -0.320 (valve), essentially the regular-simplex value -1/3, while
 # fixed random centres keep -0.03 +- 0.12. On the synthetic data the trainable-centre model
@@ -619,11 +619,11 @@ verdict = claim("B5", faithful_ok and code_diverges,
 # (anomalous) mode close to some other sub-centre of the class, hiding its displacement.
 #
 # **B3 (not supported).** AdaProj is not better than sub-cluster AdaCos with the same M = 4
-# (-0.021 synthetic, -0.007 valve; spreads 0.027 and 0.013). Its own compactness, to the class
+# (-0.021 synthetic, 0.000 valve; spreads 0.027 and 0.018). Its own compactness, to the class
 # subspace, is lower than sub-cluster AdaCos's compactness to the nearest sub-centre (0.149 vs
-# 0.258 synthetic, 0.985 vs 1.277 valve), and on the synthetic data its classes spread more
+# 0.258 synthetic, 0.999 vs 1.288 valve), and on the synthetic data its classes spread more
 # (intra-class angle 26.9 vs 22.0 degrees) — the freedom AdaProj is designed to give — but on
-# the valve data less (59.4 vs 72.4). In this setting the weaker constraint does not
+# the valve data less (59.7 vs 71.7). In this setting the weaker constraint does not
 # translate into better detection.
 #
 # **B4 (not supported as stated, and why).** With trainable centres the model reaches full
@@ -648,7 +648,7 @@ verdict = claim("B5", faithful_ok and code_diverges,
 # stops the compactness from going further (the stall of B4). The public-code variant
 # diverges as derived above: once the loss has underflowed to 0 the embeddings all but stop
 # moving and s grows geometrically — past 1000 s0 at step 52 (M = 4) and step 104 (M = 1),
-# to 2e9 (M = 1) and 1e10 (M = 4). With M = 1 the loss then stays at 0 with every
+# to about 2e9 (M = 1) and 2e10 (M = 4). With M = 1 the loss then stays at 0 with every
 # embedding on its centre; with M = 4 the loss turns NaN at step 95, and after that the
 # embeddings carry no class information any more (median target angle 90 degrees; final
 # loss ln 8 = 2.079, chance). What we tested is the library's reading of the public code
