@@ -17,3 +17,31 @@ os.environ.setdefault("ASDTHEORY_MODE", "ci")
 os.environ.setdefault(
     "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 )
+
+
+def _notebook_cpus() -> tuple[set[str], str]:
+    """The CPU types recorded in the stored notebooks, and this machine's."""
+    from asdtheory.notebook_run import cpu_signature, stored_cpu
+
+    notebooks = sorted((Path(__file__).resolve().parent / "notebooks").glob("*.ipynb"))
+    return {stored_cpu(p) or "unknown" for p in notebooks}, cpu_signature()
+
+
+def pytest_report_header(config):
+    stored, here = _notebook_cpus()
+    return f"stored notebook outputs made on: {'; '.join(sorted(stored))}; this CPU: {here}"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    failed = terminalreporter.stats.get("failed", [])
+    if not any(".ipynb::" in report.nodeid for report in failed):
+        return
+    stored, here = _notebook_cpus()
+    if stored != {here}:
+        terminalreporter.section("notebook outputs and the CPU type")
+        terminalreporter.write_line(
+            f"The stored notebook outputs were made on {'; '.join(sorted(stored))}, this "
+            f"machine is {here}. XLA rounds differently on another CPU type, so changed "
+            "numbers in the notebooks are expected here: regenerate them on this machine "
+            "(python -m asdtheory.notebook_run notebooks/NN_name.py) or compare the verdicts "
+            "of `asdtheory verify` (notebooks/README.md).")

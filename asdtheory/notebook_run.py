@@ -7,7 +7,9 @@ converts it to a notebook, runs it in a fresh Jupyter kernel with
 * single-threaded XLA on CPU (``XLA_FLAGS``), so numbers do not depend on thread scheduling,
 
 and writes the executed ``.ipynb`` (by default beside the source, which is how the committed
-outputs are produced). From the repository root::
+outputs are produced), recording in its metadata the CPU type it ran on
+(:func:`cpu_signature`): the numbers reproduce bit for bit only on the same type. From the
+repository root::
 
     python -m asdtheory.notebook_run notebooks/01_compactness.py [--mode ci] [--output FILE]
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
 import sys
 import tempfile
 from collections.abc import Mapping
@@ -23,8 +26,8 @@ from pathlib import Path
 
 from asdtheory.runmode import MODES
 
-__all__ = ["XLA_FLAGS", "NotebookFailed", "execute_notebook", "kernel_environment",
-           "read_source", "render_html"]
+__all__ = ["XLA_FLAGS", "NotebookFailed", "cpu_signature", "execute_notebook",
+           "kernel_environment", "read_source", "render_html", "stored_cpu"]
 
 XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 KERNEL_NAME = "python3"
@@ -40,6 +43,33 @@ def kernel_environment(mode: str, env: Mapping[str, str] | None = None) -> dict[
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
     return {**os.environ, "ASDTHEORY_MODE": mode, "XLA_FLAGS": XLA_FLAGS, **(env or {})}
+
+
+def cpu_signature() -> str:
+    """The CPU type whose rounding an executed notebook's numbers carry: model name, vendor,
+    family, model and the widest vector extension, from ``/proc/cpuinfo`` (elsewhere
+    ``platform.processor()``). XLA picks its kernels by these, so stored outputs reproduce bit
+    for bit only on the same type."""
+    try:
+        block = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
+    except OSError:
+        return platform.processor() or platform.machine()
+    info = dict(line.split(":", 1) for line in block.splitlines() if ":" in line)
+    info = {key.strip(): value.strip() for key, value in info.items()}
+    flags = set(info.get("flags", "").split())
+    vector = next((name for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2"),
+                                            ("avx", "AVX")) if flag in flags), "no AVX")
+    return (f"{info.get('model name', platform.machine())} ({info.get('vendor_id', '?')} "
+            f"family {info.get('cpu family', '?')} model {info.get('model', '?')}, {vector})")
+
+
+def stored_cpu(ipynb_path: str | os.PathLike) -> str | None:
+    """The :func:`cpu_signature` recorded in an executed notebook's metadata (None if
+    absent)."""
+    import nbformat
+
+    notebook = nbformat.read(Path(ipynb_path), as_version=4)
+    return notebook.metadata.get("asdtheory", {}).get("cpu")
 
 
 def read_source(py_path: str | os.PathLike):
@@ -99,6 +129,7 @@ def execute_notebook(py_path: str | os.PathLike, *, mode: str = "ci",
             client.execute(env=kernel_env)
         except (CellExecutionError, CellTimeoutError, DeadKernelError) as err:
             error = err
+    notebook.metadata["asdtheory"] = {"cpu": cpu_signature()}
     output.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, output)
     if error is not None:

@@ -102,11 +102,10 @@ def missing_data(notebooks: Sequence[Path], *, mode: str, root: Path,
     return problems
 
 
-def claims_report(records: Sequence[claims.ClaimRecord]) -> str:
-    """The Markdown claims table (one row per claim, sorted by id)."""
-    lines = [
-        "# Claims report",
-        "",
+def claims_report(records: Sequence[claims.ClaimRecord], *, run: str | None = None) -> str:
+    """The Markdown claims table (one row per claim, sorted by id), under an optional line
+    ``run`` saying how the notebooks were run."""
+    lines = ["# Claims report", ""] + ([run, ""] if run else []) + [
         "| claim | statement | verdict | key figures | notebook |",
         "| --- | --- | --- | --- | --- |",
     ]
@@ -167,7 +166,12 @@ def verify(notebooks: Sequence[Path], *, output: Path, mode: str, data: Path | N
     """
     from tqdm import tqdm
 
-    from asdtheory.notebook_run import NotebookFailed, execute_notebook, render_html
+    from asdtheory.notebook_run import (
+        NotebookFailed,
+        cpu_signature,
+        execute_notebook,
+        render_html,
+    )
 
     claims_dir = output / "claims"
     claims_dir.mkdir(parents=True, exist_ok=True)
@@ -190,8 +194,10 @@ def verify(notebooks: Sequence[Path], *, output: Path, mode: str, data: Path | N
             render_html(executed, executed.with_suffix(".html"))
     records = claims.load_records(claims_dir)
     report = output / "claims.md"
-    report.write_text(claims_report(records))
-    print(claims_report(records))
+    text = claims_report(records, run=f"{mode} mode, {len(notebooks)} notebook(s), on "
+                                      f"{cpu_signature()}.")
+    report.write_text(text)
+    print(text)
     print(f"report: {report}")
     if failures:
         print(f"{len(failures)} notebook(s) failed to execute:\n  " + "\n  ".join(failures),

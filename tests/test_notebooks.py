@@ -107,6 +107,17 @@ def test_execute_notebook_runs_a_clean_kernel_with_mode_and_single_threaded_xla(
     assert written == tmp_path / "01_probe.ipynb"
     outputs = nbformat.read(written, as_version=4).cells[1].outputs
     assert outputs[0].text.strip() == f"full | {notebook_run.XLA_FLAGS} | yes | {tmp_path.name}"
+    # The CPU type is recorded: stored numbers reproduce bit for bit only on the same type.
+    assert notebook_run.stored_cpu(written) == notebook_run.cpu_signature()
+
+
+def test_cpu_signature_names_the_vector_extension_and_stored_notebooks_carry_it():
+    signature = notebook_run.cpu_signature()
+    assert signature == notebook_run.cpu_signature()
+    if Path("/proc/cpuinfo").exists():
+        assert re.search(r"family \S+ model \S+, (AVX-512|AVX2|AVX|no AVX)\)$", signature)
+    for ipynb in (source.with_suffix(".ipynb") for source in SOURCES):
+        assert notebook_run.stored_cpu(ipynb), f"{ipynb.name} has no recorded CPU type"
 
 
 def test_execute_notebook_names_the_failing_cell_and_keeps_partial_outputs(tmp_path):

@@ -48,6 +48,7 @@ def test_verify_writes_the_claims_report_and_html(notebook_dir, tmp_path, capsys
     assert "| T1.a | a holds | **SUPPORTED** | violations 0 of 10 | 01_good |" in report
     assert "| T1.b | b holds | **NOT SUPPORTED** | gap 0.1 < spread 0.2 | 01_good |" in report
     assert "1 of 2 claims supported." in report
+    assert "ci mode, 1 notebook(s), on " in report  # and the CPU type the numbers come from
     assert (out / "01_good.html").read_text().lstrip().lower().startswith("<!doctype html")
     assert not (notebook_dir / "01_good.ipynb").exists()  # sources and stored outputs untouched
 
