@@ -107,9 +107,9 @@ def execute_notebook(py_path: str | os.PathLike, *, mode: str = "ci",
       outputs up to the failure), and then :class:`NotebookFailed` is raised.
     """
     import nbformat
-    from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+    from traitlets.config import Config
 
     py_path = Path(py_path)
     kernel_env = kernel_environment(mode, env)
@@ -119,10 +119,11 @@ def execute_notebook(py_path: str | os.PathLike, *, mode: str = "ci",
     # Unix sockets in a private temporary folder: the kernel is local, and over TCP it would
     # warn that the traffic is unencrypted.
     with tempfile.TemporaryDirectory(prefix="asdtheory-kernel-") as sockets:
-        kernel = KernelManager(kernel_name=KERNEL_NAME, transport="ipc",
-                               ip=os.path.join(sockets, "kernel"))
+        transport = Config({"KernelManager": {"transport": "ipc",
+                                              "ip": os.path.join(sockets, "kernel")}})
         client = NotebookClient(
-            notebook, km=kernel, timeout=timeout, kernel_name=KERNEL_NAME, record_timing=False,
+            notebook, config=transport, timeout=timeout, kernel_name=KERNEL_NAME,
+            record_timing=False,
             resources={"metadata": {"path": str(py_path.resolve().parent)}},
         )
         try:
