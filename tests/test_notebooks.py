@@ -1,6 +1,7 @@
 """The notebooks: paired sources, clean executed outputs, one CLAIM line per claim, and the
 machinery that executes them (asdtheory.notebook_run) and sanitises them for nbval."""
 
+import os
 import re
 from pathlib import Path
 
@@ -109,6 +110,14 @@ def test_execute_notebook_runs_a_clean_kernel_with_mode_and_single_threaded_xla(
     assert outputs[0].text.strip() == f"full | {notebook_run.XLA_FLAGS} | yes | {tmp_path.name}"
     # The CPU type is recorded: stored numbers reproduce bit for bit only on the same type.
     assert notebook_run.stored_cpu(written) == notebook_run.cpu_signature()
+
+
+def test_execute_notebook_shuts_its_kernel_down(tmp_path):
+    source = _write_source(tmp_path / "01_pid.py", ["import os", "print(os.getpid())"])
+    written = notebook_run.execute_notebook(source)
+    pid = int(nbformat.read(written, as_version=4).cells[1].outputs[0].text)
+    with pytest.raises(ProcessLookupError):  # signal 0 only asks whether the process exists
+        os.kill(pid, 0)
 
 
 def test_cpu_signature_names_the_vector_extension_and_stored_notebooks_carry_it():
