@@ -9,20 +9,18 @@ outputs would go missing and nbval would report a mismatch.
 import os
 from pathlib import Path
 
+from asdtheory.notebook_run import XLA_FLAGS, cpu_signature, stored_cpu
+
 # The recordings for tests and ci-mode notebooks sit beside the repository unless
 # ASDTHEORY_DATA says otherwise (tests/conftest.py turns a missing folder into an error).
 SHARED_DATA = Path(__file__).resolve().parent.parent / "shared" / "data"
 os.environ.setdefault("ASDTHEORY_DATA", str(SHARED_DATA))
 os.environ.setdefault("ASDTHEORY_MODE", "ci")
-os.environ.setdefault(
-    "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-)
+os.environ.setdefault("XLA_FLAGS", XLA_FLAGS)
 
 
 def _notebook_cpus() -> tuple[set[str], str]:
     """The CPU types recorded in the stored notebooks, and this machine's."""
-    from asdtheory.notebook_run import cpu_signature, stored_cpu
-
     notebooks = sorted((Path(__file__).resolve().parent / "notebooks").glob("*.ipynb"))
     return {stored_cpu(p) or "unknown" for p in notebooks}, cpu_signature()
 
