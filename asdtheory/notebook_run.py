@@ -5,10 +5,13 @@ converts it to a notebook, runs it in a fresh Jupyter kernel with
 
 * ``ASDTHEORY_MODE`` set to the run mode (``ci`` for the stored outputs),
 * single-threaded XLA on CPU (``XLA_FLAGS``), so numbers do not depend on thread scheduling,
+  plus any flag of the caller's ``XLA_FLAGS`` (see :func:`xla_flags`),
 
 and writes the executed ``.ipynb`` (by default beside the source, which is how the committed
 outputs are produced), recording in its metadata the CPU type it ran on
-(:func:`cpu_signature`): the numbers reproduce bit for bit only on the same type. From the
+(:func:`cpu_signature`) and the XLA flags: the numbers reproduce bit for bit only on the same
+type with the same flags (:mod:`asdtheory.notebook_check` compares them exactly there, and at
+each cell's declared tolerance elsewhere). From the
 repository root::
 
     python -m asdtheory.notebook_run notebooks/01_compactness.py [--mode ci] [--output FILE]
@@ -27,7 +30,7 @@ from pathlib import Path
 from asdtheory.runmode import MODES
 
 __all__ = ["XLA_FLAGS", "NotebookFailed", "cpu_signature", "execute_notebook",
-           "kernel_environment", "read_source", "render_html", "stored_cpu"]
+           "kernel_environment", "read_source", "render_html", "stored_cpu", "xla_flags"]
 
 XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 KERNEL_NAME = "python3"
@@ -37,12 +40,24 @@ class NotebookFailed(RuntimeError):
     """A notebook raised in a cell, timed out or lost its kernel; the message names the cell."""
 
 
+def xla_flags(extra: str | None = None) -> str:
+    """:data:`XLA_FLAGS` plus the flags of ``extra`` it does not already hold (e.g. a
+    developer's ``--xla_cpu_max_isa=SSE4_2``, which makes XLA round like an older CPU).
+
+    >>> xla_flags("--xla_cpu_max_isa=SSE4_2")
+    '--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1 --xla_cpu_max_isa=SSE4_2'
+    """
+    flags = XLA_FLAGS.split()
+    return " ".join(flags + [f for f in (extra or "").split() if f not in flags])
+
+
 def kernel_environment(mode: str, env: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of the kernel: this process's, plus the run mode, single-threaded XLA
-    and ``env`` (which wins)."""
+    (:func:`xla_flags` of this process's ``XLA_FLAGS``) and ``env`` (which wins)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
-    return {**os.environ, "ASDTHEORY_MODE": mode, "XLA_FLAGS": XLA_FLAGS, **(env or {})}
+    return {**os.environ, "ASDTHEORY_MODE": mode,
+            "XLA_FLAGS": xla_flags(os.environ.get("XLA_FLAGS")), **(env or {})}
 
 
 def cpu_signature() -> str:
@@ -130,7 +145,8 @@ def execute_notebook(py_path: str | os.PathLike, *, mode: str = "ci",
             client.execute(env=kernel_env)
         except (CellExecutionError, CellTimeoutError, DeadKernelError) as err:
             error = err
-    notebook.metadata["asdtheory"] = {"cpu": cpu_signature()}
+    notebook.metadata["asdtheory"] = {"cpu": cpu_signature(),
+                                      "xla_flags": kernel_env["XLA_FLAGS"]}
     output.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, output)
     if error is not None:
