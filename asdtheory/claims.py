@@ -1,14 +1,16 @@
 """The claim helper: every check of a notebook ends in one verdict line and one JSON record.
 
->>> claim("C2.c", True, f"max |grad| {fmt(0.0)} for N = 1",
-...       statement="With a single class the softmax loss is 0 and its gradient is 0.")
+>>> record = claim("C2.c", True, f"max |grad| {fmt(0.0)} for N = 1",
+...                statement="With a single class the softmax loss is 0 and its gradient is 0.")
 CLAIM C2.c SUPPORTED | max |grad| 0.000 for N = 1
 
 The line format is fixed (``CLAIM <id> <SUPPORTED|NOT SUPPORTED> | <summary>``) so that the
 claims report and CI can find the verdicts in executed notebooks. When the environment
 variable ``ASDTHEORY_CLAIMS_DIR`` is set (``asdtheory verify`` sets it), each claim is also
 written to ``<dir>/<id>.json`` with the fields of :class:`ClaimRecord`; :func:`load_records`
-reads them back. :func:`records` lists the claims made in this process.
+reads them back. :func:`records` lists the claims made in this process. In a Jupyter kernel
+the line is a display output that carries the record as :data:`CLAIM_MIME`, so that the
+stored notebook keeps every figure and the notebook check compares them by name.
 """
 
 from __future__ import annotations
@@ -22,9 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CLAIMS_DIR_ENV", "ClaimRecord", "claim", "fmt", "load_records", "records"]
+__all__ = ["CLAIMS_DIR_ENV", "CLAIM_MIME", "ClaimRecord", "claim", "fmt", "fmt_e",
+           "load_records", "records"]
 
 CLAIMS_DIR_ENV = "ASDTHEORY_CLAIMS_DIR"
+# In a notebook the verdict line is shown with the record beside it under this MIME type, so
+# that the stored notebook keeps every figure and nbval's check can compare them by name.
+CLAIM_MIME = "application/vnd.asdtheory.claim+json"
 VERDICTS = {True: "SUPPORTED", False: "NOT SUPPORTED"}
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 # Figures keep this many significant digits: enough for any reported number, few enough that
@@ -69,6 +75,22 @@ def fmt(x, digits: int = 3) -> str:
     value = _real(x, "x")
     text = f"{value:.{digits}f}"
     return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
+def fmt_e(x, digits: int = 1, *, below: float = 0.0) -> str:
+    """``x`` in scientific notation with ``digits`` decimals, or ``"< below"`` when ``|x|`` is
+    smaller: a value that rounding noise decides (a float32 loss of 7e-15 where the exact value
+    is 0) is reported as a bound, not as digits.
+
+    >>> fmt_e(8.3e-16, below=1e-12), fmt_e(-3.1e-6, below=1e-5), fmt_e(0.6931, 2)
+    ('< 1e-12', '< 1e-05', '6.93e-01')
+    """
+    if isinstance(digits, bool) or not isinstance(digits, int) or digits < 0:
+        raise ValueError(f"digits must be a non-negative integer, got {digits!r}.")
+    value, below = _real(x, "x"), _real(below, "below")
+    if not below >= 0:
+        raise ValueError(f"below must be >= 0, got {below}.")
+    return f"< {below:.0e}" if abs(value) < below else f"{value:.{digits}e}"
 
 
 def _real(x, name: str) -> float:
@@ -155,12 +177,30 @@ def claim(claim_id: str, supported, summary: str, *, statement: str,
         figures=_json_value(figures or {}, "figures"),
         notebook=notebook,
     )
-    print(record.line)
+    _show(record)
     _RECORDS[claim_id] = record
     directory = os.environ.get(CLAIMS_DIR_ENV)
     if directory:
         _write(record, Path(directory))
     return record
+
+
+def _show(record: ClaimRecord) -> None:
+    """The verdict line; in a Jupyter kernel a display output that also carries the record."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        get_ipython = None
+    shell = get_ipython() if get_ipython else None
+    if shell is None or not hasattr(shell, "kernel"):
+        print(record.line)
+        return
+    import sys
+
+    from IPython.display import display
+
+    sys.stdout.flush()  # the line belongs after what the cell printed before it
+    display({"text/plain": record.line, CLAIM_MIME: record.to_dict()}, raw=True)
 
 
 def _write(record: ClaimRecord, directory: Path) -> None:

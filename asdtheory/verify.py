@@ -117,22 +117,23 @@ def claims_report(records: Sequence[claims.ClaimRecord], *, run: str | None = No
     return "\n".join(lines) + "\n"
 
 
-CLAIM_LINE = re.compile(r"^CLAIM (\S+) (SUPPORTED|NOT SUPPORTED) \| (.*)$", re.M)
 README_BEGIN = "<!-- claims-table"
 README_END = "<!-- end claims-table -->"
 
 
 def stored_claims(notebook_dir: Path) -> list[tuple[str, str, str, str]]:
-    """(id, verdict, figures, notebook) of every CLAIM line in the committed ``.ipynb``
-    outputs of ``notebook_dir`` -- what a reader of the notebooks sees."""
+    """(id, verdict, summary, notebook) of every claim record shown in the committed
+    ``.ipynb`` outputs of ``notebook_dir`` -- what a reader of the notebooks sees."""
     import nbformat
 
     found = []
     for path in sorted(notebook_dir.glob("[0-9][0-9]_*.ipynb")):
         for cell in nbformat.read(path, as_version=4).cells:
             for out in cell.get("outputs", []):
-                text = out.get("text", "") if out.get("output_type") == "stream" else ""
-                found += [(*m.groups(), path.stem) for m in CLAIM_LINE.finditer(text)]
+                record = out.get("data", {}).get(claims.CLAIM_MIME)
+                if record:
+                    found.append((record["id"], record["verdict"], record["summary"],
+                                  path.stem))
     return sorted(found, key=lambda row: _claim_sort_key(row[0]))
 
 

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from asdtheory import claims
-from asdtheory.claims import claim, fmt, load_records, records
+from asdtheory.claims import claim, fmt, fmt_e, load_records, records
 
 
 @pytest.fixture
@@ -120,3 +120,20 @@ def test_fmt_rounds_like_round_and_never_prints_negative_zero(x, digits):
 def test_fmt_bad_input(x, digits):
     with pytest.raises(ValueError, match="must be"):
         fmt(x, digits)
+
+
+@pytest.mark.parametrize(
+    ("x", "digits", "below", "expected"),
+    [(8.33e-16, 2, 1e-12, "< 1e-12"), (-7.49e-15, 2, 1e-12, "< 1e-12"),
+     (2e-12, 1, 1e-12, "2.0e-12"), (0.0, 1, 0.0, "0.0e+00"), (-3.1e-6, 1, 1e-5, "< 1e-05"),
+     (np.float32(0.5), 2, 1e-3, "5.00e-01")],
+)
+def test_fmt_e_reports_values_below_the_noise_floor_as_a_bound(x, digits, below, expected):
+    assert fmt_e(x, digits, below=below) == expected
+
+
+@pytest.mark.parametrize(("x", "digits", "below"), [("1", 1, 0.0), (1.0, -1, 0.0), (1.0, 1, -1.0),
+                                                    (1.0, 1, float("nan"))])
+def test_fmt_e_bad_input(x, digits, below):
+    with pytest.raises(ValueError, match="must be"):
+        fmt_e(x, digits, below=below)
