@@ -11,6 +11,7 @@ import pytest
 from nbval.plugin import get_sanitize_patterns
 
 from asdtheory import notebook_run
+from asdtheory.claims import CLAIM_MIME
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.py"))
@@ -70,6 +71,13 @@ def test_every_claim_has_exactly_one_verdict_line(source):
     # The summary table at the end repeats each claim once, without the "CLAIM" prefix.
     assert sorted(claimed) == sorted(set(claimed)), f"duplicate CLAIM lines: {claimed}"
     assert sorted(claimed) == sorted(claim_calls)
+    # Each line is shown with its record, which the notebook checks compare figure by figure.
+    shown = [o.data for c in _stored(source).cells for o in c.get("outputs", [])
+             if CLAIM_MIME in o.get("data", {})]
+    assert sorted(d[CLAIM_MIME]["id"] for d in shown) == sorted(claimed)
+    for data in shown:
+        assert data["text/plain"] == f"CLAIM {data[CLAIM_MIME]['id']} " \
+            f"{data[CLAIM_MIME]['verdict']} | {data[CLAIM_MIME]['summary']}"
 
 
 def test_sanitizers_parse_and_leave_claims_and_numbers_alone():
@@ -107,9 +115,18 @@ def test_execute_notebook_runs_a_clean_kernel_with_mode_and_single_threaded_xla(
     written = notebook_run.execute_notebook(source, mode="full", env={"PROBE": "yes"})
     assert written == tmp_path / "01_probe.ipynb"
     outputs = nbformat.read(written, as_version=4).cells[1].outputs
-    assert outputs[0].text.strip() == f"full | {notebook_run.XLA_FLAGS} | yes | {tmp_path.name}"
-    # The CPU type is recorded: stored numbers reproduce bit for bit only on the same type.
+    flags = notebook_run.xla_flags(os.environ.get("XLA_FLAGS"))
+    assert flags.startswith(notebook_run.XLA_FLAGS)
+    assert outputs[0].text.strip() == f"full | {flags} | yes | {tmp_path.name}"
+    # The CPU type and flags are recorded: stored numbers reproduce bit for bit only there.
     assert notebook_run.stored_cpu(written) == notebook_run.cpu_signature()
+    assert nbformat.read(written, as_version=4).metadata.asdtheory.xla_flags == flags
+
+
+def test_a_developers_xla_flags_are_kept_beside_the_single_thread_ones(monkeypatch):
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_max_isa=SSE4_2 --xla_cpu_multi_thread_eigen=false")
+    assert notebook_run.kernel_environment("ci")["XLA_FLAGS"] == (
+        f"{notebook_run.XLA_FLAGS} --xla_cpu_max_isa=SSE4_2")
 
 
 def test_execute_notebook_shuts_its_kernel_down(tmp_path):
@@ -122,7 +139,6 @@ def test_execute_notebook_shuts_its_kernel_down(tmp_path):
 
 def test_cpu_signature_names_the_vector_extension_and_stored_notebooks_carry_it():
     signature = notebook_run.cpu_signature()
-    assert signature == notebook_run.cpu_signature()
     if Path("/proc/cpuinfo").exists():
         assert re.search(r"family \S+ model \S+, (AVX-512|AVX2|AVX|no AVX)\)$", signature)
     for ipynb in (source.with_suffix(".ipynb") for source in SOURCES):
