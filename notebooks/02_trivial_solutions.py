@@ -53,7 +53,7 @@ from flax import nnx
 warnings.filterwarnings("ignore", message="IProgress not found")
 
 from asdtheory import bounds, losses, metrics, models, scoring, train
-from asdtheory.claims import claim, fmt, records
+from asdtheory.claims import claim, fmt, fmt_e, records
 from asdtheory.data.synthetic import sphere_mixture
 from asdtheory.evaluation import auc
 from asdtheory.geometry import l2_normalize, random_centres
@@ -143,7 +143,8 @@ trivial = {"(i) bias terms, fixed c": trivial_row(m_bias, c_fixed),
 print(f"{'hand-built constant network':34s} {'test loss':>10s} {'one score only':>15s} "
       f"{'AUC':>6s}")
 for name, r in trivial.items():
-    print(f"{name:34s} {r['loss']:10.2e} {'yes' if r['distinct'] == 1 else 'no':>15s} "
+    print(f"{name:34s} {fmt_e(r['loss'], 2, below=1e-12):>10s} "
+          f"{'yes' if r['distinct'] == 1 else 'no':>15s} "
           f"{fmt(r['auc'], 3):>6s}")
 
 # %% [markdown]
