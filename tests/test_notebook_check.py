@@ -210,3 +210,14 @@ def test_nbval_reports_each_edit_and_is_exact_on_the_stored_rounding(tmp_path):
     assert "compared exactly (same CPU type and XLA flags as the stored run)" in report
     assert "FAILED 01_tiny.ipynb::Cell 2" in report, report  # 0.505 != 0.500
     assert "PASSED 01_tiny.ipynb::Cell 0" in report
+
+
+def test_images_are_left_out_before_the_sanitisers_run():
+    # nbval's sanitiser regexes take quadratic time on a long base64 string (a 100 kB PNG
+    # took minutes per cell), so images must never reach them.
+    seen = []
+    output = {"output_type": "display_data", "metadata": {},
+              "data": {"image/png": "iVBORw0KGgo" * 1000, "text/plain": "<Figure size 2 Axes>"}}
+    kept = notebook_check._sanitized(output, lambda value: seen.append(value) or value)
+    assert seen == ["<Figure size 2 Axes>"]
+    assert kept == {"data": {"text/plain": "<Figure size 2 Axes>"}}
