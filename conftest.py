@@ -4,7 +4,7 @@ Validated runs use ci mode and single-threaded XLA on the CPU, so that the store
 outputs are reproducible; the notebook kernels started by nbval inherit this environment.
 Flags already in XLA_FLAGS are kept (``XLA_FLAGS=--xla_cpu_max_isa=SSE4_2 pytest`` checks the
 notebooks as another CPU type would; notebooks/README.md). How the re-executed outputs are
-compared with the stored ones is the plugin ``asdtheory.notebook_check`` (pyproject.toml).
+compared with the stored ones is the plugin ``asdtheory.repro.notebook_check`` (pyproject.toml).
 The matplotlib backend is left alone: kernels must keep their inline backend, or figure
 outputs would go missing and nbval would report a mismatch.
 """
@@ -12,7 +12,7 @@ outputs would go missing and nbval would report a mismatch.
 import os
 from pathlib import Path
 
-from asdtheory.notebook_run import xla_flags
+from asdtheory.repro.notebook_run import xla_flags
 
 # The recordings for tests and ci-mode notebooks sit beside the repository unless
 # ASDTHEORY_DATA says otherwise (tests/conftest.py turns a missing folder into an error).

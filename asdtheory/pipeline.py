@@ -1,4 +1,4 @@
-"""The end-to-end anomalous sound detection pipeline and the ``asdtheory run`` command.
+"""The end-to-end anomalous sound detection pipeline (``asdtheory run`` calls it).
 
 ``run(PipelineConfig(...)) -> Result``: dataset split -> features -> train -> embed ->
 anomaly scores -> DCASE table and official score, in one call::
@@ -45,12 +45,8 @@ the attribution that must accompany any use.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
-import json
-import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -63,9 +59,8 @@ from asdtheory import audio, evaluation, losses, models, scoring, train
 from asdtheory._validation import check_scalar
 from asdtheory.data import dcase
 from asdtheory.geometry import l2_normalize
-from asdtheory.runmode import run_mode
 
-__all__ = ["BACKENDS", "PROTOCOLS", "PipelineConfig", "Result", "register", "run"]
+__all__ = ["BACKENDS", "PROTOCOLS", "PipelineConfig", "Result", "run"]
 
 PROTOCOLS = {"mini": ("valve",), "full": dcase.DEV_MACHINES_2023}
 # Back-ends per method; the first is the default.
@@ -383,56 +378,3 @@ def run(config: PipelineConfig) -> Result:
                   table=evaluation.format_table(rows), history=history, test_clips=split.test,
                   test_scores=test_scores, test_embeddings=test_z, train_clips=split.train,
                   train_embeddings=train_z, model=model, head=head)
-
-
-# ----------------------------------------------------------------------------- command
-
-
-def register(subparsers) -> None:
-    """Adds ``asdtheory run`` to the ``asdtheory`` command."""
-    defaults = PipelineConfig()
-    parser = subparsers.add_parser(
-        "run", help="train and evaluate one anomalous sound detection system",
-        description="Features -> training -> embeddings -> anomaly scores -> DCASE table "
-        "(official 2023 rules) for one machine and method. Prints the table; --json writes "
-        "the results (key official_score).")
-    parser.add_argument("--data", type=Path, default=None,
-                        help="dataset root holding dcase2023t2/ and noise/, or the "
-                        "dcase2023t2 folder itself (default: $ASDTHEORY_DATA or the user cache)")
-    parser.add_argument("--machine", default=defaults.machine)
-    parser.add_argument("--protocol", choices=sorted(PROTOCOLS), default=None,
-                        help="mini (valve, ci mode) or full (official split); default from "
-                        "ASDTHEORY_MODE: mini in ci, full in full mode")
-    parser.add_argument("--method", choices=models.METHODS, default=defaults.method)
-    parser.add_argument("--noise", default=None, help="background recording in <data>/noise")
-    parser.add_argument("--snr", type=float, default=None, help="SNR in dB for --noise")
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--epochs", type=int, default=defaults.epochs)
-    parser.add_argument("--backend", default=None,
-                        help="score back-end (angular: kmeans, nearest-centre, knn)")
-    parser.add_argument("--json", type=Path, default=None, help="write the results here")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.set_defaults(func=_main)
-
-
-def _main(args: argparse.Namespace) -> int:
-    protocol = args.protocol or ("mini" if run_mode() == "ci" else "full")
-    start = time.perf_counter()
-    try:
-        config = PipelineConfig(data=args.data, machine=args.machine, protocol=protocol,
-                                method=args.method, noise=args.noise, snr=args.snr,
-                                seed=args.seed, epochs=args.epochs, backend=args.backend,
-                                progress=not args.no_progress)
-        result = run(config)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"asdtheory run: error: {err}", file=sys.stderr)
-        return 2
-    print(f"{config.method} on {config.machine} ({config.protocol} protocol"
-          + (f", {config.noise} at {config.snr:g} dB" if config.noise else "")
-          + f", seed {config.seed}, back-end {config.score_backend})")
-    print(result.table)
-    print(f"elapsed: {time.perf_counter() - start:.1f} s", file=sys.stderr)
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result.to_json(), indent=2) + "\n")
-    return 0

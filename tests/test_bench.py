@@ -5,8 +5,8 @@ import textwrap
 
 import pytest
 
-from asdtheory.bench import ratio_table, run_benchmarks
-from asdtheory.cli import main
+from asdtheory.repro.bench import ratio_table, run_benchmarks
+from asdtheory.repro.cli import main
 
 SCRIPT = textwrap.dedent('''\
     def main():

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from asdtheory import claims
-from asdtheory.claims import claim, fmt, fmt_e, load_records, records
+from asdtheory.repro import claims
+from asdtheory.repro.claims import claim, fmt, fmt_e, load_records, records
 
 
 @pytest.fixture

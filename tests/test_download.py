@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from asdtheory import audio, cli
+from asdtheory import audio
 from asdtheory.data import dcase, download
+from asdtheory.repro import cli
 
 NAMES = ["valve/train/section_00_source_train_normal_0000_pat_00.wav",
          "valve/train/section_00_target_train_normal_0001_pat_02.wav",

@@ -1,6 +1,7 @@
-"""The comparison of re-executed notebooks with their stored outputs (asdtheory.notebook_check):
-exact on the rounding that stored them, at each cell's declared tolerance elsewhere; a changed
-verdict, a figure moved beyond its tolerance or a changed count fails and is named."""
+"""The comparison of re-executed notebooks with their stored outputs
+(asdtheory.repro.notebook_check): exact on the rounding that stored them, at each cell's
+declared tolerance elsewhere; a changed verdict, a figure moved beyond its tolerance or a
+changed count fails and is named."""
 
 import copy
 import json
@@ -15,9 +16,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from asdtheory import notebook_check, notebook_run
-from asdtheory.claims import CLAIM_MIME
-from asdtheory.notebook_check import EXACT, Tolerance, cell_tolerance, compare_text
+from asdtheory.repro import notebook_check, notebook_run
+from asdtheory.repro.claims import CLAIM_MIME
+from asdtheory.repro.notebook_check import EXACT, Tolerance, cell_tolerance, compare_text
 
 REPO = Path(__file__).resolve().parents[1]
 STORED = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -148,7 +149,7 @@ def test_edited_copies_of_the_stored_claims_fail_naming_notebook_claim_and_figur
 
 
 TINY = """# %%
-from asdtheory.claims import claim
+from asdtheory.repro.claims import claim
 
 # %%
 # tolerance: abs=0.01; test tolerance
@@ -183,7 +184,7 @@ def _edit_stored(path: Path, *, other_cpu: bool) -> None:
 def _nbval(path: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "XLA_FLAGS": notebook_run.XLA_FLAGS}
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "asdtheory.notebook_check", "--nbval",
+        [sys.executable, "-m", "pytest", "-p", "asdtheory.repro.notebook_check", "--nbval",
          "-p", "no:cacheprovider", "-q", "-rA", path.name],
         cwd=path.parent, env=env, capture_output=True, text=True, timeout=300)
 

@@ -1,5 +1,5 @@
 """The notebooks: paired sources, clean executed outputs, one CLAIM line per claim, and the
-machinery that executes them (asdtheory.notebook_run) and sanitises them for nbval."""
+machinery that executes them (asdtheory.repro.notebook_run) and sanitises them for nbval."""
 
 import os
 import re
@@ -10,8 +10,8 @@ import nbformat
 import pytest
 from nbval.plugin import get_sanitize_patterns
 
-from asdtheory import notebook_run
-from asdtheory.claims import CLAIM_MIME
+from asdtheory.repro import notebook_run
+from asdtheory.repro.claims import CLAIM_MIME
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.py"))
@@ -26,7 +26,7 @@ def _cells(notebook):
 def _stored(source: Path):
     ipynb = source.with_suffix(".ipynb")
     if not ipynb.exists():
-        pytest.fail(f"{ipynb.name} is missing: run `python -m asdtheory.notebook_run "
+        pytest.fail(f"{ipynb.name} is missing: run `python -m asdtheory.repro.notebook_run "
                     f"notebooks/{source.name}` and commit the executed notebook.")
     return nbformat.read(ipynb, as_version=4)
 
@@ -48,7 +48,7 @@ def test_source_and_notebook_hold_the_same_cells(source):
     from_source = jupytext.read(source, fmt="py:percent")
     assert _cells(_stored(source)) == _cells(from_source), (
         f"{source.name} and its .ipynb differ: re-execute with `python -m "
-        f"asdtheory.notebook_run notebooks/{source.name}`."
+        f"asdtheory.repro.notebook_run notebooks/{source.name}`."
     )
 
 

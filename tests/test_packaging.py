@@ -54,3 +54,29 @@ def test_every_constraint_is_pinned():
     for line in (REPO / "constraints.txt").read_text().splitlines():
         if line and not line.startswith("#"):
             assert re.fullmatch(r"[A-Za-z0-9_.\-]+==[0-9][^\s]*", line), line
+
+
+def _imports(path: Path) -> set[str]:
+    import ast
+
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+    return names
+
+
+def test_the_science_modules_import_no_tooling():
+    science = [p for p in (REPO / "asdtheory").rglob("*.py") if "repro" not in p.parts]
+    assert len(science) > 10
+    for path in science:
+        tooling = sorted(n for n in _imports(path)
+                         if n == "argparse" or n.startswith("asdtheory.repro"))
+        assert not tooling, f"{path.relative_to(REPO)} imports {tooling}: tooling belongs in " \
+            "asdtheory/repro"
+
+
+def test_the_command_is_the_repro_cli():
+    assert PYPROJECT["project"]["scripts"] == {"asdtheory": "asdtheory.repro.cli:main"}

@@ -3,7 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from asdtheory import cli, evaluation, pipeline
+from asdtheory import evaluation, pipeline
+from asdtheory.repro import cli
 
 # Small enough to train in seconds on the real valve clips.
 TINY = {"n_mels": 16, "window_frames": 32, "window_hop": 64, "embed_dim": 8,

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from asdtheory.verify import README_BEGIN, README_END, readme_claims_table, stored_claims
+from asdtheory.repro.verify import README_BEGIN, README_END, readme_claims_table, stored_claims
 
 REPO = Path(__file__).resolve().parents[1]
 

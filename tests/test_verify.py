@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from asdtheory import claims
-from asdtheory.cli import main
-from asdtheory.verify import REAL_DATA, claims_report, find_notebooks, missing_data
+from asdtheory.repro import claims
+from asdtheory.repro.cli import main
+from asdtheory.repro.verify import REAL_DATA, claims_report, find_notebooks, missing_data
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -17,7 +17,7 @@ GOOD = textwrap.dedent('''\
     # A notebook that checks two claims.
 
     # %%
-    from asdtheory.claims import claim
+    from asdtheory.repro.claims import claim
     claim("T1.a", True, "violations 0 of 10", statement="a holds", notebook="01_good")
     claim("T1.b", False, "gap 0.1 < spread 0.2", statement="b holds", notebook="01_good")
 ''')

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -303,3 +304,24 @@ def valve_mini_protocol(root=None) -> Split:
         test += ordered[VALVE_MINI_TRAIN_PER_ATTRIBUTE:]
     test = sorted(test + anomalies, key=lambda c: c.path.name)
     return Split(name="valve mini", train=train, test=test)
+
+
+def summary(clips: list[ClipInfo]) -> str:
+    """A table of clip counts per machine, section, split, domain and label, with the
+    attribute keys of each group and their counts."""
+    groups: dict[tuple, Counter] = {}
+    for c in clips:
+        key = (c.machine or "?", f"{c.section:02d}", c.split or "?", c.domain or "-",
+               c.label or "unlabelled")
+        groups.setdefault(key, Counter())[c.attribute_key] += 1
+    header = ("machine", "section", "split", "domain", "label", "clips", "attributes")
+    rows = [header]
+    for key in sorted(groups):
+        attrs = ", ".join(f"{a} ({n})" for a, n in sorted(groups[key].items()))
+        rows.append((*key, str(sum(groups[key].values())), attrs))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]
+             for r in rows]
+    per_machine = Counter(c.machine or "?" for c in clips)
+    total = ", ".join(f"{m}: {n}" for m, n in sorted(per_machine.items()))
+    return "\n".join([*lines, f"total: {len(clips)} clips ({total})"])

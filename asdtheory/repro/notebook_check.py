@@ -1,6 +1,6 @@
 """Checks a re-executed notebook against its stored outputs at the precision the run supports.
 
-nbval re-executes every stored notebook; this pytest plugin (``-p asdtheory.notebook_check``,
+nbval re-executes every stored notebook; this pytest plugin (``-p asdtheory.repro.notebook_check``,
 set in ``pyproject.toml``) replaces nbval's exact comparison of a cell's outputs:
 
 * **Same rounding, exact comparison.** When this machine's CPU type and the XLA flags that
@@ -15,9 +15,9 @@ set in ``pyproject.toml``) replaces nbval's exact comparison of a cell's outputs
 
   A cell without such a comment is compared exactly on every CPU: hand-built constructions,
   data counts and bound-violation counts are exact by construction.
-* **Claim records.** :func:`asdtheory.claims.claim` shows its record as a
-  :data:`~asdtheory.claims.CLAIM_MIME` output; the verdict is compared exactly and every figure
-  by name, so a failure names the notebook, the claim and the figure.
+* **Claim records.** :func:`asdtheory.repro.claims.claim` shows its record as a
+  :data:`~asdtheory.repro.claims.CLAIM_MIME` output; the verdict is compared exactly and
+  every figure by name, so a failure names the notebook, the claim and the figure.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import re
 from functools import cache
 from pathlib import Path
 
-from asdtheory.claims import CLAIM_MIME
+from asdtheory.repro.claims import CLAIM_MIME
 
 __all__ = ["EXACT", "Tolerance", "cell_tolerance", "compare_claim", "compare_outputs",
            "compare_text", "rounding_of_notebook", "split_numbers"]
@@ -260,7 +260,7 @@ def rounding_of_notebook(path: str) -> str:
 def this_rounding() -> str:
     import os
 
-    from asdtheory.notebook_run import cpu_signature
+    from asdtheory.repro.notebook_run import cpu_signature
 
     return rounding(cpu_signature(), os.environ.get("XLA_FLAGS", ""))
 
@@ -340,8 +340,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         "code, a library version or a lost PRNG key changed the numbers; cells compared at "
         "their declared tolerance fail when a verdict, a text or a count changed or a number "
         "moved beyond the tolerance. Changed code: re-execute the notebook (python -m "
-        "asdtheory.notebook_run notebooks/NN_name.py). A move on another CPU type: measure it "
-        "(python -m asdtheory.notebook_check STORED.ipynb RERUN.ipynb) and read "
+        "asdtheory.repro.notebook_run notebooks/NN_name.py). A move on another CPU type: "
+        "measure it (python -m asdtheory.repro.notebook_check STORED.ipynb RERUN.ipynb) and read "
         "notebooks/README.md before touching a tolerance.")
 
 # --- measuring how far outputs move ---------------------------------------------------------
@@ -447,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(
-        prog="python -m asdtheory.notebook_check",
+        prog="python -m asdtheory.repro.notebook_check",
         description="How far each code cell's numbers move between executions of one "
         "notebook (e.g. the stored one and one run with XLA_FLAGS=--xla_cpu_max_isa=SSE4_2); "
         "what the '# tolerance:' comments of the cells are set from.")

@@ -8,8 +8,6 @@ is than the reference; above 1 is faster). Other row keys are details kept in th
 
 from __future__ import annotations
 
-import argparse
-import json
 import runpy
 import sys
 from collections.abc import Sequence
@@ -44,32 +42,3 @@ def ratio_table(results: Sequence[dict]) -> str:
              for line in (header, *rows)]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
-
-
-def _command(args: argparse.Namespace) -> int:
-    folder = Path(args.benchmark_dir)
-    scripts = sorted(folder.glob("bench_*.py"))
-    if not scripts:
-        print(f"no bench_*.py scripts in {folder}: run from the repository root or pass "
-              "--benchmark-dir.", file=sys.stderr)
-        return 1
-    results = run_benchmarks(scripts)
-    print(ratio_table(results))
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {out}")
-    return 0
-
-
-def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "bench", help="run the benchmarks side by side and print a table of ratios",
-        description="Run every benchmarks/bench_*.py in one process (this library vs its "
-        "reference, measured in the same run) and print one table of speed ratios.",
-    )
-    parser.add_argument("--benchmark-dir", default="benchmarks",
-                        help="folder of the bench_*.py scripts (default: ./benchmarks)")
-    parser.add_argument("--output", default="results/bench.json",
-                        help="JSON with every measurement (default: results/bench.json)")
-    parser.set_defaults(func=_command)

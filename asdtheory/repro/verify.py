@@ -17,15 +17,12 @@ NOT SUPPORTED verdict is a result, not a failure.
 
 from __future__ import annotations
 
-import argparse
-import os
 import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from asdtheory import claims
-from asdtheory.runmode import MODES
+from asdtheory.repro import claims
 
 DEFAULT_OUTPUT = Path("results")
 # The real recordings each notebook reads (tests/test_verify.py checks this against the
@@ -167,7 +164,7 @@ def verify(notebooks: Sequence[Path], *, output: Path, mode: str, data: Path | N
     """
     from tqdm import tqdm
 
-    from asdtheory.notebook_run import (
+    from asdtheory.repro.notebook_run import (
         NotebookFailed,
         cpu_signature,
         execute_notebook,
@@ -205,54 +202,3 @@ def verify(notebooks: Sequence[Path], *, output: Path, mode: str, data: Path | N
               file=sys.stderr)
         return 1
     return 0
-
-
-def _command(args: argparse.Namespace) -> int:
-    if args.readme:
-        update_readme(Path(args.readme), Path(args.notebook_dir))
-        print(f"updated the claims table of {args.readme} from the stored notebook outputs")
-        return 0
-    selection = [s.strip() for s in args.notebooks.split(",")] if args.notebooks else None
-    notebooks = find_notebooks(Path(args.notebook_dir), selection)
-    if not notebooks:
-        print(f"no notebooks found in {args.notebook_dir}", file=sys.stderr)
-        return 1
-    os.environ["ASDTHEORY_MODE"] = args.mode
-    from asdtheory.data.dcase import data_root
-
-    root = data_root(args.data)
-    problems = missing_data(notebooks, mode=args.mode, root=root, fetch=not args.no_fetch)
-    if problems:
-        print("Not running: the notebooks need real recordings that are not there.\n  "
-              + "\n  ".join(problems), file=sys.stderr)
-        return 1
-    return verify(notebooks, output=Path(args.output), mode=args.mode, data=root,
-                  timeout=args.timeout)
-
-
-def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "verify",
-        help="execute the notebooks and write the claims report",
-        description=__doc__.split("\n\n")[0],
-    )
-    parser.add_argument("--mode", choices=MODES, default=os.environ.get("ASDTHEORY_MODE", "ci"),
-                        help="ci: minutes on a CPU (what the stored outputs show); full: the "
-                        "real protocol (default: $ASDTHEORY_MODE or ci)")
-    parser.add_argument("--notebooks", metavar="NN,NN",
-                        help="comma-separated notebook numbers, e.g. 01,02 (default: all)")
-    parser.add_argument("--output", default=str(DEFAULT_OUTPUT),
-                        help="directory for claims.md, executed notebooks and HTML "
-                        "(default: results/)")
-    parser.add_argument("--notebook-dir", default="notebooks",
-                        help="where the NN_name.py sources are (default: ./notebooks)")
-    parser.add_argument("--data", metavar="ROOT",
-                        help="data root (default: $ASDTHEORY_DATA or the per-user cache)")
-    parser.add_argument("--no-fetch", action="store_true",
-                        help="do not download missing DCASE archives; report them instead")
-    parser.add_argument("--readme", metavar="README.md",
-                        help="only rewrite the claims table of this README from the stored "
-                        "notebook outputs (no execution)")
-    parser.add_argument("--timeout", type=int, default=3600,
-                        help="seconds allowed per cell (default: 3600)")
-    parser.set_defaults(func=_command)

@@ -10,11 +10,11 @@ converts it to a notebook, runs it in a fresh Jupyter kernel with
 and writes the executed ``.ipynb`` (by default beside the source, which is how the committed
 outputs are produced), recording in its metadata the CPU type it ran on
 (:func:`cpu_signature`) and the XLA flags: the numbers reproduce bit for bit only on the same
-type with the same flags (:mod:`asdtheory.notebook_check` compares them exactly there, and at
+type with the same flags (:mod:`asdtheory.repro.notebook_check` compares them exactly there, and at
 each cell's declared tolerance elsewhere). From the
 repository root::
 
-    python -m asdtheory.notebook_run notebooks/01_compactness.py [--mode ci] [--output FILE]
+    python -m asdtheory.repro.notebook_run notebooks/01_compactness.py [--mode ci] [--output FILE]
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from asdtheory.runmode import MODES
+from asdtheory.repro.runmode import MODES
 
 __all__ = ["XLA_FLAGS", "NotebookFailed", "cpu_signature", "execute_notebook",
            "kernel_environment", "read_source", "render_html", "stored_cpu", "xla_flags"]
@@ -180,7 +180,7 @@ def render_html(ipynb_path: str | os.PathLike, html_path: str | os.PathLike) -> 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m asdtheory.notebook_run",
+        prog="python -m asdtheory.repro.notebook_run",
         description="Execute a jupytext notebook source from a clean kernel (single-threaded "
         "XLA) and write the executed .ipynb beside it.",
     )

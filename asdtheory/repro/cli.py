@@ -1,0 +1,265 @@
+"""The ``asdtheory`` command: every subcommand's arguments and the glue that calls the library.
+
+``asdtheory verify`` (:mod:`asdtheory.repro.verify`), ``asdtheory run``
+(:func:`asdtheory.pipeline.run`), ``asdtheory data fetch|info`` (:mod:`asdtheory.data`) and
+``asdtheory bench`` (:mod:`asdtheory.repro.bench`). The science modules import nothing from
+here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from asdtheory import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="asdtheory",
+        description="Check why angular margin losses work for anomalous sound detection "
+        "(Wilkinghoff & Kurth, TASLP 2024).",
+    )
+    parser.add_argument("--version", action="version", version=f"asdtheory {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (_add_verify, _add_run, _add_data, _add_bench):
+        add(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    return int(args.func(args) or 0)
+
+
+# --- asdtheory verify -------------------------------------------------------------------------
+
+def _add_verify(subparsers) -> None:
+    from asdtheory.repro import verify
+    from asdtheory.repro.runmode import MODES
+
+    parser = subparsers.add_parser(
+        "verify", help="execute the notebooks and write the claims report",
+        description=verify.__doc__.split("\n\n")[0])
+    parser.add_argument("--mode", choices=MODES, default=os.environ.get("ASDTHEORY_MODE", "ci"),
+                        help="ci: minutes on a CPU (what the stored outputs show); full: the "
+                        "real protocol (default: $ASDTHEORY_MODE or ci)")
+    parser.add_argument("--notebooks", metavar="NN,NN",
+                        help="comma-separated notebook numbers, e.g. 01,02 (default: all)")
+    parser.add_argument("--output", default=str(verify.DEFAULT_OUTPUT),
+                        help="directory for claims.md, executed notebooks and HTML "
+                        "(default: results/)")
+    parser.add_argument("--notebook-dir", default="notebooks",
+                        help="where the NN_name.py sources are (default: ./notebooks)")
+    parser.add_argument("--data", metavar="ROOT",
+                        help="data root (default: $ASDTHEORY_DATA or the per-user cache)")
+    parser.add_argument("--no-fetch", action="store_true",
+                        help="do not download missing DCASE archives; report them instead")
+    parser.add_argument("--readme", metavar="README.md",
+                        help="only rewrite the claims table of this README from the stored "
+                        "notebook outputs (no execution)")
+    parser.add_argument("--timeout", type=int, default=3600,
+                        help="seconds allowed per cell (default: 3600)")
+    parser.set_defaults(func=_verify)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from asdtheory.data.dcase import data_root
+    from asdtheory.repro import verify
+
+    if args.readme:
+        verify.update_readme(Path(args.readme), Path(args.notebook_dir))
+        print(f"updated the claims table of {args.readme} from the stored notebook outputs")
+        return 0
+    selection = [s.strip() for s in args.notebooks.split(",")] if args.notebooks else None
+    notebooks = verify.find_notebooks(Path(args.notebook_dir), selection)
+    if not notebooks:
+        print(f"no notebooks found in {args.notebook_dir}", file=sys.stderr)
+        return 1
+    os.environ["ASDTHEORY_MODE"] = args.mode
+    root = data_root(args.data)
+    problems = verify.missing_data(notebooks, mode=args.mode, root=root,
+                                   fetch=not args.no_fetch)
+    if problems:
+        print("Not running: the notebooks need real recordings that are not there.\n  "
+              + "\n  ".join(problems), file=sys.stderr)
+        return 1
+    return verify.verify(notebooks, output=Path(args.output), mode=args.mode, data=root,
+                         timeout=args.timeout)
+
+
+# --- asdtheory run ----------------------------------------------------------------------------
+
+def _add_run(subparsers) -> None:
+    from asdtheory import models
+    from asdtheory.pipeline import PROTOCOLS, PipelineConfig
+
+    defaults = PipelineConfig()
+    parser = subparsers.add_parser(
+        "run", help="train and evaluate one anomalous sound detection system",
+        description="Features -> training -> embeddings -> anomaly scores -> DCASE table "
+        "(official 2023 rules) for one machine and method. Prints the table; --json writes "
+        "the results (key official_score).")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="dataset root holding dcase2023t2/ and noise/, or the "
+                        "dcase2023t2 folder itself (default: $ASDTHEORY_DATA or the user cache)")
+    parser.add_argument("--machine", default=defaults.machine)
+    parser.add_argument("--protocol", choices=sorted(PROTOCOLS), default=None,
+                        help="mini (valve, ci mode) or full (official split); default from "
+                        "ASDTHEORY_MODE: mini in ci, full in full mode")
+    parser.add_argument("--method", choices=models.METHODS, default=defaults.method)
+    parser.add_argument("--noise", default=None, help="background recording in <data>/noise")
+    parser.add_argument("--snr", type=float, default=None, help="SNR in dB for --noise")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--backend", default=None,
+                        help="score back-end (angular: kmeans, nearest-centre, knn)")
+    parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from asdtheory.pipeline import PipelineConfig, run
+    from asdtheory.repro.runmode import run_mode
+
+    protocol = args.protocol or ("mini" if run_mode() == "ci" else "full")
+    start = time.perf_counter()
+    try:
+        config = PipelineConfig(data=args.data, machine=args.machine, protocol=protocol,
+                                method=args.method, noise=args.noise, snr=args.snr,
+                                seed=args.seed, epochs=args.epochs, backend=args.backend,
+                                progress=not args.no_progress)
+        result = run(config)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"asdtheory run: error: {err}", file=sys.stderr)
+        return 2
+    print(f"{config.method} on {config.machine} ({config.protocol} protocol"
+          + (f", {config.noise} at {config.snr:g} dB" if config.noise else "")
+          + f", seed {config.seed}, back-end {config.score_backend})")
+    print(result.table)
+    print(f"elapsed: {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result.to_json(), indent=2) + "\n")
+    return 0
+
+
+# --- asdtheory data fetch|info ----------------------------------------------------------------
+
+def _add_data(subparsers) -> None:
+    from asdtheory.data.dcase import DEV_MACHINES_2023
+
+    parser = subparsers.add_parser(
+        "data", help="download DCASE archives and inspect datasets",
+        description="Download DCASE archives, summarise a dataset folder.")
+    commands = parser.add_subparsers(dest="data_command", metavar="{fetch,info}", required=True)
+
+    fetch = commands.add_parser(
+        "fetch", help="download and unpack DCASE 2023 Task 2 development archives",
+        description="Download (resumably, with a size check) and unpack "
+        "dev_<machine>.zip into <root>/dcase2023t2/dev_data/raw/<machine>/. The data root is "
+        "--root, else $ASDTHEORY_DATA, else the per-user cache directory. The recordings are "
+        "CC BY 4.0 (MIMII DG, ToyADMOS2; cite the DCASE 2023 Task 2 description).")
+    fetch.add_argument("--year", type=int, default=2023, choices=[2023])
+    fetch.add_argument("--machine", action="append", required=True,
+                       choices=[*DEV_MACHINES_2023, "all"],
+                       help="repeatable; 'all' for the seven")
+    fetch.add_argument("--root", type=Path, default=None, help="data root directory")
+    fetch.add_argument("--base-url", default=None, help="folder URL holding dev_<machine>.zip "
+                       "(default: Zenodo record 7882613)")
+    fetch.add_argument("--keep-archive", action="store_true",
+                       help="keep the zip after unpacking")
+    fetch.add_argument("--quiet", action="store_true", help="no progress bar")
+    fetch.set_defaults(func=_reported(_data_fetch))
+
+    info = commands.add_parser("info", help="count the clips of a DCASE folder",
+                               description="Count clips per machine, section, split, domain "
+                               "and label, with their attributes, below PATH (any level of the "
+                               "layout; default: the data root).")
+    info.add_argument("path", nargs="?", default=None, metavar="PATH")
+    info.set_defaults(func=_reported(_data_info))
+
+
+def _data_info(args) -> int:
+    from asdtheory.data.dcase import data_root, index_folder, summary
+
+    path = Path(args.path) if args.path else data_root()
+    clips = index_folder(path, skip_unknown=True)
+    if not clips:
+        print(f"asdtheory data info: no DCASE clips (*.wav) under {path}", file=sys.stderr)
+        return 1
+    print(f"{path}")
+    print(summary(clips))
+    others = sum(1 for _ in path.rglob("*.wav")) - len(clips)
+    if others:
+        print(f"({others} other .wav file(s) without a DCASE clip name not counted)")
+    return 0
+
+
+def _data_fetch(args) -> int:
+    from asdtheory.data.dcase import DEV_MACHINES_2023
+    from asdtheory.data.download import fetch
+
+    machines = DEV_MACHINES_2023 if "all" in args.machine else tuple(dict.fromkeys(args.machine))
+    for machine in machines:
+        folder = fetch(machine, year=args.year, root=args.root, base_url=args.base_url,
+                       progress=not args.quiet, keep_archive=args.keep_archive)
+        print(f"{machine}: {folder}")
+    return 0
+
+
+def _reported(func):
+    # Expected failures (missing folders, network, bad archives) are reported in one line.
+    def run(args) -> int:
+        try:
+            return func(args)
+        except (OSError, ValueError) as err:
+            print(f"asdtheory data {args.data_command}: error: {err}", file=sys.stderr)
+            return 1
+
+    return run
+
+
+# --- asdtheory bench --------------------------------------------------------------------------
+
+def _add_bench(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "bench", help="run the benchmarks side by side and print a table of ratios",
+        description="Run every benchmarks/bench_*.py in one process (this library vs its "
+        "reference, measured in the same run) and print one table of speed ratios.")
+    parser.add_argument("--benchmark-dir", default="benchmarks",
+                        help="folder of the bench_*.py scripts (default: ./benchmarks)")
+    parser.add_argument("--output", default="results/bench.json",
+                        help="JSON with every measurement (default: results/bench.json)")
+    parser.set_defaults(func=_bench)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from asdtheory.repro.bench import ratio_table, run_benchmarks
+
+    folder = Path(args.benchmark_dir)
+    scripts = sorted(folder.glob("bench_*.py"))
+    if not scripts:
+        print(f"no bench_*.py scripts in {folder}: run from the repository root or pass "
+              "--benchmark-dir.", file=sys.stderr)
+        return 1
+    results = run_benchmarks(scripts)
+    print(ratio_table(results))
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
