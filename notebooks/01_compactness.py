@@ -54,10 +54,10 @@ from scipy.stats import spearmanr
 warnings.filterwarnings("ignore", message="IProgress not found")
 
 from asdtheory import bounds, losses, models, train
-from asdtheory.claims import claim, fmt, fmt_e, records
 from asdtheory.data.synthetic import sphere_mixture
 from asdtheory.geometry import random_centres
-from asdtheory.runmode import run_mode
+from asdtheory.repro.claims import claim, fmt, fmt_e, records
+from asdtheory.repro.runmode import run_mode
 
 MODE = run_mode()
 NOTEBOOK = "01_compactness"

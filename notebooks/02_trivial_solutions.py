@@ -53,11 +53,11 @@ from flax import nnx
 warnings.filterwarnings("ignore", message="IProgress not found")
 
 from asdtheory import bounds, losses, metrics, models, scoring, train
-from asdtheory.claims import claim, fmt, fmt_e, records
 from asdtheory.data.synthetic import sphere_mixture
 from asdtheory.evaluation import auc
 from asdtheory.geometry import l2_normalize, random_centres
-from asdtheory.runmode import run_mode
+from asdtheory.repro.claims import claim, fmt, fmt_e, records
+from asdtheory.repro.runmode import run_mode
 
 MODE = run_mode()
 NOTEBOOK = "02_trivial_solutions"

@@ -34,21 +34,20 @@
 
 # %%
 # %matplotlib inline
-import os
-from pathlib import Path
 
 import jax
 import matplotlib.pyplot as plt
 import numpy as np
 
 from asdtheory import audio, experiments
-from asdtheory.claims import claim, fmt, records
+from asdtheory.data import dcase
 from asdtheory.data.synthetic import ANOMALY_TYPES, machine_sounds
-from asdtheory.runmode import run_mode
+from asdtheory.repro.claims import claim, fmt, records
+from asdtheory.repro.runmode import run_mode
 
 MODE = run_mode()
 NOTEBOOK = "03_auxiliary_tasks_in_noise"
-DATA = Path(os.environ.get("ASDTHEORY_DATA", Path.cwd().resolve().parents[1] / "shared" / "data"))
+DATA = dcase.data_root()  # $ASDTHEORY_DATA, else the per-user data folder
 print("run mode:", MODE)
 
 # %% [markdown]

@@ -46,20 +46,18 @@
 
 # %%
 # %matplotlib inline
-import os
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 from asdtheory import evaluation, pipeline
-from asdtheory.claims import claim, fmt, records
 from asdtheory.data import dcase
-from asdtheory.runmode import run_mode
+from asdtheory.repro.claims import claim, fmt, records
+from asdtheory.repro.runmode import run_mode
 
 MODE = run_mode()
 NOTEBOOK = "04_real_machine_sounds"
-DATA = Path(os.environ.get("ASDTHEORY_DATA", Path.cwd().resolve().parents[1] / "shared" / "data"))
+DATA = dcase.data_root()  # $ASDTHEORY_DATA, else the per-user data folder
 print("run mode:", MODE)
 
 # %% [markdown]

@@ -55,8 +55,6 @@
 
 # %%
 import dataclasses
-import os
-from pathlib import Path
 
 import jax
 import matplotlib.pyplot as plt
@@ -67,15 +65,16 @@ from sklearn.metrics import silhouette_score
 from sklearn.neighbors import NearestNeighbors
 
 from asdtheory import evaluation, pipeline, scoring
-from asdtheory.claims import claim, fmt
+from asdtheory.data import dcase
 from asdtheory.data.synthetic import ANOMALY_TYPES, machine_sounds
 from asdtheory.experiments import DetectConfig, log_mels
-from asdtheory.runmode import run_mode
+from asdtheory.repro.claims import claim, fmt
+from asdtheory.repro.runmode import run_mode
 from asdtheory.systems import fit_system
 
 MODE = run_mode()
 NOTEBOOK = "05_embedding_space"
-DATA = Path(os.environ.get("ASDTHEORY_DATA", Path.cwd().resolve().parents[1] / "shared" / "data"))
+DATA = dcase.data_root()  # $ASDTHEORY_DATA, else the per-user data folder
 METHODS = ("subcluster-adacos", "deep-svdd", "autoencoder")
 LABELS = {"subcluster-adacos": "sub-cluster AdaCos", "deep-svdd": "Deep SVDD",
           "autoencoder": "autoencoder"}

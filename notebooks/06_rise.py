@@ -40,19 +40,17 @@
 
 # %%
 import dataclasses
-import os
-from pathlib import Path
 
 import jax
 import matplotlib.pyplot as plt
 import numpy as np
 
 from asdtheory import audio, evaluation, explain
-from asdtheory.claims import claim, fmt
 from asdtheory.data import dcase
 from asdtheory.data.synthetic import machine_sounds
 from asdtheory.experiments import DetectConfig, log_mels
-from asdtheory.runmode import run_mode
+from asdtheory.repro.claims import claim, fmt
+from asdtheory.repro.runmode import run_mode
 from asdtheory.systems import fit_system
 
 MODE = run_mode()
@@ -270,7 +268,7 @@ record = claim(
 
 # %%
 # tolerance: abs=0.02; AUCs moved by 0.007 (AVX-512 vs AVX2), x2
-DATA = Path(os.environ.get("ASDTHEORY_DATA", Path.cwd().resolve().parents[1] / "shared" / "data"))
+DATA = dcase.data_root()  # $ASDTHEORY_DATA, else the per-user data folder
 split = dcase.valve_mini_protocol(DATA)
 valve_mels = log_mels(np.stack([audio.load(c.path) for c in split.train + split.test]),
                       n_mels=64)

@@ -54,8 +54,6 @@
 # The inline backend explicitly: pytest's conftest sets MPLBACKEND=Agg for the nbval kernels,
 # under which plt.show() would output nothing and the stored figures would not match.
 # %matplotlib inline
-import os
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -64,11 +62,11 @@ import numpy as np
 from flax import nnx
 
 from asdtheory import audio, dynamics, evaluation, experiments, losses, metrics, models, train
-from asdtheory.claims import claim, fmt, fmt_e, records
 from asdtheory.data import dcase
 from asdtheory.data.synthetic import sphere_mixture
 from asdtheory.geometry import cosine_matrix, l2_normalize
-from asdtheory.runmode import run_mode
+from asdtheory.repro.claims import claim, fmt, fmt_e, records
+from asdtheory.repro.runmode import run_mode
 
 MODE = run_mode()
 NOTEBOOK = "07_beyond_the_paper"
@@ -170,7 +168,7 @@ print("mean angle to own mode centre (deg): train",
 # https://zenodo.org/record/7882613 (`dev_valve.zip`).
 
 # %%
-DATA = Path(os.environ.get("ASDTHEORY_DATA", Path.cwd().resolve().parents[1] / "shared" / "data"))
+DATA = dcase.data_root()  # $ASDTHEORY_DATA, else the per-user data folder
 split = dcase.valve_mini_protocol(DATA)
 clips = split.train + split.test
 mels = experiments.log_mels(np.stack([audio.load(c.path) for c in clips]), n_mels=64)
