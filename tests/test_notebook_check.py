@@ -182,7 +182,8 @@ def _edit_stored(path: Path, *, other_cpu: bool) -> None:
 
 
 def _nbval(path: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "XLA_FLAGS": notebook_run.XLA_FLAGS}
+    # The flags execute_notebook recorded: the single-thread ones plus the developer's.
+    env = {**os.environ, "XLA_FLAGS": notebook_run.xla_flags(os.environ.get("XLA_FLAGS"))}
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "asdtheory.repro.notebook_check", "--nbval",
          "-p", "no:cacheprovider", "-q", "-rA", path.name],

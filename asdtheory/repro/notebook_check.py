@@ -284,7 +284,8 @@ def _compare_cell(self, test, ref, skip_compare=None):
                                figure_rel_floor=0.0 if strict else FIGURE_REL_FLOOR)
     stored_on = rounding_of_notebook(str(self.parent.path))
     how = ("exactly (same CPU type and XLA flags as the stored run)" if strict
-           else f"at {tolerance.describe()} (stored on {stored_on})")
+           else f"exactly (the cell declares no tolerance; stored on {stored_on})"
+           if tolerance == EXACT else f"at {tolerance.describe()} (stored on {stored_on})")
     self.comparison_traceback = [f"{notebook} cell {self.cell_num}, compared {how}:",
                                  *problems, *nbval_report]
     return not problems and not strict
