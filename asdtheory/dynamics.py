@@ -1,5 +1,4 @@
-"""Training dynamics and small detection runs on feature vectors (notebook 07, "beyond the
-paper").
+"""Training dynamics (notebook 07, "beyond the paper").
 
 * :func:`scale_trajectory` -- the sub-cluster AdaCos scale s_t over thousands of gradient
   steps on free embeddings ("unconstrained features"), for the faithful and the public-code
@@ -7,17 +6,12 @@ paper").
   ``jax.lax.scan``.
 * :func:`neural_collapse_callback` -- a ``train.fit`` callback recording NC1-NC4
   (``metrics.neural_collapse``) of the normalised embeddings against the head's centres.
-* :func:`detect_vectors` -- an angular margin embedder (``models.MLPEmbedder`` + an
-  ``models.AngularHead`` with fixed or trainable centres) trained on feature vectors, with
-  the k-means cosine-distance back-end of ``scoring``: a detection run small enough to repeat
-  for several seeds and settings in a notebook.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Literal
 
 import jax
@@ -26,11 +20,11 @@ import numpy as np
 import optax
 from flax import nnx
 
-from asdtheory import losses, metrics, models, scoring, train
-from asdtheory._validation import check_clip_labels, check_scalar, check_target_mask
+from asdtheory import losses, metrics, train
+from asdtheory._validation import check_scalar
 from asdtheory.geometry import angles, l2_normalize, random_centres
 
-__all__ = ["VectorDetection", "detect_vectors", "neural_collapse_callback", "scale_trajectory"]
+__all__ = ["neural_collapse_callback", "scale_trajectory"]
 
 
 @functools.partial(jax.jit, static_argnames=("steps", "learning_rate", "variant"))
@@ -130,92 +124,3 @@ def neural_collapse_callback(inputs, labels, *, batch_size: int = 256
         return metrics.neural_collapse(z, labels, centres)
 
     return callback
-
-
-@dataclasses.dataclass
-class VectorDetection:
-    """What :func:`detect_vectors` returns.
-
-    Attributes:
-      scores: (m,) anomaly scores of the test clips (higher = more anomalous).
-      train_embeddings, test_embeddings: (n, D) / (m, D) clip embeddings (mean of the
-        normalised example embeddings of a clip).
-      model, head: the trained ``MLPEmbedder`` and ``AngularHead``.
-      history: ``train.History`` of the training run.
-    """
-
-    scores: np.ndarray
-    train_embeddings: np.ndarray
-    test_embeddings: np.ndarray
-    model: nnx.Module
-    head: nnx.Module
-    history: train.History
-
-
-def _clip_embeddings(model, examples: np.ndarray) -> np.ndarray:
-    n, k = examples.shape[:2]
-    z = train.embed(model, examples.reshape(n * k, -1))
-    return np.asarray(l2_normalize(jnp.asarray(z))).reshape(n, k, -1).mean(axis=1)
-
-
-def detect_vectors(train_examples, train_labels, test_examples, *, key: jax.Array,
-                   config: train.TrainConfig, method: str = "adacos",
-                   num_subclusters: int = 1, trainable_centres: bool = False,
-                   embed_dim: int = 32, hidden: Sequence[int] = (128, 128),
-                   n_clusters: int = 4, train_is_target=None) -> VectorDetection:
-    """Trains an angular margin MLP embedder on feature vectors and scores the test clips.
-
-    Every clip contributes k examples (feature vectors, e.g. stacked log-mel frames, or
-    k = 1 for vector data). Training: ``train.fit`` of ``models.MLPEmbedder(F, embed_dim,
-    hidden=hidden)`` with ``models.make_head(method, trainable_centres=...)`` on all examples,
-    each labelled with its clip's auxiliary class. Score of a test clip with embedding e
-    (the mean of its normalised example embeddings): 1 - max_j cos(e, mu_j) over
-    ``n_clusters`` k-means centres mu_j of the training clip embeddings, plus every
-    target-domain training clip as a centre of its own (``scoring.kmeans_centres``;
-    Wilkinghoff's back-end).
-
-    Args:
-      train_examples: (n, k, F) examples of the normal training clips.
-      train_labels: (n,) integer auxiliary classes 0..N-1 of the training clips.
-      test_examples: (m, k, F).
-      key: PRNG key for the initialisation and training.
-      config: ``train.TrainConfig``.
-      method: an angular method of ``models.ANGULAR_METHODS``.
-      num_subclusters: M for "subcluster-adacos" and "adaproj".
-      trainable_centres: learn the class centres (not for "adaproj").
-      embed_dim, hidden: embedder sizes.
-      n_clusters: k-means centres of the back-end.
-      train_is_target: optional (n,) bool, True for target-domain training clips.
-
-    Returns:
-      :class:`VectorDetection`.
-    """
-    train_examples = np.asarray(train_examples, np.float32)
-    test_examples = np.asarray(test_examples, np.float32)
-    if train_examples.ndim != 3 or test_examples.ndim != 3 \
-            or train_examples.shape[2] != test_examples.shape[2]:
-        raise ValueError(f"train_examples and test_examples must be (clips, k, F) with the same "
-                         f"F, got shapes {train_examples.shape} and {test_examples.shape}.")
-    if method not in models.ANGULAR_METHODS:
-        raise ValueError(f"method must be one of {models.ANGULAR_METHODS}, got {method!r}.")
-    n, k, features = train_examples.shape
-    labels = check_clip_labels(train_labels, n)
-    is_target = check_target_mask(train_is_target, n, "train_is_target")
-    init_key, train_key = jax.random.split(key)
-    rngs = nnx.Rngs(init_key)
-    model = models.MLPEmbedder(features, embed_dim, hidden=hidden, rngs=rngs)
-    extra = ({"num_subclusters": num_subclusters}
-             if method in ("subcluster-adacos", "adaproj") else {})
-    head = models.make_head(method, embed_dim=embed_dim, num_classes=int(labels.max()) + 1,
-                            trainable_centres=trainable_centres, rngs=rngs, **extra)
-    history = train.fit(model, head, train_examples.reshape(n * k, features),
-                        np.repeat(labels, k).astype(np.int32), config=config, key=train_key)
-    train_z = _clip_embeddings(model, train_examples)
-    test_z = _clip_embeddings(model, test_examples)
-    centres = scoring.kmeans_centres(train_z[~is_target], n_clusters=n_clusters, seed=0,
-                                     target_embeddings=train_z[is_target] if is_target.any()
-                                     else None)
-    return VectorDetection(scores=scoring.nearest_centre_score(test_z, centres),
-                           train_embeddings=train_z, test_embeddings=test_z, model=model,
-                           head=head, history=history)
-

@@ -7,7 +7,7 @@ import optax
 import pytest
 from flax import nnx
 
-from asdtheory import dynamics, evaluation, losses, metrics, models, train
+from asdtheory import dynamics, losses, metrics, models
 from asdtheory.geometry import l2_normalize, random_centres
 
 
@@ -95,49 +95,3 @@ def test_neural_collapse_callback_needs_one_centre_per_class():
                             num_subclusters=2, rngs=nnx.Rngs(1))
     with pytest.raises(ValueError, match="one centre per class"):
         dynamics.neural_collapse_callback(INPUTS, LABELS)(model, head)
-
-
-CONFIG = train.TrainConfig(epochs=15, batch_size=16, learning_rate=1e-2, progress=False)
-
-
-def _clips(rng, labels, shift=0.0):
-    """(n, 2, 8) clips of two examples near the class direction (+ an offset for anomalies)."""
-    base = 3.0 * np.eye(4, 8)[labels] + shift * np.eye(8)[7]
-    return (base[:, None] + 0.3 * rng.normal(size=(labels.size, 2, 8))).astype(np.float32)
-
-
-@pytest.mark.parametrize("trainable", [False, True])
-def test_detect_vectors_separates_obvious_anomalies(trainable):
-    rng = np.random.default_rng(1)
-    train_x = _clips(rng, LABELS)
-    test_labels = np.repeat(np.arange(4), 4)
-    test_x = np.concatenate([_clips(rng, test_labels), _clips(rng, test_labels, shift=6.0)])
-    is_anomaly = np.repeat([0, 1], test_labels.size)
-    run = dynamics.detect_vectors(train_x, LABELS, test_x, key=jax.random.key(0),
-                                  config=CONFIG, trainable_centres=trainable, embed_dim=6,
-                                  hidden=(16,), n_clusters=4)
-    assert run.scores.shape == (32,)
-    assert run.train_embeddings.shape == (32, 6) and run.test_embeddings.shape == (32, 6)
-    assert evaluation.auc(is_anomaly, run.scores) > 0.9
-    centres = run.head.centres
-    assert isinstance(centres, nnx.Param) == trainable
-    rngs = nnx.Rngs(jax.random.split(jax.random.key(0))[0])  # as detect_vectors draws them
-    models.MLPEmbedder(8, 6, hidden=(16,), rngs=rngs)
-    initial = models.make_head("adacos", embed_dim=6, num_classes=4, rngs=rngs)
-    # Trainable centres move during training; fixed ones keep their initial value.
-    moved = not np.allclose(centres[...], initial.centres[...])
-    assert moved == trainable
-
-
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"train_examples": np.zeros((32, 8))}, "clips, k, F"),
-    ({"train_labels": LABELS[:5]}, "train_labels"),
-    ({"method": "deep-svdd"}, "method"),
-    ({"train_is_target": np.ones(32, bool)}, "train_is_target"),
-])
-def test_detect_vectors_rejects_bad_inputs(kwargs, match):
-    args = {"train_examples": np.zeros((32, 2, 8)), "train_labels": LABELS,
-            "test_examples": np.zeros((4, 2, 8)), "key": jax.random.key(0), "config": CONFIG,
-            **kwargs}
-    with pytest.raises(ValueError, match=match):
-        dynamics.detect_vectors(**args)

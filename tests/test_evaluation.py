@@ -352,3 +352,35 @@ def test_valve_mini_protocol_table_counts(shared_data):
     source = np.array([c.domain == "source" for c in test])
     mask = source | y
     assert row.auc_source == pytest.approx(naive_auc(y[mask], scores[mask]), abs=1e-12)
+
+
+def test_group_metrics_is_the_mean_of_per_group_sklearn_values():
+    rng = np.random.default_rng(0)
+    groups = np.repeat([3, 7, 9], 40)
+    y = np.tile(np.r_[np.zeros(30, bool), np.ones(10, bool)], 3)
+    scores = rng.normal(size=120) + y * np.repeat([0.5, 1.0, 2.0], 40)
+    # A group-dependent offset changes pooled metrics but not per-group ones.
+    shifted = scores + np.repeat([0.0, 10.0, -5.0], 40)
+    got = ev.group_metrics(y, shifted, groups)
+    aucs = [roc_auc_score(y[groups == g], scores[groups == g]) for g in (3, 7, 9)]
+    paucs = [roc_auc_score(y[groups == g], scores[groups == g], max_fpr=0.1) for g in (3, 7, 9)]
+    assert got["auc"] == pytest.approx(np.mean(aucs), abs=1e-12)
+    assert got["pauc"] == pytest.approx(np.mean(paucs), abs=1e-12)
+    a, p = np.mean(aucs), np.mean(paucs)
+    assert got["hmean"] == pytest.approx(2 * a * p / (a + p), abs=1e-12)
+    one = ev.group_metrics(y[:40], scores[:40])
+    assert one["auc"] == pytest.approx(aucs[0], abs=1e-12)
+
+
+def test_group_metrics_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match="groups must hold one group id per score"):
+        ev.group_metrics([0, 1], [0.1, 0.2], [0, 0, 0])
+    with pytest.raises(ValueError, match="scores has 2 entries but the labels have 3"):
+        ev.group_metrics([0, 1, 1], [0.1, 0.2], [0, 0])
+
+
+@given(st.floats(0.01, 1.0), st.floats(0.01, 1.0))
+def test_harmonic_mean_lies_between_min_and_mean(a, b):
+    h = ev.harmonic_mean(a, b)
+    assert min(a, b) - 1e-12 <= h <= (a + b) / 2 + 1e-12
+    assert ev.harmonic_mean(a, a) == pytest.approx(a)

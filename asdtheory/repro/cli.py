@@ -1,7 +1,7 @@
 """The ``asdtheory`` command: every subcommand's arguments and the glue that calls the library.
 
 ``asdtheory verify`` (:mod:`asdtheory.repro.verify`), ``asdtheory run``
-(:func:`asdtheory.pipeline.run`), ``asdtheory data fetch|info`` (:mod:`asdtheory.data`) and
+(:func:`asdtheory.detect.dcase.run`), ``asdtheory data fetch|info`` (:mod:`asdtheory.data`) and
 ``asdtheory bench`` (:mod:`asdtheory.repro.bench`). The science modules import nothing from
 here.
 """
@@ -100,9 +100,9 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _add_run(subparsers) -> None:
     from asdtheory import models
-    from asdtheory.pipeline import PROTOCOLS, PipelineConfig
+    from asdtheory.detect.dcase import DCASE_DETECTOR, PROTOCOLS, RunConfig
 
-    defaults = PipelineConfig()
+    defaults = RunConfig()
     parser = subparsers.add_parser(
         "run", help="train and evaluate one anomalous sound detection system",
         description="Features -> training -> embeddings -> anomaly scores -> DCASE table "
@@ -115,36 +115,50 @@ def _add_run(subparsers) -> None:
     parser.add_argument("--protocol", choices=sorted(PROTOCOLS), default=None,
                         help="mini (valve, ci mode) or full (official split); default from "
                         "ASDTHEORY_MODE: mini in ci, full in full mode")
-    parser.add_argument("--method", choices=models.METHODS, default=defaults.method)
+    parser.add_argument("--method", choices=models.METHODS, default=DCASE_DETECTOR.method)
     parser.add_argument("--noise", default=None, help="background recording in <data>/noise")
     parser.add_argument("--snr", type=float, default=None, help="SNR in dB for --noise")
     parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--epochs", type=int, default=DCASE_DETECTOR.epochs)
     parser.add_argument("--backend", default=None,
                         help="score back-end (angular: kmeans, nearest-centre, knn)")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="training state (.npz), written after every epoch")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the training saved in --checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from asdtheory.pipeline import PipelineConfig, run
+    import dataclasses
+
+    from asdtheory.detect.dcase import DCASE_DETECTOR, RunConfig, run
     from asdtheory.repro.runmode import run_mode
 
     protocol = args.protocol or ("mini" if run_mode() == "ci" else "full")
     start = time.perf_counter()
+    if args.resume and (args.checkpoint is None or not args.checkpoint.is_file()):
+        print(f"asdtheory run: error: nothing to resume: --checkpoint {args.checkpoint} does "
+              "not exist.", file=sys.stderr)
+        return 2
+    if not args.resume and args.checkpoint is not None and args.checkpoint.exists():
+        print(f"asdtheory run: error: checkpoint {args.checkpoint} exists: pass --resume to "
+              "continue its training, or remove it to start afresh.", file=sys.stderr)
+        return 2
     try:
-        config = PipelineConfig(data=args.data, machine=args.machine, protocol=protocol,
-                                method=args.method, noise=args.noise, snr=args.snr,
-                                seed=args.seed, epochs=args.epochs, backend=args.backend,
-                                progress=not args.no_progress)
-        result = run(config)
+        detector = dataclasses.replace(DCASE_DETECTOR, method=args.method, epochs=args.epochs,
+                                       backend=args.backend, progress=not args.no_progress)
+        config = RunConfig(data=args.data, machine=args.machine, protocol=protocol,
+                           noise=args.noise, snr=args.snr, seed=args.seed, detector=detector)
+        result = run(config, checkpoint=args.checkpoint)
     except (ValueError, FileNotFoundError) as err:
         print(f"asdtheory run: error: {err}", file=sys.stderr)
         return 2
-    print(f"{config.method} on {config.machine} ({config.protocol} protocol"
+    print(f"{detector.method} on {config.machine} ({config.protocol} protocol"
           + (f", {config.noise} at {config.snr:g} dB" if config.noise else "")
-          + f", seed {config.seed}, back-end {config.score_backend})")
+          + f", seed {config.seed}, back-end {detector.score_backend})")
     print(result.table)
     print(f"elapsed: {time.perf_counter() - start:.1f} s", file=sys.stderr)
     if args.json is not None:

@@ -1,15 +1,20 @@
+"""The detector on the DCASE folder layout: checks before training, the official table of
+exactly the detector's scores, the ``asdtheory run`` command."""
+
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
-from asdtheory import evaluation, pipeline
+from asdtheory import detect, evaluation
+from asdtheory.detect.dcase import DCASE_DETECTOR, RunConfig, run
 from asdtheory.repro import cli
 
 # Small enough to train in seconds on the real valve clips.
-TINY = {"n_mels": 16, "window_frames": 32, "window_hop": 64, "embed_dim": 8,
-        "channels": (4, 8), "num_subclusters": 2, "epochs": 1, "batch_size": 16,
-        "n_clusters": 4, "progress": False}
+TINY = dataclasses.replace(DCASE_DETECTOR, window_frames=32, window_hop=64, embed_dim=8,
+                           channels=(4, 8), num_subclusters=2, epochs=1, batch_size=16,
+                           n_clusters=4, progress=False)
 
 
 @pytest.fixture
@@ -19,59 +24,44 @@ def no_training(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("training started although the configuration is invalid")
 
-    monkeypatch.setattr(pipeline.train, "fit", fail)
+    monkeypatch.setattr(detect.train, "fit", fail)
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [
-    ({"method": "svm"}, "method must be one of"),
     ({"protocol": "mini", "machine": "fan"}, "not available for machine 'fan'"),
     ({"protocol": "tiny"}, "protocol must be one of"),
     ({"machine": "toaster", "protocol": "full"}, "not available for machine 'toaster'"),
     ({"noise": "cat"}, "noise and snr go together"),
-    ({"method": "deep-svdd", "backend": "kmeans"}, "does not apply to deep-svdd"),
-    ({"epochs": 0}, "epochs"),
-    ({"window_hop": 0}, "window_hop"),
-    ({"scale_variant": "paper"}, "scale_variant"),
+    ({"seed": -1}, "seed"),
+    ({"detector": "subcluster-adacos"}, "detector must be a DetectorConfig"),
 ])
 def test_bad_configs_fail_on_construction(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        pipeline.PipelineConfig(**kwargs)
+        RunConfig(**kwargs)
 
 
 def test_missing_data_root_fails_before_training(tmp_path, no_training):
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        pipeline.run(pipeline.PipelineConfig(data=tmp_path / "nowhere"))
+        run(RunConfig(data=tmp_path / "nowhere"))
     with pytest.raises(FileNotFoundError, match="dcase2023t2"):
-        pipeline.run(pipeline.PipelineConfig(data=tmp_path))  # exists, but holds no data
+        run(RunConfig(data=tmp_path))  # exists, but holds no data
 
 
-def test_data_dependent_problems_fail_before_training(shared_data, no_training):
-    with pytest.raises(ValueError, match="n_clusters=31 exceeds the 30 source"):
-        pipeline.run(pipeline.PipelineConfig(data=shared_data, n_clusters=31))
+def test_data_dependent_problems_are_reported_before_training(shared_data, no_training):
+    with pytest.warns(UserWarning, match="n_clusters=31 exceeds the source training clips "
+                      "of group"), pytest.raises(AssertionError, match="training started"):
+        run(RunConfig(data=shared_data, detector=dataclasses.replace(TINY, n_clusters=31)))
     with pytest.raises(FileNotFoundError, match="noise recording 'traffic' not found"):
-        pipeline.run(pipeline.PipelineConfig(data=shared_data, noise="traffic", snr=0.0))
-
-
-def test_windows_and_stacked_frames_are_slices_of_the_spectrogram():
-    mels = np.arange(2 * 10 * 3, dtype=np.float32).reshape(2, 10, 3)  # (n, frames, mels)
-    cnn = pipeline.PipelineConfig(window_frames=4, window_hop=3)
-    windows = pipeline._examples(mels, cnn)
-    assert windows.shape == (2, 3, 4, 3)  # 1 + (10 - 4) // 3 windows
-    for i in range(2):
-        for k in range(3):
-            np.testing.assert_array_equal(windows[i, k], mels[i, 3 * k:3 * k + 4])
-    ae = pipeline.PipelineConfig(method="autoencoder", context_frames=5)
-    vectors = pipeline._examples(mels, ae)
-    assert vectors.shape == (2, 6, 15)
-    np.testing.assert_array_equal(vectors[1, 2], mels[1, 2:7].ravel())
+        run(RunConfig(data=shared_data, noise="traffic", snr=0.0))
 
 
 @pytest.mark.parametrize(("method", "backend"), [("subcluster-adacos", "kmeans"),
                                                  ("adaproj", "nearest-centre"),
                                                  ("deep-svdd", None)])
 def test_end_to_end_on_the_valve_mini_protocol(shared_data, method, backend):
-    config = pipeline.PipelineConfig(data=shared_data, method=method, backend=backend, **TINY)
-    result = pipeline.run(config)
+    config = RunConfig(data=shared_data, n_mels=16,
+                       detector=dataclasses.replace(TINY, method=method, backend=backend))
+    result = run(config)
     clips = result.test_clips
     assert len(clips) == 140 and len(result.train_clips) == 60
     assert result.test_scores.shape == (140,)
@@ -86,8 +76,11 @@ def test_end_to_end_on_the_valve_mini_protocol(shared_data, method, backend):
     assert result.official_score == evaluation.official_score(rows)
     assert (rows[0].n_source_normal, rows[0].n_target_normal) == (20, 20)
     assert len(result.history["loss"]) == 1
+    if backend == "kmeans":  # 4 k-means centres of the 30 source clips + the 30 target clips
+        assert result.detector.centres[0].shape == (34, 8)
     summary = json.loads(json.dumps(result.to_json()))
     assert summary["official_score"] == result.official_score
+    assert summary["config"]["detector"]["method"] == method
     assert len(summary["clips"]) == 140
 
 
@@ -112,3 +105,37 @@ def test_command_reports_bad_configs(shared_data, capsys, no_training):
                      "mini", "--seed", "0"])
     assert code == 2
     assert "not available for machine 'fan'" in capsys.readouterr().err
+
+
+def test_interrupted_run_resumed_from_its_checkpoint_equals_an_uninterrupted_run(
+        shared_data, tmp_path, monkeypatch):
+    config = RunConfig(data=shared_data, n_mels=16, detector=dataclasses.replace(TINY, epochs=3))
+    whole = run(config)
+    checkpoint = tmp_path / "run.npz"
+    save = detect.train.save_checkpoint
+
+    def save_then_stop(path, *args, epoch, **kwargs):
+        save(path, *args, epoch=epoch, **kwargs)
+        if epoch == 2:
+            raise KeyboardInterrupt  # killed right after the second epoch's checkpoint
+
+    monkeypatch.setattr(detect.train, "save_checkpoint", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        run(config, checkpoint=checkpoint)
+    monkeypatch.setattr(detect.train, "save_checkpoint", save)
+    resumed = run(config, checkpoint=checkpoint)
+    assert resumed.history["loss"] == whole.history["loss"]
+    np.testing.assert_array_equal(resumed.test_scores, whole.test_scores)
+
+
+def test_command_resumes_only_when_asked(shared_data, tmp_path, capsys):
+    checkpoint = tmp_path / "run.npz"
+    args = ["run", "--data", str(shared_data), "--method", "autoencoder", "--epochs", "1",
+            "--no-progress", "--checkpoint", str(checkpoint)]
+    assert cli.main([*args, "--resume"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+    assert cli.main(args) == 0 and checkpoint.is_file()
+    capsys.readouterr()
+    assert cli.main(args) == 2
+    assert "pass --resume" in capsys.readouterr().err
+    assert cli.main([*args, "--resume"]) == 0

@@ -1,0 +1,540 @@
+"""One anomalous sound detector: trained on normal clips, it embeds and scores clips.
+
+Every notebook, the command line and the tests train detectors through :class:`Detector`;
+``asdtheory.detect.dcase.run`` wraps it for DCASE folders and :func:`compare` for grids of
+methods and seeds::
+
+    config = DetectorConfig(method="subcluster-adacos", n_clusters=4)
+    detector = Detector.fit(train_mels, train_labels, config=config, key=jax.random.key(0),
+                            groups=train_sections, is_target=train_is_target)
+    scores = detector.score(test_mels, groups=test_sections)     # (m,) higher = anomalous
+    z = detector.embed(test_mels)                                # (m, D) clip embeddings
+    saliency = explain.rise(detector.score_fn(group=0), test_mels[0], key)
+
+Stages:
+
+1. **Inputs**: (n, frames, F) arrays, e.g. dB log-mel spectrograms (:func:`log_mels`), or
+   feature vectors as (n, 1, F); standardised by the mean and standard deviation of all
+   training values.
+2. **Examples** (:func:`examples`): windows of ``window_frames`` frames every
+   ``window_hop`` frames (``audio.segment`` on the frame axis), as (frames, F) images for
+   the CNN embedder and flattened for the MLP embedder; for the autoencoder, vectors of
+   ``context_frames`` stacked frames at every frame (the DCASE baseline's input). Each
+   example carries its clip's auxiliary class (angular methods).
+3. **Training**: ``train.fit`` of the embedder (no bias terms for Deep SVDD, Ruff et al.'s
+   remedy) or the autoencoder, with the method's head (``models.make_head``).
+4. **Clip embeddings and scores** (higher = more anomalous), one jitted pass:
+
+   * angular methods: e = mean of the unit-normalised example embeddings of the clip;
+     back-end "kmeans" (default, K. Wilkinghoff's DCASE systems): 1 - max cos(e, c) over
+     ``n_clusters`` k-means centres of the group's source-domain training embeddings plus
+     every target-domain training embedding of the group (``scoring.kmeans_centres``, seeded
+     from the training key), fitted per group (section or machine); "nearest-centre": to the
+     nearest class (sub-)centre of the head (AdaProj: nearest subspace); "knn": mean cosine
+     distance to the ``knn_k`` nearest training clips of the group;
+   * deep-svdd: e = mean example embedding; score = mean of ||phi(x) - c||^2;
+   * autoencoder: e = mean bottleneck code; score = mean squared reconstruction error.
+
+Method names are those of ``models.METHODS``; ``<angular method>`` + :data:`RANDOM_LABELS`
+(e.g. "subcluster-adacos+random-labels") is the same method trained on a meaningless task:
+the clip labels permuted at random (same class sizes, no relation to the sound).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from asdtheory import audio, evaluation, losses, models, scoring, train
+from asdtheory._validation import check_clip_labels, check_scalar
+from asdtheory.geometry import l2_normalize
+
+__all__ = [
+    "BACKENDS",
+    "EMBEDDERS",
+    "RANDOM_LABELS",
+    "Detector",
+    "DetectorConfig",
+    "compare",
+    "examples",
+    "log_mels",
+    "margin_over_rivals",
+]
+
+RANDOM_LABELS = "+random-labels"
+EMBEDDERS = ("cnn", "mlp")
+# Back-ends per method; the first is the default.
+BACKENDS = {
+    **{m: ("kmeans", "nearest-centre", "knn") for m in models.ANGULAR_METHODS},
+    "deep-svdd": ("distance",),
+    "autoencoder": ("reconstruction",),
+}
+SUBCLUSTER_METHODS = ("subcluster-adacos", "adaproj")
+
+
+@dataclasses.dataclass(frozen=True)
+class DetectorConfig:
+    """Everything a :class:`Detector` depends on apart from the data and the key; validated
+    on construction. Defaults suit clips of about a second; ``detect.dcase.RunConfig`` sets
+    those of 10-s DCASE clips.
+
+    Attributes:
+      method: a name of ``models.METHODS``, or an angular one + :data:`RANDOM_LABELS`.
+      embedder: "cnn" (windows as images) or "mlp" (flattened windows); the autoencoder
+        method always uses ``models.Autoencoder``.
+      window_frames, window_hop: examples; context_frames: autoencoder frame stacking.
+      embed_dim, channels, hidden: embedding size, CNN channels per residual stage, MLP
+        hidden widths.
+      num_subclusters: M, sub-centres per class of sub-cluster AdaCos (the subspace
+        dimension of AdaProj); unused by the other methods.
+      trainable_centres: learn the class centres (default: fixed random, as Wilkinghoff).
+      scale_variant: sub-cluster AdaCos scale update, "faithful" (the paper's formula) or
+        "code" (the author's public implementation); see ``asdtheory.losses.adacos``.
+      backend, n_clusters, knn_k: score back-end (``BACKENDS[method]``, None: the method's
+        default) and its parameters.
+      epochs, batch_size, learning_rate, weight_decay, mixup_alpha, progress: training
+        (``train.TrainConfig``); batch_size None means 32 examples for the embedders and 256
+        stacked-frame vectors for the autoencoder (which sees one example per frame).
+    """
+
+    method: str = "subcluster-adacos"
+    embedder: str = "cnn"
+    window_frames: int = 32
+    window_hop: int = 16
+    context_frames: int = 5
+    embed_dim: int = 32
+    channels: tuple[int, ...] = (8, 16, 32)
+    hidden: tuple[int, ...] = (128, 128)
+    num_subclusters: int = 4
+    trainable_centres: bool = False
+    scale_variant: str = "faithful"
+    backend: str | None = None
+    n_clusters: int = 4
+    knn_k: int = 1
+    epochs: int = 10
+    batch_size: int | None = None
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    mixup_alpha: float = 0.0
+    progress: bool = False
+
+    def __post_init__(self):
+        base = self.base_method
+        if base not in models.METHODS or (self.random_labels
+                                          and base not in models.ANGULAR_METHODS):
+            raise ValueError(
+                f"method must be one of {models.METHODS} or an angular method + "
+                f"'{RANDOM_LABELS}' (e.g. 'subcluster-adacos{RANDOM_LABELS}'), got "
+                f"{self.method!r}.")
+        if self.embedder not in EMBEDDERS:
+            raise ValueError(f"embedder must be one of {EMBEDDERS}, got {self.embedder!r}.")
+        if self.scale_variant not in ("faithful", "code"):
+            raise ValueError(f"scale_variant must be 'faithful' or 'code', got "
+                             f"{self.scale_variant!r}.")
+        if self.backend is not None and self.backend not in BACKENDS[base]:
+            raise ValueError(f"backend {self.backend!r} does not apply to {base}; choose one "
+                             f"of {BACKENDS[base]}.")
+        if self.trainable_centres and base == "adaproj":
+            raise ValueError("adaproj uses fixed random subspaces; trainable_centres must be "
+                             "False.")
+        for name in ("window_frames", "window_hop", "context_frames", "embed_dim",
+                     "num_subclusters", "n_clusters", "knn_k"):
+            check_scalar(getattr(self, name), name, low=1, integer=True)
+        self.train_config()  # validates the training fields
+
+    @property
+    def random_labels(self) -> bool:
+        return self.method.endswith(RANDOM_LABELS)
+
+    @property
+    def base_method(self) -> str:
+        return self.method.removesuffix(RANDOM_LABELS)
+
+    @property
+    def score_backend(self) -> str:
+        return self.backend or BACKENDS[self.base_method][0]
+
+    @classmethod
+    def tiny(cls, **overrides) -> DetectorConfig:
+        """A small network trained for two epochs: for tests and examples."""
+        return cls(**{"embed_dim": 8, "channels": (4, 8), "hidden": (16,), "n_clusters": 2,
+                      "epochs": 2, "batch_size": 8, "learning_rate": 1e-2, **overrides})
+
+    def train_config(self) -> train.TrainConfig:
+        batch_size = self.batch_size or (256 if self.base_method == "autoencoder" else 32)
+        return train.TrainConfig(epochs=self.epochs, batch_size=batch_size,
+                                 learning_rate=self.learning_rate,
+                                 weight_decay=self.weight_decay, mixup_alpha=self.mixup_alpha,
+                                 progress=self.progress)
+
+
+@functools.cache
+def _log_mel_fn(sample_rate: int, n_mels: int):
+    return jax.jit(lambda x: jnp.swapaxes(
+        audio.log_mel(x, sample_rate=sample_rate, n_mels=n_mels), -1, -2))
+
+
+def log_mels(waveforms, *, sample_rate: int = 16000, n_mels: int = 32,
+             chunk_size: int = 64) -> np.ndarray:
+    """(n, T) waveforms -> (n, frames, n_mels) log-mel spectrograms in dB
+    (``audio.log_mel``: n_fft 1024, hop 512), the detector's input, computed ``chunk_size``
+    clips at a time (the last chunk padded, so that one compiled program serves all).
+    """
+    waveforms = np.asarray(waveforms, np.float32)
+    if waveforms.ndim != 2 or waveforms.shape[0] == 0:
+        raise ValueError(f"waveforms must be a non-empty (clips, samples) array, got shape "
+                         f"{waveforms.shape}.")
+    check_scalar(chunk_size, "chunk_size", low=1, integer=True)
+    fn = _log_mel_fn(int(sample_rate), int(n_mels))
+    size = min(chunk_size, len(waveforms))
+    padded = np.concatenate([waveforms, np.zeros((-len(waveforms) % size, waveforms.shape[1]),
+                                                 np.float32)])
+    return np.concatenate([np.asarray(fn(padded[i:i + size]))
+                           for i in range(0, len(padded), size)])[:len(waveforms)]
+
+
+def examples(inputs, config: DetectorConfig):
+    """Standardised (n, frames, F) inputs -> (n, k, ...) examples per clip (stage 2 of the
+    module docstring); NumPy in, NumPy out; JAX in, JAX out (used inside jit)."""
+    stacked = config.base_method == "autoencoder"
+    size, hop = ((config.context_frames, 1) if stacked
+                 else (config.window_frames, config.window_hop))
+    # segment cuts the last axis: (n, F, T) -> (n, F, k, size) -> (n, k, size, F)
+    windows = audio.segment(inputs.swapaxes(1, 2), window=size, hop=hop).transpose(0, 2, 3, 1)
+    if stacked or config.embedder == "mlp":
+        return windows.reshape(*windows.shape[:2], -1)
+    return windows
+
+
+def _build(config: DetectorConfig, num_classes: int, example_shape, key):
+    rngs = nnx.Rngs(key)
+    method = config.base_method
+    if method == "autoencoder":
+        return models.Autoencoder(example_shape[-1], rngs=rngs), models.ReconstructionHead()
+    use_bias = method != "deep-svdd"
+    if config.embedder == "cnn":
+        model = models.CNNEmbedder(example_shape[-1], config.embed_dim,
+                                   channels=config.channels, use_bias=use_bias, rngs=rngs)
+    else:
+        model = models.MLPEmbedder(example_shape[-1], config.embed_dim, hidden=config.hidden,
+                                   use_bias=use_bias, rngs=rngs)
+    extra = {"num_subclusters": config.num_subclusters} if method in SUBCLUSTER_METHODS else {}
+    if method == "subcluster-adacos":
+        extra["variant"] = config.scale_variant
+    head = models.make_head(method, embed_dim=config.embed_dim, num_classes=num_classes,
+                            trainable_centres=config.trainable_centres, rngs=rngs, **extra)
+    return model, head
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "config"))
+def _clip_outputs(graphdef, state, mean, std, inputs, *, config: DetectorConfig):
+    """(B, ...) inputs -> clip embeddings (B, D) and per-clip scores (B,) (NaN for the
+    angular methods, whose scores need the back-end)."""
+    model, head = nnx.merge(graphdef, state)
+    x = examples((inputs - mean) / std, config)
+    flat = x.reshape(-1, *x.shape[2:])
+    z = model.embed(flat).reshape(*x.shape[:2], -1)
+    if config.base_method == "autoencoder":
+        errors = jnp.mean((model(flat) - flat) ** 2, axis=-1).reshape(x.shape[:2])
+        return z.mean(axis=1), errors.mean(axis=1)
+    if config.base_method == "deep-svdd":
+        return z.mean(axis=1), head(z.reshape(-1, z.shape[-1])).reshape(x.shape[:2]).mean(1)
+    return l2_normalize(z).mean(axis=1), jnp.full(z.shape[0], jnp.nan)
+
+
+def _angular_backend_score(z, backend: str, centres, neighbours, knn_k: int, adaproj: bool):
+    """JAX scores of (B, D) clip embeddings for one group (used by score and score_fn)."""
+    if backend == "knn":
+        cos = l2_normalize(z) @ l2_normalize(neighbours).T
+        return jnp.mean(1.0 - jax.lax.top_k(cos, knn_k)[0], axis=-1)
+    if adaproj:
+        return 1.0 - jnp.max(losses.subspace_cosines(z, centres), axis=-1)
+    return 1.0 - jnp.max(l2_normalize(z) @ centres.reshape(-1, centres.shape[-1]).T, axis=-1)
+
+
+def _groups(groups, n: int, name: str) -> np.ndarray:
+    groups = np.zeros(n, np.int64) if groups is None else np.asarray(groups)
+    if groups.shape != (n,):
+        raise ValueError(f"{name} must hold one group id per clip, shape ({n},); got shape "
+                         f"{groups.shape}.")
+    return groups
+
+
+def _check_inputs(inputs, name: str, config: DetectorConfig) -> np.ndarray:
+    inputs = np.asarray(inputs, np.float32)
+    if inputs.ndim != 3 or inputs.shape[0] == 0:
+        raise ValueError(f"{name} must be a non-empty (clips, frames, features) array, e.g. "
+                         f"log-mel spectrograms or vectors as (clips, 1, features); got shape "
+                         f"{inputs.shape}.")
+    size = (config.context_frames if config.base_method == "autoencoder"
+            else config.window_frames)
+    if inputs.shape[1] < size:
+        raise ValueError(f"{name} have {inputs.shape[1]} frames, fewer than the {size} of one "
+                         "example; lower window_frames (context_frames for the autoencoder).")
+    if not np.isfinite(inputs).all():
+        raise ValueError(f"{name} holds NaN or infinite values.")
+    return inputs
+
+
+def _kmeans_seed(key: jax.Array) -> int:
+    return int(jax.random.randint(key, (), 0, np.iinfo(np.int32).max))
+
+
+@dataclasses.dataclass
+class Detector:
+    """A trained detector (stages in the module docstring); build it with :meth:`fit`.
+
+    Attributes:
+      config: its :class:`DetectorConfig`.
+      model, head: the trained network and loss head.
+      mean, std: standardisation of the inputs (training statistics).
+      centres: {group: (K, D) unit-norm back-end centres} of the "kmeans" back-end (the head's
+        centres under "nearest-centre"; empty for the other back-ends and methods).
+      train_embeddings, train_groups: clip embeddings and groups of the training clips.
+      history: ``train.History`` of the training run.
+    """
+
+    config: DetectorConfig
+    model: nnx.Module
+    head: nnx.Module
+    mean: float
+    std: float
+    centres: dict
+    train_embeddings: np.ndarray
+    train_groups: np.ndarray
+    history: train.History
+
+    @classmethod
+    def fit(cls, inputs, labels=None, *, config: DetectorConfig, key: jax.Array,
+            groups=None, is_target=None, checkpoint: str | Path | None = None) -> Detector:
+        """Trains a detector on normal training clips.
+
+        Args:
+          inputs: (n, frames, F) training inputs (stage 1 of the module docstring).
+          labels: (n,) integer auxiliary classes 0..N-1 (needed by the angular methods,
+            ignored by deep-svdd and the autoencoder; permuted for a random-label method).
+          config: :class:`DetectorConfig`.
+          key: PRNG key for initialisation, training, the label permutation and k-means.
+          groups: optional (n,) group ids (section or machine): one back-end per group.
+          is_target: optional (n,) bool, True for target-domain training clips (each is a
+            back-end centre of its own; k-means runs on the group's source clips).
+          checkpoint: optional ``.npz`` path written after every epoch; when it exists,
+            training continues from it (``train.fit``): an interrupted run resumed with the
+            same arguments ends where the uninterrupted run ends.
+
+        Raises:
+          ValueError: bad shapes, NaN inputs, labels missing or out of range, a group
+            without source clips or with fewer clips than ``knn_k`` -- all before training.
+        """
+        inputs = _check_inputs(inputs, "inputs", config)
+        n = inputs.shape[0]
+        method = config.base_method
+        angular = method in models.ANGULAR_METHODS
+        if angular:
+            if labels is None:
+                raise ValueError(f"{method} learns an auxiliary task: pass labels, one "
+                                 "integer class per training clip.")
+            labels = check_clip_labels(labels, n, "labels")
+        groups = _groups(groups, n, "groups")
+        is_target = np.zeros(n, bool) if is_target is None else np.asarray(is_target)
+        if is_target.shape != (n,) or is_target.dtype != np.bool_:
+            raise ValueError(f"is_target must be a ({n},) bool array, got shape "
+                             f"{is_target.shape}, dtype {is_target.dtype}.")
+        if angular:
+            _check_backend_data(config, groups, is_target)
+        init_key, train_key, label_key, kmeans_key = jax.random.split(key, 4)
+        if config.random_labels:
+            labels = np.asarray(jax.random.permutation(label_key, labels))
+
+        mean, std = float(inputs.mean()), float(inputs.std())
+        if not std > 0:
+            raise ValueError("inputs are constant: there is nothing to learn from them.")
+        x = examples((inputs - np.float32(mean)) / np.float32(std), config)
+        k = x.shape[1]
+        model, head = _build(config, int(labels.max()) + 1 if angular else 1, x.shape[2:],
+                             init_key)
+        history = train.fit(model, head, x.reshape(n * k, *x.shape[2:]),
+                            np.repeat(labels, k).astype(np.int32) if angular else None,
+                            config=config.train_config(), key=train_key,
+                            checkpoint=checkpoint)
+        detector = cls(config=config, model=model, head=head, mean=mean, std=std, centres={},
+                       train_embeddings=np.zeros((0, 0), np.float32), train_groups=groups,
+                       history=history)
+        detector.train_embeddings = detector._outputs(inputs)[0]
+        if angular:
+            detector.centres = detector._fit_backend(groups, is_target, _kmeans_seed(kmeans_key))
+        return detector
+
+    def _fit_backend(self, groups, is_target, seed: int) -> dict:
+        backend = self.config.score_backend
+        if backend == "nearest-centre":
+            return {g: np.asarray(self.head.centres[...]) for g in np.unique(groups).tolist()}
+        if backend == "knn":
+            return {}
+        z, centres = self.train_embeddings, {}
+        for group in np.unique(groups).tolist():
+            source = (groups == group) & ~is_target
+            target = (groups == group) & is_target
+            centres[group] = scoring.kmeans_centres(
+                z[source], n_clusters=min(self.config.n_clusters, int(source.sum())),
+                seed=seed, target_embeddings=z[target] if target.any() else None)
+        return centres
+
+    def _state(self):
+        graphdef, state = nnx.split((self.model, self.head))
+        return graphdef, nnx.as_pure(state), jnp.float32(self.mean), jnp.float32(self.std)
+
+    def _outputs(self, inputs, batch_size: int = 64):
+        inputs = _check_inputs(inputs, "inputs", self.config)
+        state = self._state()
+        n, size = len(inputs), min(batch_size, len(inputs))
+        # The last batch is padded to the common size: one compilation for the whole pass.
+        padded = np.concatenate([inputs, np.repeat(inputs[-1:], -n % size, axis=0)])
+        parts = [_clip_outputs(*state, padded[i:i + size], config=self.config)
+                 for i in range(0, n, size)]
+        return tuple(np.concatenate([np.asarray(p[j]) for p in parts])[:n] for j in range(2))
+
+    def embed(self, inputs, *, batch_size: int = 64) -> np.ndarray:
+        """(m, ...) inputs -> (m, D) clip embeddings (stage 4 of the module docstring)."""
+        return self._outputs(inputs, batch_size)[0]
+
+    def score(self, inputs, *, groups=None, batch_size: int = 64) -> np.ndarray:
+        """(m, ...) inputs -> (m,) float64 anomaly scores (higher = more anomalous); ``groups``
+        (m,) names each clip's training group (default: the single training group)."""
+        z, scores = self._outputs(inputs, batch_size)
+        if self.config.base_method not in models.ANGULAR_METHODS:
+            return scores.astype(np.float64)
+        groups = self._test_groups(groups, len(z))
+        scores = np.zeros(len(z))
+        for group in np.unique(groups):
+            rows = groups == group
+            scores[rows] = np.asarray(self._group_score(group.item())(jnp.asarray(z[rows])))
+        return scores
+
+    def _test_groups(self, groups, m: int) -> np.ndarray:
+        trained = np.unique(self.train_groups)
+        if groups is None:
+            if len(trained) > 1:
+                raise ValueError(f"the detector was trained on groups {trained.tolist()}: "
+                                 "pass groups=, one per clip.")
+            return np.full(m, trained[0])
+        groups = _groups(groups, m, "groups")
+        unknown = sorted(set(groups.tolist()) - set(trained.tolist()))
+        if unknown:
+            raise ValueError(f"groups {unknown} have no training clips (trained: "
+                             f"{trained.tolist()}).")
+        return groups
+
+    def _group_score(self, group) -> Callable[[jax.Array], jax.Array]:
+        config = self.config
+        backend = config.score_backend
+        centres = None if backend == "knn" else jnp.asarray(self.centres[group])
+        neighbours = (jnp.asarray(self.train_embeddings[self.train_groups == group])
+                      if backend == "knn" else None)
+        adaproj = backend == "nearest-centre" and config.base_method == "adaproj"
+        return functools.partial(_angular_backend_score, backend=backend, centres=centres,
+                                 neighbours=neighbours, knn_k=config.knn_k, adaproj=adaproj)
+
+    def score_fn(self, group=None) -> Callable[[jax.Array], jax.Array]:
+        """The anomaly score of one group's clips as a jitted JAX function of the whole input,
+        (B, ...) -> (B,), e.g. for ``explain.rise``; equals :meth:`score`."""
+        graphdef, state, mean, std = self._state()
+        config = self.config
+        angular = config.base_method in models.ANGULAR_METHODS
+        backend = self._group_score(self._test_groups(None if group is None else [group],
+                                                      1)[0].item()) if angular else None
+
+        @jax.jit
+        def fn(inputs):
+            z, scores = _clip_outputs(graphdef, state, mean, std, inputs, config=config)
+            return backend(z) if angular else scores
+
+        return fn
+
+
+def _check_backend_data(config: DetectorConfig, groups, is_target) -> None:
+    """Back-end checks on the training split, before any training."""
+    backend = config.score_backend
+    small = []
+    for group in np.unique(groups).tolist():
+        members = groups == group
+        n_source = int((members & ~is_target).sum())
+        if backend == "kmeans" and n_source == 0:
+            raise ValueError(f"group {group!r} has no source-domain training clips; the "
+                             "k-means back-end clusters them.")
+        if backend == "kmeans" and n_source < config.n_clusters:
+            small.append(f"{group!r}: {n_source}")
+        if backend == "knn" and members.sum() < config.knn_k:
+            raise ValueError(f"knn_k={config.knn_k} exceeds the {int(members.sum())} "
+                             f"training clips of group {group!r}; lower knn_k.")
+    if small:
+        warnings.warn(f"n_clusters={config.n_clusters} exceeds the source training clips of "
+                      f"group(s) {', '.join(small)}: each of those uses one centre per clip.",
+                      stacklevel=3)
+
+
+def compare(train_inputs, train_labels, test_inputs, test_is_anomaly, *,
+            methods: Sequence[str], seeds: Sequence[int],
+            config: DetectorConfig = DetectorConfig(), train_groups=None, test_groups=None,
+            train_is_target=None) -> dict[str, np.ndarray]:
+    """:class:`Detector` for every method and seed on the same data and split.
+
+    Seed s gives method m the key ``fold_in(key(s), index of m)``; ``config.method`` is
+    replaced by each entry of ``methods``. Metrics per group (``evaluation.group_metrics``).
+
+    Returns:
+      {"auc", "pauc", "hmean"}: (len(methods), len(seeds)) arrays, and "scores":
+      (len(methods), len(seeds), m) anomaly scores of the test clips (for paired statistics).
+    """
+    if not methods or not seeds:
+        raise ValueError("methods and seeds must be non-empty sequences.")
+    for seed in seeds:
+        check_scalar(seed, "seed", low=0, integer=True)
+    configs = [dataclasses.replace(config, method=method) for method in methods]
+    test_inputs = _check_inputs(test_inputs, "test_inputs", config)
+    test_groups = _groups(test_groups, len(test_inputs), "test_groups")
+    out = {name: np.zeros((len(methods), len(seeds))) for name in ("auc", "pauc", "hmean")}
+    out["scores"] = np.zeros((len(methods), len(seeds), len(test_inputs)))
+    for i, method_config in enumerate(configs):
+        for j, seed in enumerate(seeds):
+            detector = Detector.fit(train_inputs, train_labels, config=method_config,
+                                    key=jax.random.fold_in(jax.random.key(seed), i),
+                                    groups=train_groups, is_target=train_is_target)
+            scores = detector.score(test_inputs, groups=test_groups)
+            out["scores"][i, j] = scores
+            for name, value in evaluation.group_metrics(test_is_anomaly, scores,
+                                                        test_groups).items():
+                out[name][i, j] = value
+    return out
+
+
+def margin_over_rivals(values, *, best: int) -> tuple[np.ndarray, np.ndarray]:
+    """How far method ``best`` is ahead of its strongest rival, per condition.
+
+    With values[m, c, s] (method, condition, seed) and means mu[m, c] over seeds:
+    margin[c] = mu[best, c] - max_{m != best} mu[m, c], and spread[c] = the larger of the
+    sample standard deviations over seeds (ddof = 1) of ``best`` and of that rival r(c).
+    "best by more than the seed spread" at condition c means margin[c] > spread[c].
+
+    Returns:
+      margin (C,), spread (C,).
+    """
+    values = np.asarray(values, np.float64)
+    if values.ndim != 3 or values.shape[0] < 2 or values.shape[2] < 2:
+        raise ValueError(f"values must be (methods >= 2, conditions, seeds >= 2), got shape "
+                         f"{values.shape}.")
+    if isinstance(best, bool) or not 0 <= int(best) < values.shape[0]:
+        raise ValueError(f"best must index a method in 0..{values.shape[0] - 1}, got {best!r}.")
+    mean, std = values.mean(axis=2), values.std(axis=2, ddof=1)
+    rivals = np.delete(np.arange(values.shape[0]), best)
+    rival = rivals[np.argmax(mean[rivals], axis=0)]
+    cols = np.arange(values.shape[1])
+    return mean[best] - mean[rival, cols], np.maximum(std[best], std[rival, cols])

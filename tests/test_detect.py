@@ -1,0 +1,314 @@
+"""The one detector: examples are slices of the input, scores equal naive recomputations of
+every back-end, the jitted score function equals the batched score, the random-label control
+is an exact permutation, checks come before training, compare fills its grid."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from asdtheory import audio, detect, evaluation, scoring, train
+from asdtheory.data.synthetic import machine_sounds
+from asdtheory.detect import Detector, DetectorConfig
+
+TINY = DetectorConfig.tiny(window_frames=8, window_hop=4, channels=(4,), embed_dim=4,
+                           num_subclusters=2, epochs=1, batch_size=8)
+
+
+@pytest.fixture(scope="module")
+def data():
+    """16 training clips of 2 classes (12 frames x 6 bands), 5 test clips."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(2), 8)
+    inputs = rng.normal(size=(16, 12, 6)).astype(np.float32) + 3 * labels[:, None, None] - 40
+    test = rng.normal(size=(5, 12, 6)).astype(np.float32) - 40
+    return inputs, labels, test
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Makes any call of train.fit fail the test: checks must come before training."""
+
+    def fail(*args, **kwargs):
+        raise AssertionError("training started although the input is invalid")
+
+    monkeypatch.setattr(detect.train, "fit", fail)
+
+
+def unit(z):
+    return z / np.linalg.norm(z, axis=-1, keepdims=True)
+
+
+# ------------------------------------------------------------------------- examples
+
+
+def test_windows_and_stacked_frames_are_slices_of_the_input():
+    x = np.arange(2 * 10 * 3, dtype=np.float32).reshape(2, 10, 3)  # (n, frames, F)
+    windows = detect.examples(x, DetectorConfig(window_frames=4, window_hop=3))
+    assert windows.shape == (2, 3, 4, 3)  # 1 + (10 - 4) // 3 windows
+    flat = detect.examples(x, DetectorConfig(window_frames=4, window_hop=3, embedder="mlp"))
+    stacked = detect.examples(x, DetectorConfig(method="autoencoder", context_frames=5))
+    assert flat.shape == (2, 3, 12) and stacked.shape == (2, 6, 15)
+    for i in range(2):
+        for k in range(3):
+            np.testing.assert_array_equal(windows[i, k], x[i, 3 * k:3 * k + 4])
+            np.testing.assert_array_equal(flat[i, k], x[i, 3 * k:3 * k + 4].ravel())
+        for k in range(6):
+            np.testing.assert_array_equal(stacked[i, k], x[i, k:k + 5].ravel())
+    # The same function inside jit (the scoring pass) gives the same examples.
+    np.testing.assert_array_equal(np.asarray(jax.jit(
+        lambda v: detect.examples(v, DetectorConfig(window_frames=4, window_hop=3)))(x)),
+        windows)
+
+
+def test_log_mels_equals_audio_log_mel_with_frames_first():
+    x = np.asarray(jax.random.normal(jax.random.key(1), (5, 4000))) * 0.1
+    got = detect.log_mels(x, n_mels=16, chunk_size=2)  # padded last chunk
+    want = np.swapaxes(np.asarray(audio.log_mel(x, n_mels=16)), -1, -2)
+    assert got.shape == (5, want.shape[1], 16)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+    with pytest.raises(ValueError, match="clips, samples"):
+        detect.log_mels(np.zeros(4000))
+
+
+# ------------------------------------------------------------------------- scores
+
+
+def test_scores_equal_naive_recomputations(data):
+    inputs, labels, test = data
+    target = np.arange(16) % 8 == 0
+    x = (test - inputs.mean()) / inputs.std()
+    for method in ("subcluster-adacos", "deep-svdd", "autoencoder"):
+        det = Detector.fit(inputs, labels, config=dataclasses.replace(TINY, method=method),
+                           key=jax.random.key(0), is_target=target)
+        scores = det.score(test, batch_size=2)  # padded last batch
+        z = det.embed(test)
+        if method == "autoencoder":
+            v = np.stack([x[:, s:s + 5].reshape(5, -1) for s in range(8)], axis=1)
+            recon = train.reconstruct(det.model, v.reshape(-1, v.shape[-1]))
+            want = ((recon - v.reshape(-1, v.shape[-1])) ** 2).mean(-1).reshape(5, 8).mean(1)
+        elif method == "deep-svdd":
+            assert det.centres == {}
+            w = np.stack([x[:, s:s + 8] for s in (0, 4)], axis=1).reshape(10, 8, 6)
+            phi = train.embed(det.model, w)
+            want = ((phi - np.asarray(det.head.centre[...])) ** 2).sum(-1).reshape(5, 2).mean(1)
+        else:
+            # Two k-means centres of the 14 source clips + the 2 target clips as their own.
+            centres = det.centres[0]
+            assert centres.shape == (4, 4)
+            np.testing.assert_allclose(centres[2:], unit(det.train_embeddings[target]),
+                                       atol=1e-5)
+            want = scoring.nearest_centre_score(z, centres)
+        np.testing.assert_allclose(scores, want, rtol=1e-4, atol=1e-5, err_msg=method)
+        np.testing.assert_allclose(np.asarray(det.score_fn()(jnp.asarray(test))), scores,
+                                   rtol=1e-5, atol=1e-6, err_msg=method)
+
+
+@pytest.mark.parametrize("backend", ["knn", "nearest-centre"])
+def test_other_backends_equal_their_scoring_functions(data, backend):
+    inputs, labels, test = data
+    groups = np.arange(16) % 2
+    config = dataclasses.replace(TINY, backend=backend, knn_k=3)
+    det = Detector.fit(inputs, labels, config=config, key=jax.random.key(1), groups=groups)
+    test_groups = np.array([0, 1, 1, 0, 1])
+    scores = det.score(test, groups=test_groups)
+    z = det.embed(test)
+    for g in (0, 1):
+        rows = test_groups == g
+        if backend == "knn":
+            want = scoring.knn_score(det.train_embeddings[groups == g], z[rows], k=3)
+        else:
+            want = scoring.nearest_centre_score(z[rows], det.head.centres[...])
+        np.testing.assert_allclose(scores[rows], want, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(np.asarray(det.score_fn(g)(jnp.asarray(test[rows]))),
+                                   scores[rows], rtol=1e-5, atol=1e-6)
+
+
+def test_kmeans_backend_is_fitted_per_group(data):
+    inputs, labels, test = data
+    groups = np.repeat([3, 7], 8)
+    det = Detector.fit(inputs, labels, config=TINY, key=jax.random.key(2), groups=groups)
+    assert sorted(det.centres) == [3, 7]
+    test_groups = np.array([3, 7, 7, 3, 3])
+    scores = det.score(test, groups=test_groups)
+    z = det.embed(test)
+    for g in (3, 7):
+        rows = test_groups == g
+        np.testing.assert_allclose(scores[rows],
+                                   scoring.nearest_centre_score(z[rows], det.centres[g]),
+                                   rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"groups \[5\] have no training clips"):
+        det.score(test, groups=np.full(5, 5))
+    with pytest.raises(ValueError, match="pass groups="):
+        det.score(test)
+
+
+def test_too_few_source_clips_for_kmeans_warns_before_training(data, no_training):
+    inputs, labels, _ = data
+    with pytest.warns(UserWarning, match=r"n_clusters=9 exceeds .* group\(s\) 0: 8, 1: 8"), \
+            pytest.raises(AssertionError, match="training started"):
+        Detector.fit(inputs, labels, config=dataclasses.replace(TINY, n_clusters=9),
+                     key=jax.random.key(0), groups=np.arange(16) % 2)
+
+
+def test_a_group_with_fewer_source_clips_uses_one_centre_per_clip(data):
+    inputs, labels, _ = data
+    with pytest.warns(UserWarning, match="one centre per clip"):
+        det = Detector.fit(inputs, labels, config=dataclasses.replace(TINY, n_clusters=9),
+                           key=jax.random.key(0), groups=np.arange(16) % 2)
+    assert det.centres[0].shape == det.centres[1].shape == (8, 4)
+
+
+# ------------------------------------------------------------------------- training
+
+
+def test_random_label_control_is_the_same_run_on_permuted_labels(data):
+    inputs, labels, test = data
+    key = jax.random.key(3)
+    control = Detector.fit(inputs, labels, key=key, config=dataclasses.replace(
+        TINY, method="subcluster-adacos" + detect.RANDOM_LABELS)).score(test)
+    permuted = np.asarray(jax.random.permutation(jax.random.split(key, 4)[2], labels))
+    assert not np.array_equal(permuted, labels)
+    same = Detector.fit(inputs, permuted, config=TINY, key=key).score(test)
+    true = Detector.fit(inputs, labels, config=TINY, key=key).score(test)
+    np.testing.assert_array_equal(control, same)
+    assert not np.allclose(control, true)
+
+
+@pytest.mark.parametrize("trainable", [False, True])
+def test_mlp_detector_separates_obvious_anomalies(trainable):
+    rng = np.random.default_rng(1)
+    means = rng.normal(size=(4, 8)) * 3
+
+    def clips(labels, shift=0.0):  # (n, 2 frames, 8 features)
+        return (means[labels][:, None] + shift + rng.normal(size=(labels.size, 2, 8)) * 0.3
+                ).astype(np.float32)
+
+    train_labels = np.repeat(np.arange(4), 8)
+    test_labels = np.repeat(np.arange(4), 4)
+    test = np.concatenate([clips(test_labels), clips(test_labels, shift=6.0)])
+    config = DetectorConfig.tiny(method="adacos", embedder="mlp", window_frames=1,
+                                 window_hop=1, embed_dim=6, hidden=(16,), n_clusters=4,
+                                 epochs=20, trainable_centres=trainable)
+    det = Detector.fit(clips(train_labels), train_labels, config=config, key=jax.random.key(0))
+    assert det.train_embeddings.shape == (32, 6)
+    assert evaluation.auc(np.repeat([0, 1], 16), det.score(test)) > 0.9
+    assert isinstance(det.head.centres, nnx.Param) == trainable
+    rngs = nnx.Rngs(jax.random.split(jax.random.key(0), 4)[0])  # as Detector.fit draws them
+    detect.models.MLPEmbedder(8, 6, hidden=(16,), rngs=rngs)
+    initial = detect.models.make_head("adacos", embed_dim=6, num_classes=4, rngs=rngs)
+    # Trainable centres move during training; fixed ones keep their initial value.
+    assert (not np.allclose(det.head.centres[...], initial.centres[...])) == trainable
+
+
+# ------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"method": "cnn"}, "method must be one of"),
+    ({"method": "deep-svdd+random-labels"}, "method must be one of"),
+    ({"embedder": "rnn"}, "embedder must be one of"),
+    ({"method": "deep-svdd", "backend": "kmeans"}, "does not apply to deep-svdd"),
+    ({"scale_variant": "paper"}, "scale_variant"),
+    ({"method": "adaproj", "trainable_centres": True}, "fixed random subspaces"),
+    ({"window_hop": 0}, "window_hop"),
+    ({"epochs": 0}, "epochs"),
+])
+def test_bad_configs_fail_on_construction(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        DetectorConfig(**kwargs)
+
+
+@pytest.mark.parametrize(("change", "match"), [
+    (lambda x, y: (x[0], y, {}), "clips, frames, features"),
+    (lambda x, y: (x[:, :4], y, {}), "fewer than the 8 of one example"),
+    (lambda x, y: (np.where(np.arange(6) == 2, np.nan, x), y, {}), "NaN"),
+    (lambda x, y: (x, y[:3], {}), "labels must be"),
+    (lambda x, y: (x, y.astype(float), {}), "labels must be"),
+    (lambda x, y: (x, None, {}), "pass labels"),
+    (lambda x, y: (x, y, {"groups": np.zeros(3)}), "one group id per clip"),
+    (lambda x, y: (x, y, {"is_target": np.ones(16)}), "bool array"),
+    (lambda x, y: (x, y, {"is_target": np.ones(16, bool)}), "no source-domain"),
+])
+def test_bad_training_data_fails_before_training(data, no_training, change, match):
+    inputs, labels, _ = data
+    x, y, extra = change(inputs, labels)
+    with pytest.raises(ValueError, match=match):
+        Detector.fit(x, y, config=TINY, key=jax.random.key(0), **extra)
+
+
+# ------------------------------------------------------------------------- grids
+
+
+def test_compare_fills_the_grid_with_detector_results():
+    sounds = machine_sounds(jax.random.key(0), num_machines=2, num_attributes=2,
+                            clips_per_class=8, duration=0.5, anomaly_fraction=0.25)
+    mels = detect.log_mels(sounds.waveforms, n_mels=16)
+    train_rows = (np.arange(sounds.label.size) % 8) < 4
+    args = dict(train_groups=sounds.machine[train_rows], test_groups=sounds.machine[~train_rows])
+    config = DetectorConfig.tiny(window_frames=8, window_hop=8, channels=(4,))
+    methods, seeds = ("autoencoder", "subcluster-adacos"), (0, 4)
+    out = detect.compare(mels[train_rows], sounds.label[train_rows], mels[~train_rows],
+                         sounds.is_anomaly[~train_rows], methods=methods, seeds=seeds,
+                         config=config, **args)
+    assert set(out) == {"auc", "pauc", "hmean", "scores"}
+    for i, method in enumerate(methods):
+        for j, seed in enumerate(seeds):
+            det = Detector.fit(mels[train_rows], sounds.label[train_rows],
+                               config=dataclasses.replace(config, method=method),
+                               key=jax.random.fold_in(jax.random.key(seed), i),
+                               groups=args["train_groups"])
+            scores = det.score(mels[~train_rows], groups=args["test_groups"])
+            np.testing.assert_array_equal(out["scores"][i, j], scores)
+            want = evaluation.group_metrics(sounds.is_anomaly[~train_rows], scores,
+                                            args["test_groups"])
+            for name in ("auc", "pauc", "hmean"):
+                assert out[name][i, j] == pytest.approx(want[name], abs=1e-12)
+
+
+def naive_margin(values, best):
+    margin, spread = [], []
+    for c in range(values.shape[1]):
+        means = [values[m, c].mean() for m in range(values.shape[0])]
+        rival = max((m for m in range(values.shape[0]) if m != best), key=lambda m: means[m])
+        margin.append(means[best] - means[rival])
+        spread.append(max(np.std(values[best, c], ddof=1), np.std(values[rival, c], ddof=1)))
+    return np.array(margin), np.array(spread)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**31 - 1))
+def test_margin_over_rivals_matches_naive_loop(seed):
+    values = np.random.default_rng(seed).uniform(0.4, 1.0, (4, 3, 5))
+    best = seed % 4
+    margin, spread = detect.margin_over_rivals(values, best=best)
+    want_margin, want_spread = naive_margin(values, best)
+    np.testing.assert_allclose(margin, want_margin, rtol=1e-12)
+    np.testing.assert_allclose(spread, want_spread, rtol=1e-12)
+
+
+def test_margin_over_rivals_hand_case():
+    # best = method 0: ahead of method 2 by 0.1 at condition 0, behind method 1 by 0.2 at 1.
+    values = np.array([[[0.8, 0.8], [0.5, 0.5]],
+                       [[0.6, 0.6], [0.6, 0.8]],
+                       [[0.7, 0.7], [0.4, 0.4]]])
+    margin, spread = detect.margin_over_rivals(values, best=0)
+    np.testing.assert_allclose(margin, [0.1, -0.2])
+    np.testing.assert_allclose(spread, [0.0, np.std([0.6, 0.8], ddof=1)])
+
+
+@pytest.mark.parametrize("values, best, match", [
+    (np.zeros((1, 3, 3)), 0, "methods >= 2"),
+    (np.zeros((2, 3, 1)), 0, "seeds >= 2"),
+    (np.zeros((2, 3)), 0, "shape"),
+    (np.zeros((2, 3, 3)), 2, "best must index"),
+    (np.zeros((2, 3, 3)), True, "best must index"),
+])
+def test_margin_over_rivals_rejects_bad_input(values, best, match):
+    with pytest.raises(ValueError, match=match):
+        detect.margin_over_rivals(values, best=best)
