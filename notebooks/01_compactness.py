@@ -217,8 +217,8 @@ print(f"{len(general['scale'])} general and {len(simplex['scale'])} simplex conf
 # %% [markdown]
 # For every family we compare the computed loss $L$ with the smallest loss the bound allows
 # at the computed compactness, $\ell(c)$, and report: violations beyond rounding, strict
-# violations, the largest deficit $\max(\ell(c)-L)/(\varepsilon s)$, and how many
-# configurations come within 0.01 of the bound (so the test is not vacuous).
+# violations, the largest deficit $\max(\ell(c)-L)/(\varepsilon s)$, and the share of
+# configurations that come within 0.01 of the bound (so the test is not vacuous).
 
 
 # %%
@@ -232,25 +232,26 @@ def bound_check(out, name, kind, target_logit, b, simplex_centres=False):
     deficit = (np.asarray(ell) - loss) / (EPS32 * s)
     return {"configs": loss.size, "violations": int(np.sum(deficit > 16)),
             "strict": int(np.sum(deficit > 0)), "max_deficit": float(deficit.max()),
-            "near_tight": int(np.sum(loss - np.asarray(ell) < 0.01))}
+            "near_tight_share": float(np.mean(loss - np.asarray(ell) < 0.01))}
 
 
+# tolerance: abs=0.1; the % within 0.01 of the bound moved by 0.05 (Zen 4 AVX-512 vs AVX2), x2
 rows = {name: bound_check(general, name, kind, tl, b)
         for name, (_fn, kind, tl, b) in FAMILIES.items()}
 rows |= {f"{name} [simplex]": bound_check(simplex, name, "centre", "cosine", -1.0, True)
          for name, (_fn, kind, *_r) in FAMILIES.items() if kind == "centre"}
-# The strict counts and exact deficits depend on the last bits of float32 and are kept in the
-# claim's figures; printed is the deficit rounded up to a whole multiple of eps*s.
+# The strict counts, exact deficits and near-tight shares depend on the last bits of float32;
+# printed are the deficit rounded up to a whole multiple of eps*s and the share in %.
 print(f"{'loss family':38s} {'configs':>8s} {'violations':>10s} "
-      f"{'max deficit/(eps s) <=':>23s} {'within 0.01':>11s}")
+      f"{'max deficit/(eps s) <=':>23s} {'% within 0.01':>13s}")
 for name, r in rows.items():
     print(f"{name:38s} {r['configs']:8d} {r['violations']:10d} "
-          f"{int(np.ceil(r['max_deficit'])):23d} {r['near_tight']:11d}")
+          f"{int(np.ceil(r['max_deficit'])):23d} {100 * r['near_tight_share']:13.1f}")
 
 # %% [markdown]
 # Many configurations sit *on* the bound — the loss then equals $\ell(c)$ up to the last
 # bits of float32, so $L<\ell(c)$ by rounding happens in some 3–25 % of them (these
-# "strict" counts are in the claim's figures) — but the largest deficit stays a few
+# "strict" shares are in the claim's figures) — but the largest deficit stays a few
 # $\varepsilon s$, far below the tolerance. Now the picture: for fixed $N=10$, $s=16$,
 # $m=0.5$, the cloud of (loss, compactness) pairs lies below the curve $g(L)$ of its family.
 
@@ -293,6 +294,7 @@ fig.tight_layout()
 plt.show()
 
 # %%
+# tolerance: abs=1.4e-4; the strict shares moved by 7e-5 (Zen 4 AVX-512 vs AVX2), x2
 total_pairs = sum(r["configs"] for r in rows.values())
 total_violations = sum(r["violations"] for r in rows.values())
 max_deficit = max(r["max_deficit"] for r in rows.values())
@@ -305,7 +307,8 @@ verdict = claim(
               "||x~ - c_y||^2 <= g(L), g increasing (tighter for centres summing to zero).",
     figures={"violations": total_violations, "pairs": total_pairs,
              "max_deficit_eps_s": round(max_deficit, 2),
-             "per_family": {k: {"violations": v["violations"], "strict": v["strict"]}
+             "per_family": {k: {"violations": v["violations"],
+                                "strict_share": v["strict"] / v["configs"]}
                             for k, v in rows.items()}},
     notebook=NOTEBOOK,
 )
@@ -405,7 +408,7 @@ def optimise_free(name, key, num_classes, dim):
 
 
 # %%
-# tolerance: abs=0.2; Spearman moved by 0.092 (AVX-512 vs AVX2), x2
+# tolerance: abs=0.3; Spearman moved by 0.092 (AVX-512 vs AVX2) and 0.15 (Zen 4 AVX-512 vs AVX2), x2
 # (where the loss has flattened, rounding noise orders its tail; the other columns did not move)
 key_free = jax.random.key(7)
 free_rows = []
