@@ -18,9 +18,29 @@ def is_traced(*arrays) -> bool:
     return any(isinstance(a, jax.core.Tracer) for a in arrays)
 
 
+_ALIGNMENT = 64  # bytes: XLA's CPU client takes such host buffers without copying them
+
+
+def _to_device(host: np.ndarray) -> jax.Array:
+    """A NumPy array as a JAX array of the dtype ``jnp.asarray`` gives, with equal values.
+
+    ``jnp.asarray`` of a large NumPy array takes a slow copying path (34 ms for 41 MB where a
+    memcpy takes 4.5 ms); ``jax.device_put`` of a 64-byte aligned C-contiguous buffer hands
+    it to XLA without a copy, and then shares its memory. So the values are copied once into
+    a fresh aligned buffer that only the returned array uses.
+    """
+    dtype = jax.dtypes.canonicalize_dtype(host.dtype)
+    nbytes = host.size * dtype.itemsize
+    raw = np.empty(nbytes + _ALIGNMENT, np.uint8)
+    start = -raw.ctypes.data % _ALIGNMENT
+    buffer = raw[start:start + nbytes].view(dtype).reshape(host.shape)
+    np.copyto(buffer, host, casting="unsafe")
+    return jax.device_put(buffer)
+
+
 def as_float_array(x, name: str, *, ndim: int | tuple[int, ...] | None = None) -> jax.Array:
     """Converts ``x`` to a floating JAX array, checking rank, emptiness and finiteness."""
-    x = jnp.asarray(x)
+    x = _to_device(x) if isinstance(x, np.ndarray) and x.dtype != np.object_ else jnp.asarray(x)
     if not jnp.issubdtype(x.dtype, jnp.floating):
         if jnp.issubdtype(x.dtype, jnp.integer) or x.dtype == jnp.bool_:
             x = x.astype(jnp.float32)

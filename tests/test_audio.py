@@ -252,3 +252,18 @@ def test_segment_errors():
         audio.segment(np.zeros(10), window=16, hop=4)
     with pytest.raises(ValueError, match="hop must be >= 1"):
         audio.segment(np.zeros(10), window=4, hop=0)
+
+
+def test_log_mel_of_a_numpy_array_equals_the_device_call_and_owns_its_input():
+    rng = np.random.default_rng(5)
+    # A 64-byte aligned buffer: the kind XLA's CPU client would share rather than copy.
+    raw = np.empty(3 * 8000 * 4 + 64, np.uint8)
+    start = -raw.ctypes.data % 64
+    waves = raw[start:start + 3 * 8000 * 4].view(np.float32).reshape(3, 8000)
+    waves[:] = rng.normal(size=(3, 8000))
+    device = np.asarray(audio.log_mel(jax.device_put(waves.copy()), n_mels=16))
+    host = audio.log_mel(waves, n_mels=16)
+    waves[:] = 0.0  # the caller may reuse its buffer at once: the result must not change
+    np.testing.assert_array_equal(np.asarray(host), device)
+    as_float64 = audio.log_mel(rng.normal(size=(3, 8000)), n_mels=16)
+    assert as_float64.dtype == np.float32
