@@ -409,15 +409,20 @@ class Detector:
     def score(self, inputs, *, groups=None, batch_size: int = 64) -> np.ndarray:
         """(m, ...) inputs -> (m,) float64 anomaly scores (higher = more anomalous); ``groups``
         (m,) names each clip's training group (default: the single training group)."""
+        return self.embed_and_score(inputs, groups=groups, batch_size=batch_size)[1]
+
+    def embed_and_score(self, inputs, *, groups=None, batch_size: int = 64
+                        ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`embed` and :meth:`score` from one pass of the network over ``inputs``."""
         z, scores = self._outputs(inputs, batch_size)
         if self.config.base_method not in models.ANGULAR_METHODS:
-            return scores.astype(np.float64)
+            return z, scores.astype(np.float64)
         groups = self._test_groups(groups, len(z))
         scores = np.zeros(len(z))
         for group in np.unique(groups):
             rows = groups == group
             scores[rows] = np.asarray(self._group_score(group.item())(jnp.asarray(z[rows])))
-        return scores
+        return z, scores
 
     def _test_groups(self, groups, m: int) -> np.ndarray:
         trained = np.unique(self.train_groups)
@@ -449,8 +454,10 @@ class Detector:
         graphdef, state, mean, std = self._state()
         config = self.config
         angular = config.base_method in models.ANGULAR_METHODS
-        backend = self._group_score(self._test_groups(None if group is None else [group],
-                                                      1)[0].item()) if angular else None
+        backend = None
+        if angular:
+            group = self._test_groups(None if group is None else [group], 1)[0].item()
+            backend = self._group_score(group)
 
         @jax.jit
         def fn(inputs):

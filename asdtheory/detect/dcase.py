@@ -187,7 +187,7 @@ def run(config: RunConfig, *, checkpoint: str | Path | None = None) -> Result:
         groups=[c.section for c in split.train],
         is_target=np.array([c.domain == "target" for c in split.train]), checkpoint=checkpoint)
     test_groups = [c.section for c in split.test]
-    test_scores = detector.score(mels[n_train:], groups=test_groups)
+    test_embeddings, test_scores = detector.embed_and_score(mels[n_train:], groups=test_groups)
     rows = evaluation.dcase_table(
         machine=[c.machine for c in split.test], section=test_groups,
         domain=[c.domain for c in split.test], is_anomaly=[c.is_anomaly for c in split.test],
@@ -195,5 +195,5 @@ def run(config: RunConfig, *, checkpoint: str | Path | None = None) -> Result:
     return Result(config=config, rows=rows, official_score=evaluation.official_score(rows),
                   table=evaluation.format_table(rows), detector=detector,
                   test_clips=split.test, test_scores=test_scores,
-                  test_embeddings=detector.embed(mels[n_train:]), train_clips=split.train,
+                  test_embeddings=test_embeddings, train_clips=split.train,
                   train_embeddings=detector.train_embeddings)
