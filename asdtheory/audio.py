@@ -3,7 +3,8 @@
 * :func:`load` reads a file as float32 mono at a required sample rate, refusing silently
   ambiguous cases (several channels, another sample rate, truncated files).
 * :func:`load_noise` reads one of the real background recordings under ``<data root>/noise``.
-* :func:`mix_at_snr` adds noise scaled to a signal-to-noise ratio, looping or cropping it.
+* :func:`mix_at_snr` adds noise scaled to a signal-to-noise ratio relative to the clip or to a
+  fixed, label-free reference level, looping or cropping it.
 * :func:`segment` cuts waveforms into fixed windows.
 * :func:`stft` and :func:`log_mel` are pure, batched and ``jax.jit``-able; with the same
   parameters they reproduce ``librosa.feature.melspectrogram`` followed by
@@ -147,21 +148,36 @@ def load_noise(name: str, root=None, *, sample_rate: int = 16000) -> np.ndarray:
 # ------------------------------------------------------------------- mixing, segmenting
 
 
-def mix_at_snr(signal, noise, snr_db, *, key: jax.Array | None = None) -> jax.Array:
-    """``signal + g * noise`` with g chosen so that 10 log10(P_signal / P_(g noise)) = snr_db.
+def mix_at_snr(signal, noise, snr_db, *, key: jax.Array | None = None,
+               reference_power=None) -> jax.Array:
+    """``signal + g * noise`` with g chosen so that 10 log10(P_ref / P_(g noise)) = snr_db.
 
-    Powers are mean squares over time, per waveform. The noise is looped (tiled) when shorter
-    than the signal and cropped when longer, starting at a random offset drawn from ``key``
-    (offset 0 without a key), one offset per waveform of a batch.
+    Powers are mean squares over time, per waveform. By default P_ref = P_signal, the clip's
+    own power: then the noise level follows the clip, and a louder clip (e.g. an anomalous
+    one whose anomaly adds energy) gets louder noise -- a label-dependent cue. With
+    ``reference_power``, P_ref is that fixed level instead, the same whatever the clip holds:
+    pass a label-free reference such as the mean power of the normal training clips, so the
+    added noise has power reference_power / 10^(snr_db / 10) for every clip.
+
+    The noise is looped (tiled) when shorter than the signal and cropped when longer,
+    starting at a random offset drawn from ``key`` (offset 0 without a key), one offset per
+    waveform of a batch.
 
     Args:
       signal: (..., T) waveforms.
       noise: (L,) noise waveform.
       snr_db: scalar or array broadcastable to ``signal.shape[:-1]``.
       key: PRNG key for the offsets.
+      reference_power: None (SNR relative to each clip's own power) or a positive, finite
+        scalar or array broadcastable to ``signal.shape[:-1]`` (mean-square level the SNR
+        is relative to).
 
     Returns:
       (..., T) float32 mixture.
+
+    Raises:
+      ValueError: a silent signal (without ``reference_power``) or silent noise stretch, a
+        non-positive or non-finite ``reference_power``, or one that does not broadcast.
     """
     signal = as_float_array(signal, "signal")
     noise = as_float_array(noise, "noise", ndim=1)
@@ -169,16 +185,31 @@ def mix_at_snr(signal, noise, snr_db, *, key: jax.Array | None = None) -> jax.Ar
     if signal.ndim == 0:
         raise ValueError("signal must have a time axis, got a scalar.")
     batch = signal.shape[:-1]
+    if reference_power is not None:
+        reference_power = jnp.asarray(reference_power, dtype=jnp.float32)
+        try:
+            shape = np.broadcast_shapes(reference_power.shape, batch)
+        except ValueError:
+            shape = None
+        if shape != batch:
+            raise ValueError(f"reference_power of shape {reference_power.shape} does not "
+                             f"broadcast to the {batch} waveforms of signal.")
+        if not is_traced(reference_power):
+            ref = np.asarray(reference_power)
+            if not np.all(np.isfinite(ref) & (ref > 0)):
+                raise ValueError("reference_power must be positive and finite (a mean-square "
+                                 f"level, e.g. of the normal training clips), got {ref}.")
     length = noise.shape[0]
     offsets = (jnp.zeros(batch, jnp.int32) if key is None
                else jax.random.randint(key, batch, 0, length))
     idx = (offsets[..., None] + jnp.arange(signal.shape[-1])) % length
     noise = noise[idx]
-    p_signal = jnp.mean(signal**2, axis=-1)
+    p_signal = jnp.mean(signal**2, axis=-1) if reference_power is None else reference_power
     p_noise = jnp.mean(noise**2, axis=-1)
     if not is_traced(p_signal, p_noise, snr_db):
-        if bool(jnp.any(p_signal == 0)):
-            raise ValueError("signal is silent (zero power); an SNR is undefined for it.")
+        if reference_power is None and bool(jnp.any(p_signal == 0)):
+            raise ValueError("signal is silent (zero power); an SNR is undefined for it (pass "
+                             "reference_power= to set the noise level from a reference).")
         if bool(jnp.any(p_noise == 0)):
             raise ValueError("noise is silent over the mixed stretch (zero power); pass a "
                              "noise recording with content.")

@@ -25,8 +25,12 @@ How it runs:
 * explicit keys: epoch e uses ``fold_in(key, e)`` for its shuffle and mixup draws, so the
   same key gives bit-identical parameters on the CPU, and a run resumed from a checkpoint
   continues exactly as an uninterrupted one;
-* every epoch sees ``len(inputs) // batch_size`` full batches of a fresh permutation (the
-  remainder is dropped);
+* budget: every epoch is ``ceil(n / batch_size)`` steps over a fresh permutation of the n
+  examples; when n is not a multiple of the batch size, the last batch is topped up with the
+  first examples of that same permutation, so every example is used in every epoch and every
+  batch has the same shape (one compilation). ``TrainConfig.steps`` fixes the total number of
+  optimiser steps instead of the number of epochs (the last epoch may then be partial), so
+  that methods with different batch sizes can be compared at equal optimiser steps;
 * Deep SVDD heads get their centre from an initial forward pass before the first step.
 """
 
@@ -74,13 +78,24 @@ class TrainConfig:
     """Hyper-parameters of :func:`fit`.
 
     Attributes:
-      epochs: passes over the training set.
+      epochs: passes over the training set, each of ``ceil(n / batch_size)`` steps (the last
+        batch topped up with the first examples of the epoch's permutation). Ignored when
+        ``steps`` is set.
       batch_size: examples per step (a multiple of the number of devices).
-      learning_rate: Adam step size (AdamW when ``weight_decay`` > 0).
-      weight_decay: decoupled weight decay (Deep SVDD's regulariser).
+      learning_rate: Adam step size.
+      weight_decay: coupled L2 penalty, as PyTorch's ``Adam(weight_decay=...)`` and Ruff et
+        al.'s Deep SVDD code: the gradient gets ``+ weight_decay * w`` before Adam's moment
+        estimates and scaling (``optax.chain(optax.add_decayed_weights(wd),
+        optax.adam(lr))``), i.e. Adam on loss + (wd / 2) ||w||^2; applied to every
+        ``nnx.Param`` (weights, biases, trainable centres). Not AdamW's decoupled decay.
       mixup_alpha: mixup Beta(alpha, alpha) parameter (Zhang et al., ICLR 2018); 0 = off.
         Only for heads that accept soft labels (not arcface/cosface/deep-svdd/autoencoder).
       progress: show a tqdm bar with the loss.
+      steps: total number of optimiser steps; when set it decides the budget instead of
+        ``epochs`` (which is then ignored): ``ceil(steps / steps_per_epoch)`` epochs run
+        (``steps_per_epoch = ceil(n / batch_size)``), the last one possibly partial (it
+        stops after the remaining steps), and the history has one entry per epoch run.
+        None: ``epochs`` full epochs. See :meth:`schedule`.
     """
 
     epochs: int = 20
@@ -89,10 +104,13 @@ class TrainConfig:
     weight_decay: float = 0.0
     mixup_alpha: float = 0.0
     progress: bool = True
+    steps: int | None = None
 
     def __post_init__(self):
         check_scalar(self.epochs, "epochs", low=1, integer=True)
         check_scalar(self.batch_size, "batch_size", low=1, integer=True)
+        if self.steps is not None:
+            check_scalar(self.steps, "steps", low=1, integer=True)
         check_scalar(self.learning_rate, "learning_rate", low=0.0)
         check_scalar(self.weight_decay, "weight_decay", low=0.0)
         check_scalar(self.mixup_alpha, "mixup_alpha", low=0.0)
@@ -104,9 +122,22 @@ class TrainConfig:
                       **overrides})
 
     def optimizer(self) -> optax.GradientTransformation:
+        """Adam with ``weight_decay`` as a coupled L2 penalty (see the class docstring)."""
         if self.weight_decay > 0:
-            return optax.adamw(self.learning_rate, weight_decay=self.weight_decay)
+            return optax.chain(optax.add_decayed_weights(self.weight_decay),
+                               optax.adam(self.learning_rate))
         return optax.adam(self.learning_rate)
+
+    def schedule(self, num_examples: int) -> list[int]:
+        """Optimiser steps of every epoch for ``num_examples`` training examples: each
+        epoch ``ceil(num_examples / batch_size)`` steps, ``epochs`` of them or, with
+        ``steps``, as many as reach ``steps`` in total (the last one possibly fewer)."""
+        check_scalar(num_examples, "num_examples", low=1, integer=True)
+        per_epoch = -(-int(num_examples) // self.batch_size)
+        if self.steps is None:
+            return [per_epoch] * self.epochs
+        full, rest = divmod(self.steps, per_epoch)
+        return [per_epoch] * full + ([rest] if rest else [])
 
 
 class History(dict):
@@ -218,7 +249,7 @@ def fit(model: nnx.Module, head: nnx.Module, inputs, labels=None, *, config: Tra
       callbacks: functions ``(model, head) -> {name: float}`` evaluated after every epoch.
       checkpoint: optional ``.npz`` path. Written after every epoch (parameters, head
         state, optimiser state, epoch, history); if it exists when ``fit`` starts, training
-        resumes from it (``config.epochs`` is the total).
+        resumes from it (the budget, ``config.epochs`` or ``config.steps``, is the total).
       devices: devices to shard every batch over (default: all, ``jax.devices()``).
 
     Raises:
@@ -248,14 +279,17 @@ def fit(model: nnx.Module, head: nnx.Module, inputs, labels=None, *, config: Tra
     step = _train_step(graphdef, step_config, getattr(head, "num_classes", 1))
     n, bs = inputs.shape[0], config.batch_size
     local = _process_slice(bs)
+    schedule = config.schedule(n)
 
-    bar = tqdm(range(start, config.epochs), desc="train", unit="epoch",
-               disable=not config.progress, initial=start, total=config.epochs)
+    bar = tqdm(range(start, len(schedule)), desc="train", unit="epoch",
+               disable=not config.progress, initial=start, total=len(schedule))
     for epoch in bar:
         perm_key, step_key = jax.random.split(jax.random.fold_in(key, epoch))
         order = np.asarray(jax.random.permutation(perm_key, n))
+        # Top up the last batch with the first examples of this epoch's own order.
+        order = np.concatenate([order, order[:(-n) % bs]])
         step_losses = []
-        for i in range(n // bs):
+        for i in range(schedule[epoch]):
             idx = order[i * bs:(i + 1) * bs][local]
             x = jax.make_array_from_process_local_data(sharded, inputs[idx])
             y = jax.make_array_from_process_local_data(sharded, labels[idx])

@@ -69,7 +69,7 @@ def worker() -> None:
 
 
 def main() -> dict:
-    steps = EXAMPLES // BATCH
+    steps = -(-EXAMPLES // BATCH)  # train.fit: ceil(n / batch) steps per epoch
     seconds = epoch_seconds()
     windows_per_s = steps * BATCH / seconds
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",

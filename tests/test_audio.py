@@ -231,6 +231,49 @@ def test_mix_at_snr_batch_crops_long_noise_with_per_clip_offsets(shared_data):
     np.testing.assert_allclose(no_key, _naive_mix(signal[0], noise, 0.0, 0), rtol=1e-4, atol=1e-5)
 
 
+def test_mix_at_snr_with_a_reference_power_gives_loud_and_quiet_clips_the_same_noise():
+    rng = np.random.default_rng(7)
+    quiet = 0.05 * rng.standard_normal(500)
+    loud = quiet + 0.15 * np.sin(np.arange(500) / 3.0)  # an "anomaly" that adds energy
+    signal = np.stack([quiet, loud]).astype(np.float32)
+    noise = rng.standard_normal(137).astype(np.float32)
+    key = jax.random.key(2)
+    offsets = np.asarray(jax.random.randint(key, (2,), 0, 137))
+    for snr_db in (-5.0, 10.0):
+        mixed = np.asarray(audio.mix_at_snr(signal, noise, snr_db, key=key,
+                                            reference_power=0.05**2))
+        added = (mixed - signal).astype(np.float64)
+        np.testing.assert_allclose(np.mean(added**2, axis=1), 0.05**2 / 10 ** (snr_db / 10),
+                                   rtol=1e-4)
+        for i in range(2):  # naive: the reference power in place of the clip's own power
+            stretch = np.array([noise[(offsets[i] + t) % 137] for t in range(500)], np.float64)
+            gain = np.sqrt(0.05**2 / np.mean(stretch**2) / 10 ** (snr_db / 10))
+            np.testing.assert_allclose(mixed[i], signal[i] + gain * stretch, rtol=1e-4,
+                                       atol=1e-5)
+    # Per-clip references broadcast over the batch; a silent clip is fine with a reference.
+    per_clip = np.asarray(audio.mix_at_snr(np.zeros((2, 500), np.float32), noise, 0.0,
+                                           key=key, reference_power=np.array([1.0, 4.0])))
+    np.testing.assert_allclose(np.mean(per_clip.astype(np.float64) ** 2, axis=1), [1.0, 4.0],
+                               rtol=1e-4)
+    # The default (SNR relative to each clip) gives the loud clip louder noise.
+    default = np.asarray(audio.mix_at_snr(signal, noise, 0.0, key=key)) - signal
+    power = np.mean(default.astype(np.float64) ** 2, axis=1)
+    assert power[1] > 5 * power[0]
+
+
+@pytest.mark.parametrize(("reference", "match"), [
+    (0.0, "positive and finite"), (-1.0, "positive and finite"),
+    (float("nan"), "positive and finite"), (float("inf"), "positive and finite"),
+    (np.array([1.0, 0.0, 1.0]), "positive and finite"),
+    (np.ones(2), r"shape \(2,\) does not broadcast to the \(3,\) waveforms"),
+    (np.ones((3, 1)), r"does not broadcast"),
+])
+def test_mix_at_snr_rejects_bad_reference_powers(reference, match):
+    with pytest.raises(ValueError, match=match):
+        audio.mix_at_snr(np.ones((3, 10), np.float32), np.ones(10, np.float32), 0.0,
+                         reference_power=reference)
+
+
 def test_mix_at_snr_rejects_silence():
     with pytest.raises(ValueError, match="signal is silent"):
         audio.mix_at_snr(np.zeros(10, np.float32), np.ones(10, np.float32), 0.0)

@@ -180,6 +180,16 @@ def test_random_label_control_is_the_same_run_on_permuted_labels(data):
     assert not np.allclose(control, true)
 
 
+def test_steps_reach_training_through_the_detector_config(data):
+    inputs, labels, _ = data
+    config = dataclasses.replace(TINY, steps=6, weight_decay=1e-3)
+    assert config.train_config() == train.TrainConfig(
+        epochs=1, batch_size=8, learning_rate=1e-2, weight_decay=1e-3, progress=False, steps=6)
+    # 16 clips x 2 windows = 32 examples in batches of 8: 4 steps per epoch, 6 = 4 + 2.
+    det = Detector.fit(inputs, labels, config=config, key=jax.random.key(0))
+    assert len(det.history["loss"]) == 2
+
+
 @pytest.mark.parametrize("trainable", [False, True])
 def test_mlp_detector_separates_obvious_anomalies(trainable):
     rng = np.random.default_rng(1)
@@ -218,6 +228,7 @@ def test_mlp_detector_separates_obvious_anomalies(trainable):
     ({"method": "adaproj", "trainable_centres": True}, "fixed random subspaces"),
     ({"window_hop": 0}, "window_hop"),
     ({"epochs": 0}, "epochs"),
+    ({"steps": 0}, "steps"),
 ])
 def test_bad_configs_fail_on_construction(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -7,7 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from asdtheory import detect, evaluation
+import asdtheory.detect.dcase as run_module
+from asdtheory import audio, detect, evaluation
+from asdtheory.data import dcase
 from asdtheory.detect.dcase import DCASE_DETECTOR, RunConfig, run
 from asdtheory.repro import cli
 
@@ -82,6 +84,30 @@ def test_end_to_end_on_the_valve_mini_protocol(shared_data, method, backend):
     assert summary["official_score"] == result.official_score
     assert summary["config"]["detector"]["method"] == method
     assert len(summary["clips"]) == 140
+
+
+def test_noise_level_is_set_from_the_normal_training_clips(shared_data, monkeypatch):
+    # Every clip, training or test, normal or anomalous, gets noise of the same power: the
+    # SNR is relative to the mean power of the normal training clips, not to the clip.
+    captured = {}
+
+    def stop(waves, **kwargs):
+        captured["waves"] = np.asarray(waves)
+        raise KeyboardInterrupt  # the mixture is all this test needs
+
+    monkeypatch.setattr(run_module, "log_mels", stop)
+    with pytest.raises(KeyboardInterrupt):
+        run(RunConfig(data=shared_data, noise="running_tap", snr=-5.0, detector=TINY))
+    split = dcase.valve_mini_protocol(shared_data)
+    clean = np.stack([audio.load(c.path) for c in split.train + split.test]).astype(np.float64)
+    reference = np.mean([np.mean(clean[i] ** 2) for i, c in enumerate(split.train)
+                         if not c.is_anomaly])  # naive: mean power of the normal train clips
+    added = np.mean((captured["waves"] - clean) ** 2, axis=1)
+    np.testing.assert_allclose(added, reference / 10 ** (-5.0 / 10), rtol=1e-3)
+    own = np.mean(clean**2, axis=1)
+    # The clip levels spread by far more than the tolerance (~15 % here): noise scaled to
+    # each clip's own power would not pass.
+    assert own.max() > 1.05 * own.min()
 
 
 def test_command_prints_the_table_and_writes_json(shared_data, tmp_path, capsys):

@@ -53,17 +53,69 @@ def test_machine_sounds_layout_and_determinism(clean):
 
 
 def test_normal_clips_have_the_target_level_and_class_specific_spectra(clean):
-    normal = clean.waveforms[~clean.is_anomaly]
-    rms = np.sqrt(np.mean(normal**2, axis=1))
+    steady = synthetic.machine_sounds(jax.random.key(3), **SMALL, level_spread_db=0.0)
+    normal = ~clean.is_anomaly
+    rms = np.sqrt(np.mean(steady.waveforms[normal] ** 2, axis=1))
     np.testing.assert_allclose(rms, 0.05, rtol=0.1)
-    labels = clean.label[~clean.is_anomaly]
+    # The level gain multiplies the whole clip: the same clip up to one factor per clip.
+    gain = (np.sum(clean.waveforms * steady.waveforms, axis=1)
+            / np.sum(steady.waveforms**2, axis=1))
+    np.testing.assert_allclose(clean.waveforms, gain[:, None] * steady.waveforms, atol=1e-6)
+    labels = clean.label[normal]
     # Normal clips share their machine's signature: the nearest other clip in mean log-mel
-    # space belongs to the same machine.
-    feats = np.asarray(jax.jit(functools.partial(log_mel, n_mels=64))(normal)).mean(axis=-1)
+    # space (level removed: mean over bands subtracted) belongs to the same machine.
+    feats = np.asarray(jax.jit(functools.partial(log_mel, n_mels=64))(
+        clean.waveforms[normal])).mean(axis=-1)
+    feats -= feats.mean(axis=1, keepdims=True)
     dist = np.linalg.norm(feats[:, None] - feats[None], axis=-1) + np.diag(np.full(len(feats),
                                                                                    np.inf))
     nearest = np.argmin(dist, axis=1)
     np.testing.assert_array_equal(labels[nearest] // 3, labels // 3)
+
+
+def test_clip_levels_vary_by_level_spread_db():
+    # 300 normal clips (50 per class) in chunks of 7: the compiled program of the fixture.
+    many = {**SMALL, "clips_per_class": 50, "anomaly_fraction": 0.0}
+    for spread in (3.0, 6.0):
+        sounds = synthetic.machine_sounds(jax.random.key(5), **many, level_spread_db=spread)
+        level_db = 20 * np.log10(np.sqrt(np.mean(sounds.waveforms**2, axis=1)) / 0.05)
+        assert abs(level_db.std(ddof=1) / spread - 1) < 0.3
+        assert abs(level_db.mean()) < 3 * spread / np.sqrt(level_db.size)  # nominal 0.05
+    steady = synthetic.machine_sounds(jax.random.key(5), **many, level_spread_db=0.0)
+    level_db = 20 * np.log10(np.sqrt(np.mean(steady.waveforms**2, axis=1)) / 0.05)
+    assert level_db.std(ddof=1) < 0.3
+    with pytest.raises(ValueError, match="level_spread_db"):
+        synthetic.machine_sounds(jax.random.key(0), **SMALL, level_spread_db=-1.0)
+
+
+def _fundamentals(sounds):
+    """Per class of the normal clips: the lowest peak of the mean magnitude spectrum that
+    reaches 20 % of its maximum (the fundamental; 1 Hz bins for 1-s clips)."""
+    normal = ~sounds.is_anomaly
+    spectra = np.abs(np.fft.rfft(sounds.waveforms[normal], axis=1))
+    labels = sounds.label[normal]
+    out = []
+    for c in np.unique(labels):
+        mean = np.convolve(spectra[labels == c].mean(axis=0), np.ones(5) / 5, mode="same")
+        first = np.flatnonzero(mean > 0.2 * mean.max())[0]
+        out.append(first + np.argmax(mean[first:first + 20]))
+    return np.array(out, np.float64)
+
+
+def test_same_machine_key_gives_the_same_machines_and_independent_clips():
+    machines = jax.random.key(8)
+    train = synthetic.machine_sounds(jax.random.key(108), machine_key=machines, **SMALL)
+    test = synthetic.machine_sounds(jax.random.key(208), machine_key=machines, **SMALL)
+    f_train, f_test = _fundamentals(train), _fundamentals(test)
+    # f0 ranges over 80-450 Hz between machines; within a class the clips jitter by 0.5 %.
+    np.testing.assert_allclose(f_test, f_train, rtol=0.025)
+    # ... but the clips are new draws (phases, jitter, level, anomalies).
+    unit = [w / np.linalg.norm(w, axis=1, keepdims=True) for w in (train.waveforms,
+                                                                  test.waveforms)]
+    assert np.abs(np.sum(unit[0] * unit[1], axis=1)).mean() < 0.3
+    # Without machine_key two keys give two different sets of machines.
+    other = synthetic.machine_sounds(jax.random.key(208), **SMALL)
+    assert np.abs(_fundamentals(other) / f_train - 1).max() > 0.1
 
 
 def test_anomaly_types_change_the_signal_as_documented(clean):
@@ -88,7 +140,7 @@ def test_anomaly_types_change_the_signal_as_documented(clean):
 
 
 @pytest.mark.parametrize("noise", ["synthetic", "real"])
-def test_noise_is_mixed_at_the_requested_snr(clean, shared_data, noise):
+def test_noise_is_mixed_at_the_requested_snr_of_the_nominal_level(clean, shared_data, noise):
     from asdtheory.audio import load_noise
 
     # 60 s of the real recording: the length of the synthetic noise bank, so both cases share
@@ -96,8 +148,12 @@ def test_noise_is_mixed_at_the_requested_snr(clean, shared_data, noise):
     source = load_noise("running_tap", shared_data)[: 60 * 16000] if noise == "real" else noise
     noisy = synthetic.machine_sounds(jax.random.key(3), **SMALL, snr_db=-5.0, noise=source)
     added = noisy.waveforms - clean.waveforms
-    snr = 10 * np.log10(np.mean(clean.waveforms**2, axis=1) / np.mean(added**2, axis=1))
-    np.testing.assert_allclose(snr, -5.0, atol=0.01)
+    power = np.mean(added.astype(np.float64) ** 2, axis=1)
+    # Relative to the nominal normal level 0.05^2, whatever the clip's label or level: the
+    # noise does not tell anomalous clips (louder, for most anomaly types) from normal ones.
+    np.testing.assert_allclose(power, 0.05**2 / 10 ** (-5.0 / 10), rtol=1e-3)
+    assert np.mean(clean.waveforms[clean.is_anomaly] ** 2) > np.mean(
+        clean.waveforms[~clean.is_anomaly] ** 2)
     # Each clip gets its own stretch of noise.
     unit = added / np.linalg.norm(added, axis=1, keepdims=True)
     assert np.abs(unit @ unit.T - np.eye(len(unit))).max() < 0.5
@@ -111,6 +167,7 @@ def test_noise_is_mixed_at_the_requested_snr(clean, shared_data, noise):
         (dict(noise=np.zeros((2, 100)), snr_db=0.0), r"non-silent 1-D waveform, got shape \(2, "),
         (dict(anomaly_fraction=1.5), "anomaly_fraction must be <= 1.0"),
         (dict(sample_rate=4000), "sample_rate must be >= 8000"),
+        (dict(level_spread_db=float("nan")), "level_spread_db"),
     ],
 )
 def test_machine_sounds_input_errors(kwargs, message):

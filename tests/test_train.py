@@ -86,6 +86,140 @@ def test_one_step_matches_a_naive_adam_step():
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
+def _naive_adam(params, grads, *, lr, weight_decay, b1=0.9, b2=0.999, eps=1e-8):
+    """PyTorch's Adam(weight_decay=...), in float64 NumPy: g <- g + wd * w, then Adam."""
+    params = [np.asarray(p, np.float64) for p in params]
+    m = [np.zeros_like(p) for p in params]
+    v = [np.zeros_like(p) for p in params]
+    for t, step_grads in enumerate(grads, start=1):
+        for i, g in enumerate(step_grads):
+            g = np.asarray(g, np.float64) + weight_decay * params[i]
+            m[i] = b1 * m[i] + (1 - b1) * g
+            v[i] = b2 * v[i] + (1 - b2) * g**2
+            m_hat, v_hat = m[i] / (1 - b1**t), v[i] / (1 - b2**t)
+            params[i] = params[i] - lr * m_hat / (np.sqrt(v_hat) + eps)
+    return params
+
+
+def test_weight_decay_is_the_coupled_l2_of_pytorch_adam():
+    rng = np.random.default_rng(3)
+    params = {"w": rng.normal(size=(3, 4)).astype(np.float32),
+              "b": rng.normal(size=4).astype(np.float32)}
+    grads = [{"w": rng.normal(size=(3, 4)).astype(np.float32) * 0.1,
+              "b": rng.normal(size=4).astype(np.float32) * 0.1} for _ in range(3)]
+    tx = train.TrainConfig(learning_rate=0.05, weight_decay=0.5).optimizer()
+    state, current = tx.init(params), jax.tree_util.tree_map(jnp.asarray, params)
+    for g in grads:
+        updates, state = tx.update(g, state, current)
+        current = optax.apply_updates(current, updates)
+    # The naive reference sees the gradient at the current parameters of each step: here
+    # the gradients are given, so only the decay term depends on the parameters.
+    want = _naive_adam([params["b"], params["w"]], [[g["b"], g["w"]] for g in grads],
+                       lr=0.05, weight_decay=0.5)
+    for got, expected in zip(jax.tree_util.tree_leaves(current), want, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_fit_with_weight_decay_takes_a_naive_coupled_l2_adam_step():
+    # One full-batch step of fit: the parameters equal a NumPy Adam step on the library
+    # loss's gradient + weight_decay * w.
+    model, head = _setup("arcface")
+    config = train.TrainConfig(epochs=1, batch_size=64, learning_rate=0.05, weight_decay=0.5,
+                               progress=False)
+    params0 = nnx.state((model, head), nnx.Param)
+    rest = nnx.state((model, head), nnx.Not(nnx.Param))
+    graphdef = nnx.graphdef((model, head))
+
+    def loss_fn(params):
+        m, h = nnx.merge(graphdef, params, rest)
+        return jnp.mean(h(m(INPUTS), LABELS, INPUTS))
+
+    grads = jax.tree_util.tree_leaves(jax.grad(loss_fn)(params0))
+    want = _naive_adam(jax.tree_util.tree_leaves(params0), [grads], lr=0.05, weight_decay=0.5)
+    train.fit(model, head, INPUTS, LABELS, config=config, key=jax.random.key(0))
+    for got, expected in zip(_param_leaves(model, head), want, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+
+
+class _SpyHead(nnx.Module):
+    """A loss head whose labels are example ids; every training step records them."""
+
+    method = "spy"
+    needs_initial_pass = False
+    supports_soft_labels = False
+
+    def __init__(self, num_classes: int):
+        self.num_classes = num_classes
+
+    def __call__(self, outputs, labels, inputs):
+        jax.debug.callback(lambda ids: _SEEN.append(np.asarray(ids)), labels, ordered=True)
+        return 0.01 * jnp.sum(outputs**2, axis=-1)
+
+
+_SEEN: list[np.ndarray] = []
+
+
+def _spy_fit(n: int, config: train.TrainConfig, **kwargs):
+    _SEEN.clear()
+    model = models.MLPEmbedder(8, 6, hidden=(16,), rngs=nnx.Rngs(0))
+    history = train.fit(model, _SpyHead(n), INPUTS[:n], np.arange(n, dtype=np.int32),
+                        config=config, key=jax.random.key(0), devices=jax.devices()[:1],
+                        **kwargs)
+    jax.effects_barrier()
+    return history, list(_SEEN)
+
+
+def test_every_example_is_used_in_every_epoch_when_the_batch_size_does_not_divide_n():
+    # 20 examples, batches of 8: 3 steps per epoch, the last batch topped up with the first
+    # 4 examples of the epoch's own order (fixed batch shape, nothing dropped).
+    history, batches = _spy_fit(20, train.TrainConfig.tiny(epochs=2))
+    assert len(history["loss"]) == 2
+    assert len(batches) == 6 and all(b.shape == (8,) for b in batches)
+    for epoch in range(2):
+        ids = np.concatenate(batches[3 * epoch:3 * epoch + 3])
+        np.testing.assert_array_equal(np.sort(ids[:20]), np.arange(20))
+        np.testing.assert_array_equal(ids[20:], ids[:4])
+    assert not np.array_equal(np.concatenate(batches[:3]), np.concatenate(batches[3:]))
+
+
+@pytest.mark.parametrize(("n", "steps", "schedule"), [(20, 7, [3, 3, 1]), (20, 6, [3, 3]),
+                                                       (16, 5, [2, 2, 1]), (20, 2, [2])])
+def test_steps_set_the_number_of_optimiser_steps(n, steps, schedule):
+    config = train.TrainConfig.tiny(epochs=50, steps=steps)  # epochs is ignored
+    per_epoch = -(-n // 8)  # naive: ceil(n / batch_size)
+    want = [min(per_epoch, steps - e * per_epoch) for e in range(-(-steps // per_epoch))]
+    assert config.schedule(n) == want == schedule
+    assert train.TrainConfig.tiny(epochs=4).schedule(n) == [per_epoch] * 4
+    history, batches = _spy_fit(n, config)
+    assert len(batches) == steps
+    assert len(history["loss"]) == len(schedule)
+
+
+def test_resume_with_a_step_budget_is_bit_identical(tmp_path):
+    # 20 examples in batches of 8: epochs of 3 steps, the last one topped up; a budget of 8
+    # steps is 3 + 3 + 2.
+    x, y = INPUTS[:20], LABELS[:20]
+    model, head = _setup()
+    straight = train.fit(model, head, x, y, config=train.TrainConfig.tiny(steps=8),
+                         key=jax.random.key(0))
+    path = tmp_path / "steps.npz"
+    m2, h2 = _setup()
+    train.fit(m2, h2, x, y, config=train.TrainConfig.tiny(steps=6), key=jax.random.key(0),
+              checkpoint=path)  # stops after 2 epochs
+    m3, h3 = _setup(seed=5)
+    resumed = train.fit(m3, h3, x, y, config=train.TrainConfig.tiny(steps=8),
+                        key=jax.random.key(0), checkpoint=path)
+    assert len(straight["loss"]) == 3
+    assert resumed["loss"] == straight["loss"]
+    np.testing.assert_array_equal(train.embed(m3, x), train.embed(model, x))
+    assert float(h3.scale[...]) == float(head.scale[...])
+    template = train.TrainConfig.tiny().optimizer().init(
+        nnx.as_pure(nnx.state((m3, h3), nnx.Param)))
+    state = train.load_checkpoint(path, m3, h3, opt_state=template)
+    assert state["epoch"] == 3
+    assert int(state["opt_state"][0].count) == 8  # Adam's step counter
+
+
 def test_callbacks_record_per_epoch_metrics():
     model, head = _setup()
     calls = []
@@ -188,6 +322,7 @@ def test_bad_training_setups_fail_before_training(method, config, labels, match)
 @pytest.mark.parametrize(("kwargs", "match"), [
     ({"epochs": 0}, "epochs"), ({"batch_size": 2.5}, "batch_size"),
     ({"learning_rate": -1.0}, "learning_rate"), ({"mixup_alpha": float("nan")}, "mixup_alpha"),
+    ({"steps": 0}, "steps"), ({"steps": 2.5}, "steps"),
 ])
 def test_train_config_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -200,8 +335,9 @@ _PARALLEL = textwrap.dedent("""
     from asdtheory import models, train
     assert jax.device_count() == 2, jax.devices()
     rng = np.random.default_rng(0)
-    y = rng.integers(0, 4, 64).astype(np.int32)
-    x = rng.normal(size=(64, 3, 8)).astype(np.float32)
+    # 60 examples in batches of 16: the last batch of every epoch is topped up.
+    y = rng.integers(0, 4, 60).astype(np.int32)
+    x = rng.normal(size=(60, 3, 8)).astype(np.float32)
     out = {}
     for name, devices in (("one", jax.devices()[:1]), ("two", jax.devices())):
         model = models.CNNEmbedder(8, 6, channels=(4, 4), rngs=nnx.Rngs(0))

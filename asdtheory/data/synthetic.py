@@ -109,15 +109,16 @@ def _class_signatures(key, num_machines, num_attributes):
 
 
 def _clip_draws(key, anomaly_type, duration):
-    """Per-clip randomness: natural variation, anomaly placement, noise key."""
+    """Per-clip randomness: natural variation (incl. level), anomaly placement, noise key."""
     # Two draws per clip (one normal, one uniform vector) keep the compiled program small.
     key_normal, key_uniform, noise_key = jax.random.split(key, 3)
     num_clicks = int(np.ceil(_CLICK_RATE * duration))
-    g = jax.random.normal(key_normal, (1 + _NUM_HARMONICS,))
+    g = jax.random.normal(key_normal, (2 + _NUM_HARMONICS,))
     u = jax.random.uniform(key_uniform, (4 + 2 * num_clicks,))
     return dict(
         f0_jitter=1.0 + 0.005 * g[0],
-        amp_jitter=1.0 + 0.05 * g[1:],
+        level_z=g[1],  # standard normal; the clip gain is 10^(level_spread_db * z / 20)
+        amp_jitter=1.0 + 0.05 * g[2:],
         phases=2 * jnp.pi * u[:3],
         harmonic=1 + jnp.floor(u[3] * (_NUM_HARMONICS - 2)).astype(jnp.int32),  # 1..K-2
         click_times=duration * u[4 : 4 + num_clicks],
@@ -144,7 +145,8 @@ def _pink_noise(key, num_samples, sample_rate):
     return pink / jnp.std(pink)
 
 
-def _synthesise(sig, draws, noise, *, num_samples, sample_rate, strength, snr_db):
+def _synthesise(sig, draws, noise, *, num_samples, sample_rate, strength, snr_db,
+                level_spread_db):
     """Waveforms (B, T) for a batch of clips given their class signatures and draws."""
     f0 = (sig["f0"] * draws["f0_jitter"])[:, None]
     ph = draws["phases"]
@@ -186,20 +188,24 @@ def _synthesise(sig, draws, noise, *, num_samples, sample_rate, strength, snr_db
     rows = jnp.arange(starts.shape[0])[:, None, None]
     target = target.at[rows, starts[:, :, None] + np.arange(kernel.size)].add(
         (click_amp * draws["click_signs"])[:, :, None] * kernel, mode="drop")
+    # Natural level variation of the whole clip (normal or anomalous alike).
+    target = target * (10.0 ** (level_spread_db * draws["level_z"] / 20.0))[:, None]
     if snr_db is None:
         return target
-    return jax.vmap(lambda x, kk: mix_at_snr(x, noise, snr_db, key=kk))(target,
-                                                                         draws["noise_key"])
+    # Noise relative to the nominal normal level, which does not know the clip's label.
+    return jax.vmap(lambda x, kk: mix_at_snr(x, noise, snr_db, key=kk,
+                                             reference_power=_TARGET_RMS**2))(
+        target, draws["noise_key"])
 
 
 @functools.partial(jax.jit, static_argnames=("num_samples", "sample_rate", "duration"))
-def _chunk(sig, machine, attribute, keys, kinds, noise, strength, snr_db, *, num_samples,
-           sample_rate, duration):
+def _chunk(sig, machine, attribute, keys, kinds, noise, strength, snr_db, level_spread_db, *,
+           num_samples, sample_rate, duration):
     """One chunk of clips: per-clip draws, class signatures and synthesis in one program."""
     draws = jax.vmap(_clip_draws, in_axes=(0, 0, None))(keys, kinds, duration)
     return _synthesise({name: value[machine, attribute] for name, value in sig.items()}, draws,
                        noise, num_samples=num_samples, sample_rate=sample_rate,
-                       strength=strength, snr_db=snr_db)
+                       strength=strength, snr_db=snr_db, level_spread_db=level_spread_db)
 
 
 def machine_sounds(key: jax.Array, *, num_machines: int, num_attributes: int,
@@ -207,29 +213,54 @@ def machine_sounds(key: jax.Array, *, num_machines: int, num_attributes: int,
                    anomaly_fraction: float = 0.0,
                    anomaly_types: tuple[str, ...] = ("harmonic", "line", "clicks"),
                    anomaly_strength: float = 1.0, snr_db: float | None = None,
-                   noise: str | np.ndarray = "synthetic",
+                   noise: str | np.ndarray = "synthetic", level_spread_db: float = 3.0,
+                   machine_key: jax.Array | None = None,
                    chunk_size: int = 1024) -> MachineSounds:
     """Synthetic machine sounds with a known identity, anomaly and noise level.
 
     Each machine m has a fundamental f0_m in [80, 450] Hz and a harmonic profile
     a_mk = u_mk exp(-d_m k) (k = 1..8); attribute a of machine m shifts f0 by up to 3 %, tilts
     the profile by exp(t_ma k) and sets an amplitude modulation (2-12 Hz, depth 0.1-0.5) and a
-    frequency modulation (0.5-3 Hz, depth 0.2-1 % of f0). A clip is
+    frequency modulation (0.5-3 Hz, depth 0.2-1 % of f0). These class signatures are drawn
+    from ``machine_key`` (default: a key derived from ``key``). A clean clip is
 
-        x(t) = g (1 + d_am sin(2 pi r_am t + p2)) sum_k a_k sin(k phi(t)),
+        x(t) = 10^(sigma z / 20) [g (1 + d_am sin(2 pi r_am t + p2)) sum_k a_k sin(k phi(t))
+                                   + anomaly(t)],
         phi(t) = 2 pi f0 t + (d_fm f0 / r_fm) sin(2 pi r_fm t + p1) + p0,
 
-    with natural variation per clip (f0 jitter 0.5 %, harmonic amplitudes 5 %, random phases)
-    and g setting the RMS to 0.05. Anomalies (strength s = ``anomaly_strength``):
+    with natural variation per clip (f0 jitter 0.5 %, harmonic amplitudes 5 %, random phases),
+    g setting the RMS of the normal tone to 0.05 and a per-clip level gain 10^(sigma z / 20),
+    z ~ N(0, 1), sigma = ``level_spread_db``: the level of the whole clip (normal or
+    anomalous alike) varies with a standard deviation of sigma dB, so that loudness alone
+    does not identify anomalous clips. Anomalies (strength s = ``anomaly_strength``):
     ``"harmonic"`` multiplies one random harmonic h (2..7) by 1 + 2 s; ``"line"`` adds a
     component of amplitude 0.25 s max_k a_k at (h + 1/2) f0, half-way between two harmonics
     (modulated like them); ``"clicks"`` adds
     4 impulsive clicks per second (4 ms decaying 3 kHz bursts, peak ~0.2 s). The last
     round(anomaly_fraction * clips_per_class) clips of each class are anomalous, their types
-    cycling through ``anomaly_types``. With ``snr_db``, noise is added at that SNR relative to
-    the clip (:func:`asdtheory.audio.mix_at_snr`) from a random offset per clip of either a real
-    recording (1-D array at ``sample_rate``, looped when short) or, with ``"synthetic"``, a
-    60-second bank of pink noise (power ~ 1/f above 20 Hz) drawn from the key.
+    cycling through ``anomaly_types``.
+
+    With ``snr_db``, every clip becomes x(t) + n(t) with noise of power
+    P_n = 0.05^2 / 10^(snr_db / 10): the SNR is relative to the nominal normal level 0.05^2,
+    which does not depend on the clip's label or level (``asdtheory.audio.mix_at_snr`` with
+    ``reference_power=0.05**2``). The noise comes from a random offset per clip of either a
+    real recording (1-D array at ``sample_rate``, looped when short) or, with
+    ``"synthetic"``, a 60-second bank of pink noise (power ~ 1/f above 20 Hz) drawn from
+    ``key``.
+
+    Everything per clip (natural variation, level, anomaly placement, noise bank and offsets)
+    is drawn from ``key``. Calls with the same ``machine_key`` and different ``key`` s give
+    the same machines and independent clips, e.g. training and test clips of one set of
+    machines::
+
+        machines = jax.random.key(0)
+        train = machine_sounds(jax.random.key(1), machine_key=machines, num_machines=3,
+                               num_attributes=2, clips_per_class=50, snr_db=0.0)
+        test = machine_sounds(jax.random.key(2), machine_key=machines, num_machines=3,
+                              num_attributes=2, clips_per_class=20, anomaly_fraction=0.5,
+                              snr_db=0.0)
+
+    (two calls with different keys and no ``machine_key`` give different machines).
 
     The synthesis is vectorised in JAX over clips and time, in chunks of ``chunk_size`` clips
     (a memory bound; results do not depend on it).
@@ -244,6 +275,7 @@ def machine_sounds(key: jax.Array, *, num_machines: int, num_attributes: int,
     check_scalar(duration, "duration", low=1.0 / sample_rate)
     check_scalar(anomaly_fraction, "anomaly_fraction", low=0.0, high=1.0)
     check_scalar(anomaly_strength, "anomaly_strength", low=0.0)
+    check_scalar(level_spread_db, "level_spread_db", low=0.0)
     unknown = [t for t in anomaly_types if t not in ANOMALY_TYPES[1:]]
     if unknown or not anomaly_types:
         raise ValueError(f"anomaly_types must be a non-empty tuple of {ANOMALY_TYPES[1:]}, got "
@@ -270,6 +302,8 @@ def machine_sounds(key: jax.Array, *, num_machines: int, num_attributes: int,
     anomaly_type = np.tile(per_class, num_classes).astype(np.int32)
 
     key_sig, key_clips = jax.random.split(key)
+    if machine_key is not None:
+        key_sig = machine_key
     sig = _class_signatures(key_sig, num_machines, num_attributes)
     num_samples = round(duration * sample_rate)
     if snr_db is None:
@@ -285,8 +319,8 @@ def machine_sounds(key: jax.Array, *, num_machines: int, num_attributes: int,
         waves = _chunk(sig, machine[idx], attribute[idx], clip_keys[idx], anomaly_type[idx],
                        noise, jnp.float32(anomaly_strength),
                        None if snr_db is None else jnp.float32(snr_db),
-                       num_samples=num_samples, sample_rate=int(sample_rate),
-                       duration=float(duration))
+                       jnp.float32(level_spread_db), num_samples=num_samples,
+                       sample_rate=int(sample_rate), duration=float(duration))
         stop = min(start + size, n)
         out[start:stop] = np.asarray(waves)[: stop - start]
     return MachineSounds(waveforms=out, machine=machine, attribute=attribute,

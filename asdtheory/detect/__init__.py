@@ -100,9 +100,15 @@ class DetectorConfig:
         "code" (the author's public implementation); see ``asdtheory.losses.adacos``.
       backend, n_clusters, knn_k: score back-end (``BACKENDS[method]``, None: the method's
         default) and its parameters.
-      epochs, batch_size, learning_rate, weight_decay, mixup_alpha, progress: training
-        (``train.TrainConfig``); batch_size None means 32 examples for the embedders and 256
-        stacked-frame vectors for the autoencoder (which sees one example per frame).
+      epochs, batch_size, learning_rate, weight_decay, mixup_alpha, progress, steps:
+        training (``train.TrainConfig``); batch_size None means 32 examples for the embedders
+        and 256 stacked-frame vectors for the autoencoder (which sees one example per frame).
+        Every epoch is ceil(examples / batch_size) steps (no example dropped). ``steps``
+        (None: ``epochs`` decides) is the total number of optimiser steps and overrides
+        ``epochs``: set it to compare methods with different batch sizes or example counts
+        at equal optimiser steps. ``weight_decay`` is a coupled L2 penalty added to the
+        gradient before Adam, as PyTorch's ``Adam(weight_decay=...)`` and Ruff et al.'s Deep
+        SVDD code (not AdamW's decoupled decay).
     """
 
     method: str = "subcluster-adacos"
@@ -125,6 +131,7 @@ class DetectorConfig:
     weight_decay: float = 0.0
     mixup_alpha: float = 0.0
     progress: bool = False
+    steps: int | None = None
 
     def __post_init__(self):
         base = self.base_method
@@ -173,7 +180,7 @@ class DetectorConfig:
         return train.TrainConfig(epochs=self.epochs, batch_size=batch_size,
                                  learning_rate=self.learning_rate,
                                  weight_decay=self.weight_decay, mixup_alpha=self.mixup_alpha,
-                                 progress=self.progress)
+                                 progress=self.progress, steps=self.steps)
 
 
 @functools.cache

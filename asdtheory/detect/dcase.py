@@ -12,7 +12,11 @@ Steps (clips are read as stored, 16 kHz mono):
 1. **Split**: protocol "mini" is ``data.dcase.valve_mini_protocol`` (valve only; 60 train,
    140 test clips); "full" is ``data.dcase.official_split`` of the machine.
 2. **Noise** (optional): every clip, training and test, gets the named real background
-   recording (``audio.load_noise``) added at ``snr`` dB, at a random offset per clip.
+   recording (``audio.load_noise``) added at a random offset per clip, scaled to ``snr`` dB
+   relative to one label-free reference level: the mean power (mean square) of the run's
+   normal training clips (``audio.mix_at_snr(..., reference_power=...)``). Every clip thus
+   gets noise of the same power, whatever its own level -- never set from an anomalous
+   clip's own power, which would make the noise level a cue to the label.
 3. **Features**: ``detect.log_mels`` (n_fft 1024, hop 512, ``n_mels`` bands: 313 frames of
    10 s).
 4. **Detector**: ``Detector.fit`` on the training clips, each labelled with its auxiliary
@@ -56,7 +60,8 @@ class RunConfig:
         the ``dcase2023t2`` folder itself is accepted too.
       machine: DCASE 2023 development machine type.
       protocol: "mini" (valve only, ci mode) or "full" (official train/test split).
-      noise, snr: name of a recording in ``<data>/noise`` and the SNR in dB (both or neither).
+      noise, snr: name of a recording in ``<data>/noise`` and the SNR in dB (both or neither),
+        relative to the mean power of the normal training clips (module docstring, step 2).
       seed: seeds the detector (initialisation, training, k-means) and the noise offsets.
       n_mels: log-mel bands.
       detector: the :class:`~asdtheory.detect.DetectorConfig` (default :data:`DCASE_DETECTOR`).
@@ -162,6 +167,9 @@ def run(config: RunConfig, *, checkpoint: str | Path | None = None) -> Result:
     ``checkpoint``: optional ``.npz`` path of the training state, written after every epoch;
     when it exists, training continues from it (see ``Detector.fit``).
 
+    With ``config.noise``, the SNR of every clip (training and test) is relative to the mean
+    power of this run's normal training clips, not to the clip's own power (step 2).
+
     Raises FileNotFoundError (missing data root, clips or noise recording) and ValueError
     (protocol or split problems, e.g. a test section without training clips) before any
     feature extraction or training.
@@ -177,7 +185,11 @@ def run(config: RunConfig, *, checkpoint: str | Path | None = None) -> Result:
     clips = split.train + split.test
     waves = np.stack([audio.load(c.path) for c in clips])
     if noise is not None:
-        waves = np.asarray(audio.mix_at_snr(waves, noise, config.snr, key=noise_key))
+        normal_train = np.array([not c.is_anomaly for c in split.train])
+        reference = float(np.mean(np.mean(
+            waves[:len(split.train)][normal_train].astype(np.float64) ** 2, axis=-1)))
+        waves = np.asarray(audio.mix_at_snr(waves, noise, config.snr, key=noise_key,
+                                            reference_power=reference))
     mels = log_mels(waves, n_mels=config.n_mels)
     n_train = len(split.train)
     classes = sorted({(c.section, c.attribute_key) for c in split.train})
