@@ -10,6 +10,9 @@ Anomaly scores are "higher = more anomalous"; labels are 0 (normal) / 1 (anomalo
   :func:`format_table` -- a text table.
 * :func:`confidence_interval` -- stratified bootstrap or jackknife interval of the official
   score.
+* :func:`paired_difference` -- the difference of a metric between two detectors scored on the
+  same clips (and seeds), with a paired bootstrap interval over clips and seeds;
+  :func:`paired_contrast` -- any weighted sum of such metrics (a difference of differences).
 
 Rules (``rules=``), following the official evaluators of DCASE Task 2:
 
@@ -38,6 +41,7 @@ from sklearn.metrics import roc_auc_score
 __all__ = [
     "RULES",
     "ConfidenceInterval",
+    "PairedDifference",
     "SectionScores",
     "auc",
     "confidence_interval",
@@ -46,6 +50,8 @@ __all__ = [
     "group_metrics",
     "harmonic_mean",
     "official_score",
+    "paired_contrast",
+    "paired_difference",
     "pauc",
 ]
 
@@ -536,3 +542,200 @@ def confidence_interval(*, machine, section, domain, is_anomaly, scores,
         raise ValueError(f"method must be 'bootstrap' or 'jackknife', got {method!r}.")
     return ConfidenceInterval(estimate=estimate, low=float(low), high=float(high), level=level,
                               method=method, n_resamples=int(n_resamples), rules=rules)
+
+
+# ------------------------------------------------------------------------ paired differences
+
+
+@dataclasses.dataclass(frozen=True)
+class PairedDifference:
+    """``metric(a) - metric(b)`` on the full data (mean over seeds) and its ``level``
+    paired-bootstrap interval [low, high]."""
+
+    estimate: float
+    low: float
+    high: float
+    level: float
+    n_resamples: int
+
+
+PAIRED_METRICS = ("auc", "pauc", "hmean", "official")
+
+
+def _weighted_areas(y: np.ndarray, s: np.ndarray, weights: np.ndarray,
+                    max_fpr: float) -> tuple[np.ndarray, np.ndarray]:
+    """AUC and McClish pAUC of scores ``s`` under each row of clip multiplicities ``weights``
+    (B, n) at once: scikit-learn's ``roc_auc_score`` on the resampled clips, without
+    materialising them (ROC points at the distinct scores, trapezoids, the curve cut at
+    FPR = max_fpr by linear interpolation)."""
+    order = np.argsort(-s, kind="stable")
+    y, s, weights = y[order], s[order], weights[:, order]
+    last = np.r_[np.flatnonzero(np.diff(s) != 0), s.size - 1]  # one ROC point per score
+    zero = np.zeros((weights.shape[0], 1))
+    tp = np.hstack([zero, np.cumsum(weights * y, axis=1)[:, last]])
+    fp = np.hstack([zero, np.cumsum(weights * (1 - y), axis=1)[:, last]])
+    tpr, fpr = tp / tp[:, -1:], fp / fp[:, -1:]
+    f0, f1, t0, t1 = fpr[:, :-1], fpr[:, 1:], tpr[:, :-1], tpr[:, 1:]
+    full = np.sum((f1 - f0) * (t0 + t1) / 2, axis=1)
+    right = np.minimum(f1, max_fpr)
+    slope = np.divide(t1 - t0, f1 - f0, out=np.zeros_like(t0), where=f1 > f0)
+    t_right = t0 + slope * (right - f0)
+    partial = np.sum(np.where(f0 < max_fpr, (right - f0) * (t0 + t_right) / 2, 0.0), axis=1)
+    low, high = 0.5 * max_fpr**2, max_fpr
+    return full, 0.5 * (1 + (partial - low) / (high - low))
+
+
+def _paired_metric(metric: str, clips: _Clips, scores: np.ndarray, weights: np.ndarray,
+                   max_fpr: float) -> np.ndarray:
+    """The metric of one detector's scores under each resample (row of ``weights``)."""
+    y = clips.y
+    if metric == "official":
+        values = []
+        for idx in clips.groups.values():
+            w, yy, ss = weights[:, idx], y[idx], scores[idx]
+            for dom in (~clips.is_target[idx], clips.is_target[idx]):
+                values.append(_weighted_areas(yy, ss, w * (dom | (yy == 1)), max_fpr)[0])
+            values.append(_weighted_areas(yy, ss, w, max_fpr)[1])
+        values = np.maximum(np.stack(values), EPS)
+        return values.shape[0] / np.sum(1.0 / values, axis=0)
+    per_group = [_weighted_areas(y[idx], scores[idx], weights[:, idx], max_fpr)
+                 for idx in clips.groups.values()]
+    mean_auc = np.mean([a for a, _ in per_group], axis=0)
+    mean_pauc = np.mean([p for _, p in per_group], axis=0)
+    return {"auc": mean_auc, "pauc": mean_pauc,
+            "hmean": harmonic_mean(mean_auc, mean_pauc)}[metric]
+
+
+def _seed_scores(scores, n: int, name: str) -> np.ndarray:
+    arr = np.asarray(scores)
+    if arr.ndim == 1:
+        arr = arr[None]
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must have shape (clips,) or (seeds, clips), got {arr.shape}.")
+    return np.stack([_check_scores(row, n, name) for row in arr])
+
+
+def paired_difference(scores_a, scores_b, *, is_anomaly, key: jax.Array, metric: str = "hmean",
+                      groups=None, machine=None, section=None, domain=None,
+                      n_resamples: int = 1000, level: float = 0.95,
+                      max_fpr: float = 0.1) -> PairedDifference:
+    """How much detector a beats detector b on the same clips: ``metric(a) - metric(b)``,
+    averaged over seeds, with a paired bootstrap interval over clips and seeds
+    (:func:`paired_contrast` with weights +1, -1).
+
+    Args:
+      scores_a, scores_b: (clips,) or (seeds, clips) anomaly scores; row s of both comes from
+        seed s. Where every seed draws fresh (synthetic) clips, clip i of every seed must have
+        the same label and group.
+      is_anomaly, key, metric, groups, machine, section, domain, n_resamples, level, max_fpr:
+        as in :func:`paired_contrast`.
+
+    Example::
+
+        diff = paired_difference(scores_cnn, scores_ae, is_anomaly=y, key=jax.random.key(0))
+        verdict, detectable = claims.from_interval(diff, unit="hmean")
+    """
+    return paired_contrast([scores_a, scores_b], [1.0, -1.0], is_anomaly=is_anomaly, key=key,
+                           metric=metric, groups=groups, machine=machine, section=section,
+                           domain=domain, n_resamples=n_resamples, level=level, max_fpr=max_fpr)
+
+
+def paired_contrast(scores, weights, *, is_anomaly, key: jax.Array, metric: str = "hmean",
+                    groups=None, machine=None, section=None, domain=None,
+                    n_resamples: int = 1000, level: float = 0.95,
+                    max_fpr: float = 0.1) -> PairedDifference:
+    """sum_k w_k metric(scores_k), averaged over seeds, with a paired bootstrap interval over
+    clips and seeds: a difference of two detectors (weights +1, -1), or a difference of
+    differences across conditions on the same clips (e.g. (a - b) at -6 dB minus (a - b)
+    clean: weights +1, -1, -1, +1).
+
+    Each resample draws clips with replacement within every (group, domain, label) stratum --
+    the same clips for every term, so that what the clips share cancels -- and seeds with
+    replacement, and takes the mean over the drawn seeds of the per-seed contrasts; the
+    interval is the percentile interval of the resampled contrasts. The metrics are computed
+    for all resamples at once from clip multiplicities (:func:`auc`, :func:`pauc` exactly,
+    without scikit-learn's per-call cost).
+
+    Args:
+      scores: K arrays of (clips,) or (seeds, clips) anomaly scores, all the same shape; row s
+        of each comes from seed s. Where every seed draws fresh (synthetic) clips, clip i of
+        every seed must have the same label and group.
+      weights: K weights of the contrast.
+      is_anomaly: (clips,) 0/1 labels.
+      key: PRNG key of the resampling.
+      metric: "auc", "pauc" or "hmean" as in :func:`group_metrics` (per group, then averaged;
+        ``groups`` optional), or "official": the official score of :func:`dcase_table` under
+        the 2022-2024 rules (needs ``machine``, ``section`` and ``domain``).
+      n_resamples: bootstrap resamples (>= 100).
+      level: the interval's coverage.
+      max_fpr: the pAUC range.
+
+    Returns:
+      :class:`PairedDifference` of the contrast.
+    """
+    if metric not in PAIRED_METRICS:
+        raise ValueError(f"metric must be one of {PAIRED_METRICS}, got {metric!r}.")
+    max_fpr = _check_max_fpr(max_fpr)
+    if isinstance(level, bool) or np.ndim(level) != 0 or not 0.0 < float(level) < 1.0:
+        raise ValueError(f"level must be a probability in (0, 1), e.g. 0.95; got {level!r}.")
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) \
+            or n_resamples < 100:
+        raise ValueError(f"n_resamples must be an integer >= 100, got {n_resamples!r}.")
+    if not isinstance(key, jax.Array):
+        raise ValueError(f"key: the bootstrap needs a JAX PRNG key, e.g. jax.random.key(0); "
+                         f"got {key!r}.")
+    y = _check_labels(is_anomaly, "is_anomaly")
+    weights = np.asarray(weights, np.float64)
+    if weights.ndim != 1 or weights.size != len(scores) or not np.all(np.isfinite(weights)):
+        raise ValueError(f"weights must be {len(scores)} finite numbers, one per score array; "
+                         f"got {weights.tolist()}.")
+    terms = [_seed_scores(s, y.size, f"scores[{k}]") for k, s in enumerate(scores)]
+    if len({t.shape for t in terms}) != 1:
+        raise ValueError("the score arrays must come from the same seeds and clips, got shapes "
+                         f"{[t.shape for t in terms]}.")
+    dcase_info = (machine, section, domain)
+    if metric == "official":
+        if any(v is None for v in dcase_info):
+            raise ValueError("metric='official' needs machine, section and domain per clip "
+                             "(as for dcase_table).")
+        clips = _clips(machine, section, domain, y, terms[0][0], "2023")
+    else:
+        if any(v is not None for v in dcase_info):
+            raise ValueError("machine/section/domain are for metric='official'; for "
+                             f"metric={metric!r} pass groups.")
+        group = np.zeros(y.size, int) if groups is None else np.asarray(groups)
+        if group.shape != y.shape:
+            raise ValueError(f"groups must hold one group id per clip, shape {y.shape}; got "
+                             f"{group.shape}.")
+        clip_groups = {}
+        for g in np.unique(group):
+            idx = np.flatnonzero(group == g)
+            _check_both_classes(y[idx], "is_anomaly", f" in group {g}")
+            clip_groups[(str(g), "")] = idx
+        clips = _Clips(y=y, scores=terms[0][0], is_target=np.zeros(y.size, bool),
+                       groups=clip_groups)
+
+    k_clips, k_seeds = jax.random.split(key)
+    counts = np.zeros((1 + n_resamples, y.size))
+    counts[0] = 1.0  # row 0: the full data, for the estimate
+    rows = 1 + np.arange(n_resamples)[:, None]
+    stratum = 0
+    for idx in clips.groups.values():
+        for dom in (False, True):
+            for label in (0, 1):
+                members = idx[(clips.is_target[idx] == dom) & (y[idx] == label)]
+                if members.size:
+                    draw = np.asarray(jax.random.randint(jax.random.fold_in(k_clips, stratum),
+                                                         (n_resamples, members.size), 0,
+                                                         members.size))
+                    np.add.at(counts, (rows, members[draw]), 1.0)
+                    stratum += 1
+    num_seeds = terms[0].shape[0]
+    per_seed = sum(w * np.stack([_paired_metric(metric, clips, row, counts, max_fpr)
+                                 for row in term])
+                   for w, term in zip(weights, terms, strict=True))  # (seeds, 1 + resamples)
+    seeds = np.asarray(jax.random.randint(k_seeds, (n_resamples, num_seeds), 0, num_seeds))
+    resampled = np.mean(per_seed[seeds, rows], axis=1)
+    low, high = np.quantile(resampled, [(1.0 - level) / 2, (1.0 + level) / 2])
+    return PairedDifference(estimate=float(per_seed[:, 0].mean()), low=float(low),
+                            high=float(high), level=float(level), n_resamples=int(n_resamples))

@@ -7,7 +7,10 @@
   training embedding as a centre of its own; score test clips with
   :func:`nearest_centre_score` against them,
 * :func:`knn_score` -- mean cosine distance to the k nearest training embeddings,
-* :func:`reconstruction_error` -- per-example mean squared error (autoencoder baseline).
+* :func:`reconstruction_error` -- per-example mean squared error (autoencoder baseline),
+* :func:`level_score` -- no model at all: how far a clip's level lies from the normal
+  training clips' level. A reference row for every comparison of detectors: it shows what
+  the trivial cue "the clip is louder or quieter than usual" achieves on the data.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from sklearn.cluster import KMeans
 from asdtheory._validation import as_float_array, check_scalar
 from asdtheory.geometry import cosine_matrix, l2_normalize
 
-__all__ = ["kmeans_centres", "knn_score", "nearest_centre_score", "reconstruction_error"]
+__all__ = ["kmeans_centres", "knn_score", "level_score", "nearest_centre_score",
+           "reconstruction_error"]
 
 
 def _same_dim(a: jax.Array, b: jax.Array, name_a: str, name_b: str) -> None:
@@ -133,3 +137,54 @@ def reconstruction_error(inputs, reconstructions) -> np.ndarray:
                          f"{tuple(inputs.shape)} and {tuple(reconstructions.shape)}.")
     axes = tuple(range(1, inputs.ndim))
     return np.asarray(jnp.mean((inputs - reconstructions) ** 2, axis=axes))
+
+
+def _levels_db(waveforms, name: str) -> np.ndarray:
+    x = np.asarray(as_float_array(waveforms, name), np.float64)
+    if x.ndim != 2 or x.shape[1] == 0:
+        raise ValueError(f"{name} must be (clips, samples) waveforms, got shape {x.shape}.")
+    power = np.mean(x**2, axis=1)
+    if np.any(power == 0):
+        raise ValueError(f"{name} holds {int(np.sum(power == 0))} silent clip(s); a level in "
+                         "dB is undefined for them.")
+    return 10.0 * np.log10(power)
+
+
+def level_score(train_waveforms, test_waveforms, *, train_groups=None,
+                test_groups=None) -> np.ndarray:
+    """|L(x) - mean L(train)| / std L(train), L = 10 log10(mean x^2): the clip level's distance
+    from the normal training level of its group, in standard deviations.
+
+    The trivial detector every comparison should show beside the trained ones: when it scores
+    well, the data let "louder or quieter than usual" pass for anomaly detection.
+
+    Args:
+      train_waveforms: (n, T) normal training clips.
+      test_waveforms: (m, T') clips to score.
+      train_groups, test_groups: optional (n,), (m,) group ids (e.g. machine or section);
+        each test clip is compared with its own group's training clips.
+
+    Returns:
+      (m,) float64 scores.
+
+    >>> level_score(np.ones((2, 4)) * [[1.0], [1.2]], np.ones((1, 4)) * 2.0).round(2)
+    array([4.67])
+    """
+    train, test = _levels_db(train_waveforms, "train_waveforms"), _levels_db(test_waveforms,
+                                                                            "test_waveforms")
+    if (train_groups is None) != (test_groups is None):
+        raise ValueError("pass both train_groups and test_groups, or neither.")
+    tr_g = np.zeros(train.size, int) if train_groups is None else np.asarray(train_groups)
+    te_g = np.zeros(test.size, int) if test_groups is None else np.asarray(test_groups)
+    if tr_g.shape != train.shape or te_g.shape != test.shape:
+        raise ValueError(f"train_groups/test_groups must have shapes {train.shape} and "
+                         f"{test.shape} (one id per clip), got {tr_g.shape} and {te_g.shape}.")
+    scores = np.empty(test.size)
+    for g in np.unique(te_g):
+        ref = train[tr_g == g]
+        if ref.size < 2:
+            raise ValueError(f"group {g} has {ref.size} training clip(s); the level score "
+                             "needs at least 2 to estimate the normal level's spread.")
+        spread = max(float(np.std(ref, ddof=1)), 1e-3)  # 1e-3 dB: identical levels
+        scores[te_g == g] = np.abs(test[te_g == g] - ref.mean()) / spread
+    return scores

@@ -8,8 +8,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from asdtheory.evaluation import PairedDifference
 from asdtheory.repro import claims
-from asdtheory.repro.claims import claim, fmt, fmt_e, load_records, records
+from asdtheory.repro.claims import (
+    CONTRADICTED,
+    INCONCLUSIVE,
+    SUPPORTED,
+    claim,
+    fmt,
+    fmt_e,
+    fmt_interval,
+    from_interval,
+    load_records,
+    records,
+)
 
 
 @pytest.fixture
@@ -22,7 +34,7 @@ def test_claim_prints_the_exact_line_and_writes_the_record(claims_dir, capsys):
     figures = {"violations": np.int64(0), "n": 100000, "max_gap": jnp.float32(0.1234567891),
                "per_loss": {"arcface": np.float64(2 / 3)}, "curve": np.array([0.5, 0.25]),
                "ok": np.bool_(True)}
-    record = claim("C1.a", np.bool_(True), "violations 0 of 100000 random configurations",
+    record = claim("C1.a", SUPPORTED, "violations 0 of 100000 random configurations",
                    statement="Angular margin losses bound the compactness loss.",
                    figures=figures, notebook="01_compactness")
     assert capsys.readouterr().out == (
@@ -38,43 +50,71 @@ def test_claim_prints_the_exact_line_and_writes_the_record(claims_dir, capsys):
         "notebook": "01_compactness",
     }
     assert load_records(claims_dir) == [record]
-    assert record.supported and record in records()
+    assert record.verdict == SUPPORTED and record in records()
 
 
-def test_not_supported_and_repeated_ids(claims_dir, capsys):
-    claim("C3.x", True, "first", statement="s")
-    second = claim("C3.x", False, "AUC 0.512 vs 0.730", statement="s")
-    last_line = capsys.readouterr().out.splitlines()[-1]
-    assert last_line == "CLAIM C3.x NOT SUPPORTED | AUC 0.512 vs 0.730"
+def test_three_verdicts_and_repeated_ids(claims_dir, capsys):
+    claim("C3.x", SUPPORTED, "first", statement="s")
+    second = claim("C3.x", CONTRADICTED, "AUC 0.512 vs 0.730", statement="s")
+    third = claim("C3.y", INCONCLUSIVE, "diff 0.01 [-0.03, 0.05]", statement="s",
+                  detectable="0.040 AUC")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2:] == ["CLAIM C3.x CONTRADICTED | AUC 0.512 vs 0.730",
+                          "CLAIM C3.y INCONCLUSIVE | diff 0.01 [-0.03, 0.05]; detectable effect "
+                          "0.040 AUC"]
     assert [r for r in records() if r.id == "C3.x"] == [second]
-    (loaded,) = load_records(claims_dir)
-    assert loaded == second and not loaded.supported and loaded.figures == {}
+    assert load_records(claims_dir) == [second, third]
 
 
 def test_no_file_without_the_environment_variable(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv(claims.CLAIMS_DIR_ENV, raising=False)
     monkeypatch.chdir(tmp_path)
-    claim("C9.z", False, "n/a", statement="s")
+    claim("C9.z", CONTRADICTED, "n/a", statement="s")
     assert list(tmp_path.iterdir()) == []
-    assert capsys.readouterr().out == "CLAIM C9.z NOT SUPPORTED | n/a\n"
+    assert capsys.readouterr().out == "CLAIM C9.z CONTRADICTED | n/a\n"
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "verdict", "detectable"),
+    [(0.001, 0.2, SUPPORTED, None), (-0.2, -0.001, CONTRADICTED, None),
+     (-0.02, 0.04, INCONCLUSIVE, "0.030 AUC"), (0.0, 0.1, INCONCLUSIVE, "0.050 AUC"),
+     (-0.1, 0.0, INCONCLUSIVE, "0.050 AUC")],
+)
+def test_from_interval(low, high, verdict, detectable):
+    diff = PairedDifference(estimate=(low + high) / 2, low=low, high=high, level=0.95,
+                            n_resamples=1000)
+    assert from_interval(diff, unit="AUC") == (verdict, detectable)
+
+
+def test_from_interval_and_fmt_interval_bad_input():
+    with pytest.raises(ValueError, match="low <= high"):
+        from_interval(PairedDifference(0.0, 0.1, -0.1, 0.95, 100), unit="AUC")
+    with pytest.raises(ValueError, match="unit must be a non-empty string"):
+        from_interval(PairedDifference(0.0, -0.1, 0.1, 0.95, 100), unit="")
+    assert fmt_interval(PairedDifference(-0.00004, -0.0301, 0.0299, 0.95, 100)) == \
+        "0.000 [-0.030, 0.030]"
 
 
 @pytest.mark.parametrize(
     ("args", "kwargs", "match"),
     [
-        (("C 1", True, "x"), {}, "claim_id must look like"),
-        (("C1.a/../x", True, "x"), {}, "claim_id must look like"),
-        (("C1.a", 1, "x"), {}, "supported must be a bool"),
-        (("C1.a", True, ""), {}, "summary must be a non-empty string"),
-        (("C1.a", True, "two\nlines"), {}, "summary must be a single line"),
-        (("C1.a", True, "x"), {"statement": None}, "statement must be a non-empty string"),
-        (("C1.a", True, "x"), {"figures": [1, 2]}, "figures must be a dict"),
-        (("C1.a", True, "x"), {"figures": {"auc": float("nan")}},
+        (("C 1", SUPPORTED, "x"), {}, "claim_id must look like"),
+        (("C1.a/../x", SUPPORTED, "x"), {}, "claim_id must look like"),
+        (("C1.a", True, "x"), {}, "verdict must be one of"),
+        (("C1.a", "NOT SUPPORTED", "x"), {}, "verdict must be one of"),
+        (("C1.a", INCONCLUSIVE, "x"), {}, "must state the smallest effect"),
+        (("C1.a", SUPPORTED, "x"), {"detectable": "0.1 AUC"}, "must state the smallest effect"),
+        (("C1.a", INCONCLUSIVE, "x"), {"detectable": ""}, "detectable must be a non-empty"),
+        (("C1.a", SUPPORTED, ""), {}, "summary must be a non-empty string"),
+        (("C1.a", SUPPORTED, "two\nlines"), {}, "summary must be a single line"),
+        (("C1.a", SUPPORTED, "x"), {"statement": None}, "statement must be a non-empty string"),
+        (("C1.a", SUPPORTED, "x"), {"figures": [1, 2]}, "figures must be a dict"),
+        (("C1.a", SUPPORTED, "x"), {"figures": {"auc": float("nan")}},
          r"figures\['auc'\] is nan"),
-        (("C1.a", True, "x"), {"figures": {"a": {"b": [1.0, np.inf]}}},
+        (("C1.a", SUPPORTED, "x"), {"figures": {"a": {"b": [1.0, np.inf]}}},
          r"figures\['a'\]\['b'\]\[1\] is inf"),
-        (("C1.a", True, "x"), {"figures": {1: 2.0}}, "non-string key"),
-        (("C1.a", True, "x"), {"figures": {"f": object()}}, "which JSON cannot hold"),
+        (("C1.a", SUPPORTED, "x"), {"figures": {1: 2.0}}, "non-string key"),
+        (("C1.a", SUPPORTED, "x"), {"figures": {"f": object()}}, "which JSON cannot hold"),
     ],
 )
 def test_bad_claims_are_rejected(args, kwargs, match, claims_dir):

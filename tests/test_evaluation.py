@@ -384,3 +384,109 @@ def test_harmonic_mean_lies_between_min_and_mean(a, b):
     h = ev.harmonic_mean(a, b)
     assert min(a, b) - 1e-12 <= h <= (a + b) / 2 + 1e-12
     assert ev.harmonic_mean(a, a) == pytest.approx(a)
+
+
+# ------------------------------------------------------------------- paired differences
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.sampled_from([0.05, 0.1, 0.3, 1.0]))
+def test_resampled_auc_and_pauc_equal_sklearn_on_the_materialised_clips(seed, max_fpr):
+    rng = np.random.default_rng(seed)
+    y = np.r_[np.zeros(30, int), np.ones(12, int)]
+    scores = np.round(rng.normal(size=42) + y, 1)  # rounding makes ties
+    counts = rng.integers(0, 3, size=(4, 42)).astype(float)
+    counts[:, [0, -1]] = 1  # both classes stay present
+    got_auc, got_pauc = ev._weighted_areas(y, scores, counts, max_fpr)
+    for row, a, p in zip(counts.astype(int), got_auc, got_pauc, strict=True):
+        yy, ss = np.repeat(y, row), np.repeat(scores, row)
+        assert a == pytest.approx(roc_auc_score(yy, ss), abs=1e-12)
+        assert p == pytest.approx(roc_auc_score(yy, ss, max_fpr=max_fpr), abs=1e-12)
+
+
+def _two_detectors(rng, separation):
+    y = np.tile(np.r_[np.zeros(40, int), np.ones(20, int)], 2)
+    groups = np.repeat([0, 1], 60)
+    a = rng.normal(size=(3, 120)) + separation * y
+    b = rng.normal(size=(3, 120)) + 0.3 * y
+    return y, groups, a, b
+
+
+def test_paired_difference_estimate_is_the_mean_per_seed_difference():
+    y, groups, a, b = _two_detectors(np.random.default_rng(1), 1.0)
+    got = ev.paired_difference(a, b, is_anomaly=y, groups=groups, key=jax.random.key(0),
+                               n_resamples=200)
+    want = np.mean([ev.group_metrics(y, a[s], groups)["hmean"]
+                    - ev.group_metrics(y, b[s], groups)["hmean"] for s in range(3)])
+    assert got.estimate == pytest.approx(want, abs=1e-12)
+    assert got.low < got.estimate < got.high
+    domain = np.where(np.arange(120) % 3, "source", "target")
+    got = ev.paired_difference(a, b, is_anomaly=y, metric="official", machine="valve",
+                               section=groups, domain=domain, key=jax.random.key(0),
+                               n_resamples=200)
+    want = np.mean([ev.official_score(ev.dcase_table(machine="valve", section=groups,
+                                                     domain=domain, is_anomaly=y, scores=s))
+                    for s in a - 0]) - np.mean([ev.official_score(ev.dcase_table(
+                        machine="valve", section=groups, domain=domain, is_anomaly=y, scores=s))
+                        for s in b])
+    assert got.estimate == pytest.approx(want, abs=1e-12)
+
+
+def test_paired_difference_decides_only_what_the_clips_can_tell():
+    rng = np.random.default_rng(2)
+    y, groups, a, b = _two_detectors(rng, 2.5)
+    clear = ev.paired_difference(a, b, is_anomaly=y, groups=groups, key=jax.random.key(0))
+    assert clear.low > 0.2
+    # The same detector twice: every resample differs by exactly 0.
+    same = ev.paired_difference(a, a, is_anomaly=y, groups=groups, key=jax.random.key(0))
+    assert (same.estimate, same.low, same.high) == (0.0, 0.0, 0.0)
+    # Two equally good detectors: the interval holds 0 and its width reflects the clips.
+    _, _, c, d = _two_detectors(rng, 0.3)
+    tie = ev.paired_difference(c, d, is_anomaly=y, groups=groups, key=jax.random.key(0))
+    assert tie.low < 0 < tie.high and 0.02 < tie.high - tie.low < 0.5
+
+
+def test_paired_difference_pairs_the_clips():
+    # b = a plus clip-level noise shared by nothing: pairing removes the clip effect that both
+    # share, so the paired interval is narrower than the sum of two unpaired intervals.
+    rng = np.random.default_rng(3)
+    y = np.r_[np.zeros(80, int), np.ones(40, int)]
+    shared = rng.normal(size=120) + 0.8 * y
+    a = shared + 0.1 * rng.normal(size=120)
+    b = shared + 0.1 * rng.normal(size=120)
+    paired = ev.paired_difference(a, b, is_anomaly=y, key=jax.random.key(0))
+    alone = ev.paired_difference(a, np.zeros(120) + np.arange(120) % 2, is_anomaly=y,
+                                 key=jax.random.key(0))
+    assert paired.high - paired.low < 0.25 * (alone.high - alone.low)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"metric": "f1"}, "metric must be one of"),
+     ({"metric": "official"}, "needs machine, section and domain"),
+     ({"machine": "valve"}, "are for metric='official'"),
+     ({"n_resamples": 10}, "n_resamples must be an integer >= 100"),
+     ({"level": 1.0}, "level must be a probability"),
+     ({"key": 0}, "needs a JAX PRNG key"),
+     ({"groups": [0, 1]}, "groups must hold one group id per clip"),
+     ({"scores_b": np.zeros((2, 6))}, "must come from the same seeds and clips"),
+     ({"scores_a": np.zeros((1, 1, 6))}, "must have shape"),
+     ({"is_anomaly": [0, 0, 0, 0, 0, 0]}, "contains only normal")],
+)
+def test_paired_difference_bad_input(kwargs, match):
+    args = {"scores_a": np.arange(6.0), "scores_b": np.arange(6.0)[::-1],
+            "is_anomaly": [0, 0, 0, 1, 1, 1], "key": jax.random.key(0)} | kwargs
+    with pytest.raises(ValueError, match=match):
+        ev.paired_difference(args.pop("scores_a"), args.pop("scores_b"), **args)
+
+
+def test_paired_contrast_of_differences_across_conditions():
+    y, groups, a, b = _two_detectors(np.random.default_rng(4), 1.0)
+    rng = np.random.default_rng(5)
+    a_noisy, b_noisy = a + 5 * rng.normal(size=a.shape), b + 0.1 * rng.normal(size=b.shape)
+    got = ev.paired_contrast([a_noisy, b_noisy, a, b], [1, -1, -1, 1], is_anomaly=y,
+                             groups=groups, key=jax.random.key(0), n_resamples=300)
+    h = lambda s: np.mean([ev.group_metrics(y, r, groups)["hmean"] for r in s])
+    assert got.estimate == pytest.approx(h(a_noisy) - h(b_noisy) - h(a) + h(b), abs=1e-12)
+    assert got.high < 0  # noise took a's lead away
+    with pytest.raises(ValueError, match="weights must be 2 finite numbers"):
+        ev.paired_contrast([a, b], [1.0], is_anomaly=y, key=jax.random.key(0))

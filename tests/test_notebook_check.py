@@ -61,9 +61,9 @@ def test_text_is_compared_exactly_and_numbers_at_the_tolerance():
     tolerance = Tolerance(abs=0.02, reason="test")
     assert compare_text(stored, within, tolerance) == []
     assert compare_text(stored, within, EXACT)  # the same change, compared exactly, fails
-    flipped = within.replace("SUPPORTED", "NOT SUPPORTED")
+    flipped = within.replace("SUPPORTED", "CONTRADICTED")
     [problem] = compare_text(stored, flipped, tolerance)
-    assert "text differs" in problem and "NOT SUPPORTED" in problem
+    assert "text differs" in problem and "CONTRADICTED" in problem
     [problem] = compare_text(stored, within.replace("0.460", "0.500"), tolerance)
     assert problem.startswith("number 0.476 -> 0.500") and "C4.a clean" in problem
     [problem] = compare_text(stored, within.replace("3 seeds", "4 seeds"), tolerance)
@@ -96,7 +96,7 @@ def _figure(figures: dict, integer: bool, prefix: tuple = ()):
 
 
 def _flip_verdict(record: dict) -> None:
-    record["verdict"] = "NOT SUPPORTED" if record["verdict"] == "SUPPORTED" else "SUPPORTED"
+    record["verdict"] = "CONTRADICTED" if record["verdict"] == "SUPPORTED" else "SUPPORTED"
 
 
 def _set_figure(record: dict, *, path: tuple, value) -> None:
@@ -153,7 +153,7 @@ from asdtheory.repro.claims import claim
 
 # %%
 # tolerance: abs=0.01; test tolerance
-claim("T1", True, "auc 0.500", statement="A test claim.", figures={"auc": 0.5, "n": 3},
+claim("T1", "SUPPORTED", "auc 0.500", statement="A test claim.", figures={"auc": 0.5, "n": 3},
       notebook="01_tiny")
 
 # %%
@@ -165,7 +165,7 @@ print("violations 0 of 1100")
 
 # %%
 # tolerance: abs=0.01; test tolerance
-claim("T2", False, "margin -0.100", statement="Another.", notebook="01_tiny")
+claim("T2", "CONTRADICTED", "margin -0.100", statement="Another.", notebook="01_tiny")
 """
 
 
@@ -202,7 +202,7 @@ def test_nbval_reports_each_edit_and_is_exact_on_the_stored_rounding(tmp_path):
     assert "compared at tolerance abs 0.01 (test tolerance)" in report
     assert "01_tiny, claim T1, figure auc: 0.52 -> 0.5 beyond tolerance abs 0.01" in report
     assert "count 1 -> 0 beyond exact in: violations 1 of 1100" in report
-    assert "01_tiny, claim T2: verdict 'SUPPORTED' -> 'NOT SUPPORTED'" in report
+    assert "01_tiny, claim T2: verdict 'SUPPORTED' -> 'CONTRADICTED'" in report
     assert "PASSED 01_tiny.ipynb::Cell 2" in report, report   # 0.505 is within 0.01
     assert "3 failed, 2 passed" in report.splitlines()[-1], report
 

@@ -16,7 +16,7 @@ from asdtheory.repro.claims import CLAIM_MIME
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.py"))
 SANITIZE = REPO / "tests" / "nbval_sanitize.cfg"
-CLAIM_LINE = re.compile(r"^CLAIM (\S+) (SUPPORTED|NOT SUPPORTED) \| \S", re.MULTILINE)
+CLAIM_LINE = re.compile(r"^CLAIM (\S+) (SUPPORTED|CONTRADICTED|INCONCLUSIVE) \| \S", re.MULTILINE)
 
 
 def _cells(notebook):

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from asdtheory.scoring import (
     kmeans_centres,
     knn_score,
+    level_score,
     nearest_centre_score,
     reconstruction_error,
 )
@@ -145,3 +146,34 @@ def test_reconstruction_error_bad_input(inputs, reconstructions, match):
 def test_nearest_centre_score_bad_input(embeddings, centres, match):
     with pytest.raises(ValueError, match=match):
         nearest_centre_score(embeddings, centres)
+
+
+def test_level_score_is_the_level_distance_in_training_standard_deviations():
+    rng = np.random.default_rng(0)
+    gains = np.array([1.0, 1.1, 0.9, 1.05, 10.0, 0.1])
+    train = rng.normal(size=(6, 800)) * gains[:, None]
+    groups = np.array([0, 0, 0, 1, 1, 1])
+    test = rng.normal(size=(4, 400)) * np.array([1.0, 3.0, 1.0, 3.0])[:, None]
+    test_groups = np.array([0, 0, 1, 1])
+    got = level_score(train, test, train_groups=groups, test_groups=test_groups)
+    level = lambda x: 10 * np.log10(np.mean(x**2, axis=1))
+    for i, g in enumerate(test_groups):
+        ref = level(train[groups == g])
+        assert got[i] == pytest.approx(abs(level(test[i:i + 1])[0] - ref.mean())
+                                       / ref.std(ddof=1), rel=1e-5)  # float32 input
+    assert got[1] > got[0]  # 3x louder than its group's normal level
+
+
+@pytest.mark.parametrize(
+    ("train", "test", "kwargs", "match"),
+    [(np.ones((3, 4)), np.zeros((1, 4)), {}, "1 silent clip"),
+     (np.ones(4), np.ones((1, 4)), {}, r"must be \(clips, samples\)"),
+     (np.ones((3, 4)), np.ones((1, 4)), {"train_groups": [0, 0, 0]}, "or neither"),
+     (np.ones((3, 4)), np.ones((1, 4)), {"train_groups": [0, 0, 1], "test_groups": [1]},
+      "group 1 has 1 training clip"),
+     (np.ones((3, 4)), np.ones((1, 4)), {"train_groups": [0, 0], "test_groups": [0]},
+      "must have shapes")],
+)
+def test_level_score_bad_input(train, test, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        level_score(train, test, **kwargs)

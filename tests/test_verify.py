@@ -18,8 +18,9 @@ GOOD = textwrap.dedent('''\
 
     # %%
     from asdtheory.repro.claims import claim
-    claim("T1.a", True, "violations 0 of 10", statement="a holds", notebook="01_good")
-    claim("T1.b", False, "gap 0.1 < spread 0.2", statement="b holds", notebook="01_good")
+    claim("T1.a", "SUPPORTED", "violations 0 of 10", statement="a holds", notebook="01_good")
+    claim("T1.b", "INCONCLUSIVE", "gap 0.1 [-0.1, 0.3]", statement="b holds",
+          detectable="0.2 AUC", notebook="01_good")
 ''')
 BROKEN = textwrap.dedent('''\
     # %%
@@ -46,8 +47,9 @@ def test_verify_writes_the_claims_report_and_html(notebook_dir, tmp_path, capsys
     assert status == 0
     report = (out / "claims.md").read_text()
     assert "| T1.a | a holds | **SUPPORTED** | violations 0 of 10 | 01_good |" in report
-    assert "| T1.b | b holds | **NOT SUPPORTED** | gap 0.1 < spread 0.2 | 01_good |" in report
-    assert "1 of 2 claims supported." in report
+    assert ("| T1.b | b holds | **INCONCLUSIVE** | gap 0.1 [-0.1, 0.3]; detectable effect 0.2 "
+            "AUC | 01_good |") in report
+    assert "2 claims: 1 SUPPORTED, 0 CONTRADICTED, 1 INCONCLUSIVE." in report
     assert "ci mode, 1 notebook(s), on " in report  # and the CPU type the numbers come from
     assert (out / "01_good.html").read_text().lstrip().lower().startswith("<!doctype html")
     assert not (notebook_dir / "01_good.ipynb").exists()  # sources and stored outputs untouched

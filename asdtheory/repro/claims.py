@@ -1,16 +1,23 @@
 """The claim helper: every check of a notebook ends in one verdict line and one JSON record.
 
->>> record = claim("C2.c", True, f"max |grad| {fmt(0.0)} for N = 1",
+>>> record = claim("C2.c", SUPPORTED, f"max |grad| {fmt(0.0)} for N = 1",
 ...                statement="With a single class the softmax loss is 0 and its gradient is 0.")
 CLAIM C2.c SUPPORTED | max |grad| 0.000 for N = 1
 
-The line format is fixed (``CLAIM <id> <SUPPORTED|NOT SUPPORTED> | <summary>``) so that the
-claims report and CI can find the verdicts in executed notebooks. When the environment
-variable ``ASDTHEORY_CLAIMS_DIR`` is set (``asdtheory verify`` sets it), each claim is also
-written to ``<dir>/<id>.json`` with the fields of :class:`ClaimRecord`; :func:`load_records`
-reads them back. :func:`records` lists the claims made in this process. In a Jupyter kernel
-the line is a display output that carries the record as :data:`CLAIM_MIME`, so that the
-stored notebook keeps every figure and the notebook check compares them by name.
+Three verdicts (:data:`VERDICTS`): ``SUPPORTED`` -- the effect the claim predicts is there,
+beyond the check's pre-stated uncertainty; ``CONTRADICTED`` -- the opposite is there, beyond
+it; ``INCONCLUSIVE`` -- neither, and the line then states the smallest effect the run could
+have detected (``detectable=``), because "not supported" from a run that could not tell is a
+false statement. :func:`from_interval` turns a paired confidence interval of an effect
+(:func:`asdtheory.evaluation.paired_difference`) into the verdict and its detectable effect.
+
+The line format is fixed (``CLAIM <id> <verdict> | <summary>``) so that the claims report and
+CI can find the verdicts in executed notebooks. When the environment variable
+``ASDTHEORY_CLAIMS_DIR`` is set (``asdtheory verify`` sets it), each claim is also written to
+``<dir>/<id>.json`` with the fields of :class:`ClaimRecord`; :func:`load_records` reads them
+back. :func:`records` lists the claims made in this process. In a Jupyter kernel the line is a
+display output that carries the record as :data:`CLAIM_MIME`, so that the stored notebook
+keeps every figure and the notebook check compares them by name.
 """
 
 from __future__ import annotations
@@ -24,14 +31,16 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CLAIMS_DIR_ENV", "CLAIM_MIME", "ClaimRecord", "claim", "fmt", "fmt_e",
+__all__ = ["CLAIMS_DIR_ENV", "CLAIM_MIME", "CONTRADICTED", "INCONCLUSIVE", "SUPPORTED",
+           "VERDICTS", "ClaimRecord", "claim", "fmt", "fmt_e", "fmt_interval", "from_interval",
            "load_records", "records"]
 
 CLAIMS_DIR_ENV = "ASDTHEORY_CLAIMS_DIR"
 # In a notebook the verdict line is shown with the record beside it under this MIME type, so
 # that the stored notebook keeps every figure and nbval's check can compare them by name.
 CLAIM_MIME = "application/vnd.asdtheory.claim+json"
-VERDICTS = {True: "SUPPORTED", False: "NOT SUPPORTED"}
+SUPPORTED, CONTRADICTED, INCONCLUSIVE = "SUPPORTED", "CONTRADICTED", "INCONCLUSIVE"
+VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE)
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 # Figures keep this many significant digits: enough for any reported number, few enough that
 # the JSON does not change with the last bits of a platform's floating point.
@@ -42,7 +51,7 @@ _RECORDS: dict[str, ClaimRecord] = {}
 
 @dataclasses.dataclass(frozen=True)
 class ClaimRecord:
-    """One verdict: ``verdict`` is "SUPPORTED" or "NOT SUPPORTED"."""
+    """One verdict: ``verdict`` is one of :data:`VERDICTS`."""
 
     id: str
     verdict: str
@@ -50,10 +59,6 @@ class ClaimRecord:
     summary: str
     figures: dict
     notebook: str | None
-
-    @property
-    def supported(self) -> bool:
-        return self.verdict == VERDICTS[True]
 
     @property
     def line(self) -> str:
@@ -91,6 +96,49 @@ def fmt_e(x, digits: int = 1, *, below: float = 0.0) -> str:
     if not below >= 0:
         raise ValueError(f"below must be >= 0, got {below}.")
     return f"< {below:.0e}" if abs(value) < below else f"{value:.{digits}e}"
+
+
+def fmt_interval(difference, digits: int = 3) -> str:
+    """A paired difference as ``estimate [low, high]``, each rounded by :func:`fmt`.
+
+    >>> from asdtheory.evaluation import PairedDifference
+    >>> fmt_interval(PairedDifference(0.0123, -0.0201, 0.0446, 0.95, 1000))
+    '0.012 [-0.020, 0.045]'
+    """
+    return (f"{fmt(difference.estimate, digits)} [{fmt(difference.low, digits)}, "
+            f"{fmt(difference.high, digits)}]")
+
+
+def from_interval(difference, *, unit: str, digits: int = 3) -> tuple[str, str | None]:
+    """The verdict of "the effect is positive" from a confidence interval of the effect.
+
+    ``SUPPORTED`` when the whole interval lies above 0, ``CONTRADICTED`` when it lies below,
+    else ``INCONCLUSIVE`` with the detectable effect: the interval's half-width, the smallest
+    true effect whose interval (of the same width) would have excluded 0.
+
+    Args:
+      difference: an object with ``low`` and ``high`` (e.g. a
+        :class:`~asdtheory.evaluation.PairedDifference`), oriented so that the claim
+        predicts a positive effect.
+      unit: what the effect is measured in, e.g. "official score".
+
+    Returns:
+      (verdict, detectable) for :func:`claim`; detectable is None unless INCONCLUSIVE.
+
+    >>> from asdtheory.evaluation import PairedDifference
+    >>> from_interval(PairedDifference(0.01, -0.02, 0.04, 0.95, 1000), unit="AUC")
+    ('INCONCLUSIVE', '0.030 AUC')
+    >>> from_interval(PairedDifference(-0.05, -0.08, -0.02, 0.95, 1000), unit="AUC")
+    ('CONTRADICTED', None)
+    """
+    low, high = _real(difference.low, "low"), _real(difference.high, "high")
+    if not low <= high:
+        raise ValueError(f"the interval must have low <= high, got [{low}, {high}].")
+    if low > 0:
+        return SUPPORTED, None
+    if high < 0:
+        return CONTRADICTED, None
+    return INCONCLUSIVE, f"{fmt((high - low) / 2, digits)} {_check_text(unit, 'unit')}"
 
 
 def _real(x, name: str) -> float:
@@ -142,14 +190,18 @@ def _check_text(value, name: str) -> str:
     return value
 
 
-def claim(claim_id: str, supported, summary: str, *, statement: str,
-          figures: dict | None = None, notebook: str | None = None) -> ClaimRecord:
-    """Prints ``CLAIM <id> <SUPPORTED|NOT SUPPORTED> | <summary>`` and records the verdict.
+def claim(claim_id: str, verdict: str, summary: str, *, statement: str,
+          detectable: str | None = None, figures: dict | None = None,
+          notebook: str | None = None) -> ClaimRecord:
+    """Prints ``CLAIM <id> <verdict> | <summary>`` and records the verdict.
 
     Args:
       claim_id: catalogue id such as "C1.a" (letters, digits, ".", "_", "-").
-      supported: the verdict, a bool computed by the check (never a target).
+      verdict: one of :data:`VERDICTS`, computed by the check (never a target).
       summary: one line with the deciding numbers (use :func:`fmt` for rounding).
+      detectable: for ``INCONCLUSIVE`` (required there, refused otherwise), the smallest
+        effect the run could have detected, in words with its unit, e.g. "0.081 official
+        score"; the line ends with ``; detectable effect <detectable>``.
       statement: the claim being checked, in words (one line).
       figures: named numbers behind the verdict; NumPy/JAX values are converted and floats
         rounded to 6 significant digits.
@@ -162,18 +214,24 @@ def claim(claim_id: str, supported, summary: str, *, statement: str,
     if not isinstance(claim_id, str) or not _ID.fullmatch(claim_id):
         raise ValueError(f"claim_id must look like 'C1.a' (letters, digits, '.', '_', '-', "
                          f"no spaces), got {claim_id!r}.")
-    if not isinstance(supported, (bool, np.bool_)):
-        raise ValueError(f"supported must be a bool (the verdict), got {supported!r} of type "
-                         f"{type(supported).__name__}.")
+    if verdict not in VERDICTS:
+        raise ValueError(f"verdict must be one of {VERDICTS}, got {verdict!r}.")
+    if (verdict == INCONCLUSIVE) != (detectable is not None):
+        raise ValueError("detectable: an INCONCLUSIVE verdict must state the smallest effect "
+                         "the run could have detected (detectable='0.08 AUC'), and only it; "
+                         f"got verdict {verdict!r} with detectable={detectable!r}.")
+    summary = _check_text(summary, "summary")
+    if detectable is not None:
+        summary += f"; detectable effect {_check_text(detectable, 'detectable')}"
     if figures is not None and not isinstance(figures, dict):
         raise ValueError(f"figures must be a dict of named numbers, got {type(figures).__name__}.")
     if notebook is not None:
         _check_text(notebook, "notebook")
     record = ClaimRecord(
         id=claim_id,
-        verdict=VERDICTS[bool(supported)],
+        verdict=verdict,
         statement=_check_text(statement, "statement"),
-        summary=_check_text(summary, "summary"),
+        summary=summary,
         figures=_json_value(figures or {}, "figures"),
         notebook=notebook,
     )
@@ -232,8 +290,8 @@ def load_records(directory) -> list[ClaimRecord]:
             raise ValueError(f"{path} is not valid JSON: {err}") from err
         if not isinstance(data, dict) or sorted(data) != sorted(fields):
             raise ValueError(f"{path} is not a claim record: expected the keys {fields}.")
-        if data["verdict"] not in VERDICTS.values() or data["id"] != path.stem:
+        if data["verdict"] not in VERDICTS or data["id"] != path.stem:
             raise ValueError(f"{path} has verdict {data['verdict']!r} and id {data['id']!r}; "
-                             f"expected one of {list(VERDICTS.values())} and {path.stem!r}.")
+                             f"expected one of {list(VERDICTS)} and {path.stem!r}.")
         out.append(ClaimRecord(**data))
     return out

@@ -12,7 +12,7 @@ to unpack it. Then, for every selected ``notebooks/NN_name.py`` (jupytext source
 
 then writes ``<output>/claims.md``: claim id, statement, verdict, key figures, notebook.
 The exit status is non-zero when a notebook fails to execute (the failing cell is named); a
-NOT SUPPORTED verdict is a result, not a failure.
+CONTRADICTED or INCONCLUSIVE verdict is a result, not a failure.
 """
 
 from __future__ import annotations
@@ -109,9 +109,15 @@ def claims_report(records: Sequence[claims.ClaimRecord], *, run: str | None = No
     for r in sorted(records, key=lambda r: _claim_sort_key(r.id)):
         cells = [r.id, r.statement, f"**{r.verdict}**", r.summary, r.notebook or ""]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    supported = sum(r.supported for r in records)
-    lines += ["", f"{supported} of {len(records)} claims supported."]
+    lines += ["", verdict_counts(r.verdict for r in records) + "."]
     return "\n".join(lines) + "\n"
+
+
+def verdict_counts(verdicts) -> str:
+    """"n claims: a SUPPORTED, b CONTRADICTED, c INCONCLUSIVE" for a list of verdicts."""
+    verdicts = list(verdicts)
+    counts = ", ".join(f"{verdicts.count(v)} {v}" for v in claims.VERDICTS)
+    return f"{len(verdicts)} claims: {counts}"
 
 
 README_BEGIN = "<!-- claims-table"
@@ -139,7 +145,7 @@ def readme_claims_table(rows: Sequence[tuple[str, str, str, str]]) -> str:
     lines = ["| claim | verdict | figures | notebook |", "| --- | --- | --- | --- |"]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in (i, f"**{v}**", f, nb)) + " |"
               for i, v, f, nb in rows]
-    return "\n".join(lines)
+    return "\n".join([*lines, "", verdict_counts(v for _, v, _, _ in rows) + "."])
 
 
 def update_readme(readme: Path, notebook_dir: Path) -> None:
