@@ -57,6 +57,7 @@ __all__ = [
     "constant_embedding_bound",
     "loss_lower_bound",
     "map_configurations",
+    "orthogonal_minimiser_angle",
     "random_configurations",
     "simplex_compactness_bound",
     "simplex_loss_lower_bound",
@@ -329,3 +330,17 @@ def map_configurations(fn: Callable[[Configurations], dict], key: jax.Array, num
 
     outputs = [run(jax.random.fold_in(key, i)) for i in range(num_configs // chunk_size)]
     return {name: np.concatenate([np.asarray(o[name]) for o in outputs]) for name in outputs[0]}
+
+
+def orthogonal_minimiser_angle(num_classes: int) -> float:
+    """The angle (radians) between the minimiser of the margin-free softmax loss and its own
+    centre when the N centres are orthonormal: arccos sqrt((N - 1) / N), for every scale s.
+
+    With orthonormal centres the loss log(1 + sum_{k != y} exp(s (cos theta_k - cos theta_y)))
+    is, by convexity of exp, smallest when every non-target cosine takes one value b, and then
+    when a - b is largest (a = cos theta_y) subject to a^2 + (N - 1) b^2 <= 1: by Lagrange,
+    b = -a / (N - 1) and a = sqrt((N - 1) / N). The same holds for CosFace (cos - m has the same
+    argmax). The minimiser is off-centre: it moves away from the other centres.
+    """
+    check_scalar(num_classes, "num_classes", low=2, integer=True)
+    return math.acos(math.sqrt((num_classes - 1) / num_classes))

@@ -24,7 +24,7 @@ from asdtheory import losses, metrics, train
 from asdtheory._validation import check_scalar
 from asdtheory.geometry import angles, l2_normalize, random_centres
 
-__all__ = ["neural_collapse_callback", "scale_trajectory"]
+__all__ = ["free_embedding_run", "neural_collapse_callback", "scale_trajectory"]
 
 
 @functools.partial(jax.jit, static_argnames=("steps", "learning_rate", "variant"))
@@ -124,3 +124,56 @@ def neural_collapse_callback(inputs, labels, *, batch_size: int = 256
         return metrics.neural_collapse(z, labels, centres)
 
     return callback
+
+
+@functools.partial(jax.jit, static_argnames=("loss_fn", "compactness_fn", "steps",
+                                             "learning_rate"))
+def _free_scan(x0, centres, labels, scale, *, loss_fn, compactness_fn, steps: int,
+               learning_rate: float):
+    tx = optax.adam(optax.cosine_decay_schedule(learning_rate, steps))
+
+    def step(carry, _):
+        x, state = carry
+        loss, grad = jax.value_and_grad(
+            lambda z: jnp.mean(loss_fn(z, centres, labels, scale)))(x)
+        comp = jnp.mean(compactness_fn(x, centres, labels))
+        updates, state = tx.update(grad, state, x)
+        return (optax.apply_updates(x, updates), state), (loss, comp)
+
+    (x, _), (loss, comp) = jax.lax.scan(step, (x0, tx.init(x0)), length=steps)
+    return x, loss, comp
+
+
+def free_embedding_run(loss_fn: Callable, compactness_fn: Callable, x0, centres, labels, *,
+                       scale: float, steps: int, learning_rate: float = 0.05
+                       ) -> dict[str, np.ndarray]:
+    """Adam on free embeddings ("unconstrained features") with a cosine-decayed step size.
+
+    x_0 = ``x0``; step t minimises mean_i loss_fn(x, centres, labels, scale) by one Adam step
+    with step size lr * (1 + cos(pi t / T)) / 2, so that the run settles at the end (a constant
+    step size leaves Adam oscillating at a distance ~lr from the minimiser). The whole run is
+    one ``jax.lax.scan``; it computes in the dtype of ``x0`` (float64 under
+    ``jax.enable_x64``, where large scales do not saturate the loss as float32 does).
+
+    Args:
+      loss_fn, compactness_fn: ``(x, centres, labels, scale) -> (B,)`` per-example loss and
+        ``(x, centres, labels) -> (B,)`` compactness (hashable: module-level functions or
+        ``functools.partial`` of them; they are static arguments of the compiled scan).
+      x0: (B, D) initial embeddings; centres, labels: as ``loss_fn`` takes them.
+      scale: the (fixed) scale s; steps: T; learning_rate: the initial step size.
+
+    Returns:
+      dict: "x" (B, D) final embeddings, "loss" and "compactness" (T,) mean values before
+      each step (trajectory), "final_loss" and "final_compactness" (B,) per-example values at
+      the final embeddings.
+    """
+    check_scalar(steps, "steps", low=1, integer=True)
+    check_scalar(learning_rate, "learning_rate", low=0.0)
+    x0 = jnp.asarray(x0)
+    x, loss, comp = _free_scan(x0, jnp.asarray(centres, x0.dtype), jnp.asarray(labels),
+                               jnp.asarray(scale, x0.dtype), loss_fn=loss_fn,
+                               compactness_fn=compactness_fn, steps=int(steps),
+                               learning_rate=float(learning_rate))
+    return {"x": np.asarray(x), "loss": np.asarray(loss), "compactness": np.asarray(comp),
+            "final_loss": np.asarray(loss_fn(x, centres, labels, scale)),
+            "final_compactness": np.asarray(compactness_fn(x, centres, labels))}

@@ -29,7 +29,8 @@ the quietest bin of the clip, i.e. the energy there is removed. Pass the clip's 
 ``centre=True`` subtracts the mean score over the masks, f_bar, before weighting:
 S_c = S - f_bar * mean_i(M_i) / p, which estimates Cov(f, M(t, k)) / p: positive where keeping
 a bin raises the score above its average, negative where it lowers it, ~0 where it does not
-matter. :func:`region_share` measures how much of the positive saliency falls into a region.
+matter. :func:`region_share` measures how much of the positive saliency falls into a region,
+e.g. the bins where the machine signal dominates the noise (:func:`dominance_mask`).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ import numpy as np
 
 from asdtheory._validation import as_float_array, check_scalar
 
-__all__ = ["region_share", "rise", "rise_masks"]
+__all__ = ["dominance_mask", "region_share", "rise", "rise_masks"]
 
 
 def _grid(grid, shape: tuple[int, int]) -> tuple[int, int]:
@@ -238,3 +239,25 @@ def region_share(saliency, region) -> float:
         raise ValueError("saliency has no positive values; region_share is undefined (did "
                          "score_fn ignore its input?).")
     return float(positive[region].sum() / total)
+
+
+def dominance_mask(target, noise, *, margin_db: float = 0.0) -> np.ndarray:
+    """Time-frequency bins where the target (machine) signal dominates the noise.
+
+    For a mixture synthesised as target + noise, with log-mel spectrograms (dB) of the two
+    parts computed separately by the same front-end: mask = target > noise + margin_db.
+
+    Args:
+      target, noise: (..., T, F) log-mel spectrograms in dB of the same shape.
+      margin_db: how many dB the target must exceed the noise by.
+
+    Returns:
+      boolean array of the inputs' shape.
+    """
+    target = np.asarray(as_float_array(target, "target"))
+    noise = np.asarray(as_float_array(noise, "noise"))
+    if target.shape != noise.shape or target.ndim < 2:
+        raise ValueError(f"target and noise must be (..., T, F) spectrograms of one shape, got "
+                         f"{target.shape} and {noise.shape}.")
+    check_scalar(margin_db, "margin_db")
+    return target > noise + float(margin_db)

@@ -6,7 +6,10 @@
   within classes and between class means (degrees),
 * :func:`effective_rank`, :func:`embedding_spread`, :func:`num_distinct` -- indicators of
   trivial (collapsed) solutions,
-* :func:`neural_collapse` -- NC1-NC4 of Papyan, Han & Donoho, PNAS 2020.
+* :func:`neural_collapse` -- NC1-NC4 of Papyan, Han & Donoho, PNAS 2020,
+* :func:`knn_purity`, :func:`noise_invariance` -- class structure of an embedding space,
+  per clip, and :func:`paired_mean_contrast`, a paired bootstrap interval of per-clip
+  measures over clips and seeds.
 
 :func:`mean_compactness`, :func:`effective_rank` and :func:`embedding_spread` are pure jnp
 and ``jax.jit``-able (value checks are skipped on tracers, see :mod:`asdtheory.losses`); the
@@ -28,9 +31,12 @@ __all__ = [
     "angle_statistics",
     "effective_rank",
     "embedding_spread",
+    "knn_purity",
     "mean_compactness",
     "neural_collapse",
+    "noise_invariance",
     "num_distinct",
+    "paired_mean_contrast",
 ]
 
 
@@ -237,3 +243,134 @@ def neural_collapse(embeddings, labels, classifier) -> dict[str, float]:
         "nc3": float(nc3),
         "nc4": float(np.mean(nearest_mean != classified)),
     }
+
+
+# ------------------------------------------------------------- class structure, per clip
+
+
+def _distances(x: np.ndarray, metric: str) -> np.ndarray:
+    if metric == "cosine":
+        u = x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-300)
+        return 1.0 - u @ u.T
+    if metric == "euclidean":
+        sq = np.sum(x**2, axis=1)
+        return np.sqrt(np.maximum(sq[:, None] + sq[None] - 2.0 * x @ x.T, 0.0))
+    raise ValueError(f"metric must be 'cosine' or 'euclidean', got {metric!r}.")
+
+
+def knn_purity(embeddings, labels, *, k: int = 5, metric: str = "euclidean") -> np.ndarray:
+    """Per embedding, the fraction of its k nearest other embeddings with the same label.
+
+    purity_i = |{j in N_k(i) : y_j = y_i}| / k, N_k(i) the k nearest j != i under ``metric``
+    ("euclidean" or "cosine" = 1 - cos); ties broken by index. Chance for C balanced classes
+    of n each is (n - 1) / (C n - 1).
+
+    Returns:
+      (B,) float64 in [0, 1].
+    """
+    x = np.asarray(as_float_array(embeddings, "embeddings", ndim=2), np.float64)
+    y = np.asarray(labels)
+    check_scalar(k, "k", low=1, integer=True)
+    if y.shape != (x.shape[0],):
+        raise ValueError(f"labels must have shape ({x.shape[0]},), got {y.shape}.")
+    if k >= x.shape[0]:
+        raise ValueError(f"k={k} needs at least k + 1 embeddings, got {x.shape[0]}.")
+    d = _distances(x, metric)
+    np.fill_diagonal(d, np.inf)
+    neighbours = np.argsort(d, axis=1, kind="stable")[:, :k]
+    return np.mean(y[neighbours] == y[:, None], axis=1)
+
+
+def noise_invariance(embeddings, labels, *, metric: str = "euclidean") -> np.ndarray:
+    """Spread of one clip's embeddings under different noise, relative to the class spread.
+
+    For embeddings z_cs of clip c under noise segment s (s = 1..S, the same clean clip each
+    time), clip mean zbar_c, class means mu_k of the zbar_c and mu their mean:
+
+        r_c = mean_s ||z_cs - zbar_c||^2 / (mean_k ||mu_k - mu||^2),
+
+    within-clip (noise) variance over between-class variance: 0 for embeddings that ignore
+    the noise, large for embeddings the noise moves as far as a change of class would.
+    Invariant to a global scale of the embeddings, so systems with different norms compare.
+    ``metric="cosine"`` normalises every embedding first (the geometry of an angular model).
+
+    Args:
+      embeddings: (C, S, D), S >= 2.
+      labels: (C,) class of each clip; at least two classes.
+
+    Returns:
+      (C,) float64 ratios r_c.
+    """
+    z = np.asarray(as_float_array(embeddings, "embeddings", ndim=3), np.float64)
+    y = np.asarray(labels)
+    if y.shape != (z.shape[0],) or z.shape[1] < 2:
+        raise ValueError(f"embeddings must be (clips, segments >= 2, D) and labels (clips,), "
+                         f"got {z.shape} and {y.shape}.")
+    if metric == "cosine":
+        z = z / np.maximum(np.linalg.norm(z, axis=-1, keepdims=True), 1e-300)
+    elif metric != "euclidean":
+        raise ValueError(f"metric must be 'cosine' or 'euclidean', got {metric!r}.")
+    classes = np.unique(y)
+    if classes.size < 2:
+        raise ValueError("labels must hold at least two classes (a between-class spread).")
+    zbar = z.mean(axis=1)
+    within = np.mean(np.sum((z - zbar[:, None]) ** 2, axis=-1), axis=1)
+    mu = np.stack([zbar[y == k].mean(axis=0) for k in classes])
+    between = np.mean(np.sum((mu - mu.mean(axis=0)) ** 2, axis=-1))
+    if not between > 0:
+        raise ValueError("the class means coincide (zero between-class spread).")
+    return within / between
+
+
+def paired_mean_contrast(values, weights, *, key: jax.Array, groups=None,
+                         n_resamples: int = 1000, level: float = 0.95):
+    """sum_k w_k mean_clips(values_k), averaged over seeds, with a paired bootstrap interval
+    over clips and seeds: for per-clip measures (purity, saliency shares), what
+    ``evaluation.paired_contrast`` is for AUCs.
+
+    Each resample draws clips with replacement within every group (the same clips for every
+    term and seed: clip i of every seed must be the same kind of clip) and seeds with
+    replacement; the interval is the percentile interval of the resampled contrasts.
+
+    Args:
+      values: K arrays of (clips,) or (seeds, clips), all the same shape.
+      weights: K weights, e.g. (1, -1) for a difference.
+      key: PRNG key of the resampling.
+      groups: optional (clips,) strata.
+
+    Returns:
+      ``evaluation.PairedDifference``.
+    """
+    from asdtheory.evaluation import PairedDifference
+
+    terms = [np.asarray(v, np.float64) for v in values]
+    terms = [t[None] if t.ndim == 1 else t for t in terms]
+    w = np.asarray(weights, np.float64)
+    if not terms or w.shape != (len(terms),) or len({t.shape for t in terms}) != 1 \
+            or terms[0].ndim != 2:
+        raise ValueError("values must be K arrays of one shape (clips,) or (seeds, clips) and "
+                         "weights K numbers.")
+    if not all(np.isfinite(t).all() for t in terms):
+        raise ValueError("values hold NaN or infinite entries.")
+    check_scalar(n_resamples, "n_resamples", low=100, integer=True)
+    if not 0.0 < float(level) < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level!r}.")
+    contrast = sum(wk * t for wk, t in zip(w, terms, strict=True))  # (seeds, clips)
+    num_seeds, n = contrast.shape
+    group = np.zeros(n, int) if groups is None else np.asarray(groups)
+    if group.shape != (n,):
+        raise ValueError(f"groups must have shape ({n},), got {group.shape}.")
+    k_clips, k_seeds = jax.random.split(key)
+    counts = np.zeros((n_resamples, n))
+    rows = np.arange(n_resamples)[:, None]
+    for i, g in enumerate(np.unique(group)):
+        members = np.flatnonzero(group == g)
+        draw = np.asarray(jax.random.randint(jax.random.fold_in(k_clips, i),
+                                             (n_resamples, members.size), 0, members.size))
+        np.add.at(counts, (rows, members[draw]), 1.0)
+    per_seed = counts @ contrast.T / n  # (resamples, seeds)
+    seeds = np.asarray(jax.random.randint(k_seeds, (n_resamples, num_seeds), 0, num_seeds))
+    resampled = np.mean(per_seed[rows, seeds], axis=1)
+    low, high = np.quantile(resampled, [(1.0 - level) / 2, (1.0 + level) / 2])
+    return PairedDifference(estimate=float(contrast.mean()), low=float(low), high=float(high),
+                            level=float(level), n_resamples=int(n_resamples))

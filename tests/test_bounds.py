@@ -207,3 +207,14 @@ def test_constant_embedding_bound_values():
 def test_bad_input_raises(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize("num_classes", [2, 4, 10])
+def test_orthogonal_minimiser_angle_against_a_grid_search(num_classes):
+    # Naive reference: x~ = cos(t) c_y - sin(t) u, u the normalised sum of the other centres;
+    # the loss of the normalised softmax on a fine grid of t.
+    n, s = num_classes, 5.0
+    t = np.linspace(0.0, np.pi / 2, 200_001)
+    others = -np.sin(t) / np.sqrt(n - 1)  # cosine to every other centre
+    loss = np.log1p((n - 1) * np.exp(s * (others - np.cos(t))))
+    assert bounds.orthogonal_minimiser_angle(n) == pytest.approx(t[np.argmin(loss)], abs=1e-4)

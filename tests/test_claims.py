@@ -177,3 +177,15 @@ def test_fmt_e_reports_values_below_the_noise_floor_as_a_bound(x, digits, below,
 def test_fmt_e_bad_input(x, digits, below):
     with pytest.raises(ValueError, match="must be"):
         fmt_e(x, digits, below=below)
+
+
+def test_all_of_combines_parts_honestly():
+    from asdtheory.repro.claims import all_of
+    s, c, i = (SUPPORTED, None), (CONTRADICTED, None), (INCONCLUSIVE, "0.1 AUC")
+    assert all_of(s, s) == s
+    assert all_of(s, c, i) == c
+    assert all_of(s, i, (INCONCLUSIVE, "0.2 AUC")) == (INCONCLUSIVE, "0.1 AUC; 0.2 AUC")
+    with pytest.raises(ValueError, match="at least one"):
+        all_of()
+    with pytest.raises(ValueError, match="each part must be"):
+        all_of((INCONCLUSIVE, None))

@@ -82,6 +82,7 @@ def test_end_to_end_on_the_valve_mini_protocol(shared_data, method, backend):
         assert result.detector.centres[0].shape == (34, 8)
     summary = json.loads(json.dumps(result.to_json()))
     assert summary["official_score"] == result.official_score
+    assert summary["level_official_score"] == result.level_official_score
     assert summary["config"]["detector"]["method"] == method
     assert len(summary["clips"]) == 140
 
@@ -110,6 +111,23 @@ def test_noise_level_is_set_from_the_normal_training_clips(shared_data, monkeypa
     assert own.max() > 1.05 * own.min()
 
 
+def test_level_reference_scores_the_same_clips_without_a_model(shared_data):
+    # The reference row: a clip's level against the normal training clips' level, on the
+    # waveforms the detector saw; naive recomputation from the files.
+    result = run(RunConfig(data=shared_data, n_mels=16, detector=TINY))
+    level = lambda clips: np.array([10 * np.log10(np.mean(audio.load(c.path).astype(
+        np.float64) ** 2)) for c in clips])
+    train = level([c for c in result.train_clips if not c.is_anomaly])
+    want = np.abs(level(result.test_clips) - train.mean()) / train.std(ddof=1)
+    np.testing.assert_allclose(result.level_scores, want, rtol=1e-5)
+    rows = evaluation.dcase_table(machine="valve", section=0,
+                                  domain=[c.domain for c in result.test_clips],
+                                  is_anomaly=[c.is_anomaly for c in result.test_clips],
+                                  scores=want)
+    assert result.level_official_score == pytest.approx(evaluation.official_score(rows),
+                                                        abs=1e-6)
+
+
 def test_command_prints_the_table_and_writes_json(shared_data, tmp_path, capsys):
     out = tmp_path / "result.json"
     # The dcase2023t2 folder itself is accepted as --data (the form the issue uses).
@@ -123,6 +141,7 @@ def test_command_prints_the_table_and_writes_json(shared_data, tmp_path, capsys)
     assert "running_tap at 0 dB" in printed
     summary = json.loads(out.read_text())
     assert f"{summary['official_score']:.4f}" in printed
+    assert f"official score {summary['level_official_score']:.4f}" in printed
     assert summary["config"]["noise"] == "running_tap"
 
 

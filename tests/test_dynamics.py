@@ -95,3 +95,46 @@ def test_neural_collapse_callback_needs_one_centre_per_class():
                             num_subclusters=2, rngs=nnx.Rngs(1))
     with pytest.raises(ValueError, match="one centre per class"):
         dynamics.neural_collapse_callback(INPUTS, LABELS)(model, head)
+
+
+def _ns(x, c, y, s):
+    return losses.normalized_softmax(x, c, y, scale=s)
+
+
+def _comp(x, c, y):
+    return losses.compactness(x, c, y)
+
+
+def test_free_embedding_run_matches_a_naive_loop():
+    key_c, key_x = jax.random.split(jax.random.key(4))
+    centres = random_centres(key_c, 3, 5)
+    y = jnp.repeat(jnp.arange(3), 2)
+    x0 = jax.random.normal(key_x, (6, 5))
+    steps, lr, s = 7, 0.05, 4.0
+    run = dynamics.free_embedding_run(_ns, _comp, x0, centres, y, scale=s, steps=steps,
+                                      learning_rate=lr)
+    tx = optax.adam(optax.cosine_decay_schedule(lr, steps))
+    x, state, loss_values, comps = x0, tx.init(x0), [], []
+    for _ in range(steps):
+        loss, grad = jax.value_and_grad(lambda z: jnp.mean(_ns(z, centres, y, s)))(x)
+        loss_values.append(float(loss))
+        comps.append(float(jnp.mean(_comp(x, centres, y))))
+        updates, state = tx.update(grad, state, x)
+        x = optax.apply_updates(x, updates)
+    np.testing.assert_allclose(run["loss"], loss_values, rtol=1e-5)
+    np.testing.assert_allclose(run["compactness"], comps, rtol=1e-5)
+    np.testing.assert_allclose(run["x"], x, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(run["final_compactness"], _comp(x, centres, y), rtol=1e-5)
+
+
+def test_free_embedding_run_reaches_the_orthonormal_minimiser_in_float64():
+    from asdtheory import bounds
+
+    with jax.enable_x64(True):
+        centres = jnp.eye(4, 8, dtype=jnp.float64)
+        y = jnp.repeat(jnp.arange(4), 2)
+        x0 = jax.random.normal(jax.random.key(0), (8, 8), dtype=jnp.float64)
+        run = dynamics.free_embedding_run(_ns, _comp, x0, centres, y, scale=4.0, steps=5000)
+        assert run["x"].dtype == np.float64
+        angle = np.arccos(1.0 - run["final_compactness"] / 2.0)
+    np.testing.assert_allclose(angle, bounds.orthogonal_minimiser_angle(4), atol=1e-4)

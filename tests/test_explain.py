@@ -191,3 +191,15 @@ def test_bad_input_errors():
         rise(f, np.full(SHAPE, np.nan), key)
     with pytest.raises(ValueError, match="shape must be a pair"):
         rise_masks(key, 4, shape=(4,))
+
+
+def test_dominance_mask_marks_bins_where_the_target_is_louder():
+    from asdtheory.explain import dominance_mask
+
+    target = np.array([[10.0, -5.0], [0.0, 3.0]])
+    noise = np.array([[0.0, 0.0], [0.0, 0.0]])
+    np.testing.assert_array_equal(dominance_mask(target, noise), [[True, False], [False, True]])
+    np.testing.assert_array_equal(dominance_mask(target, noise, margin_db=5.0),
+                                  [[True, False], [False, False]])
+    with pytest.raises(ValueError, match="one shape"):
+        dominance_mask(target, noise[:1])

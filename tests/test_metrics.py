@@ -259,3 +259,60 @@ def test_neural_collapse_nc4_counts_disagreements():
 def test_neural_collapse_bad_input(h, y, w, match):
     with pytest.raises(ValueError, match=match):
         neural_collapse(h, np.asarray(y), w)
+
+
+# ------------------------------------------------------- class structure, per-clip measures
+
+from asdtheory.metrics import knn_purity, noise_invariance, paired_mean_contrast  # noqa: E402
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_knn_purity_matches_scikit_learn_neighbours(metric):
+    from sklearn.neighbors import NearestNeighbors
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(30, 4)), rng.integers(0, 3, 30)
+    nn = NearestNeighbors(n_neighbors=4, metric=metric).fit(x)
+    idx = nn.kneighbors(x, return_distance=False)[:, 1:]
+    np.testing.assert_allclose(knn_purity(x, y, k=3, metric=metric),
+                               np.mean(y[idx] == y[:, None], axis=1))
+
+
+def test_knn_purity_hand_computed():
+    x = np.array([[0.0], [0.1], [5.0], [5.2]])
+    np.testing.assert_allclose(knn_purity(x, np.array([0, 0, 1, 0]), k=1), [1, 1, 0, 0])
+    with pytest.raises(ValueError, match="k \\+ 1"):
+        knn_purity(x, np.zeros(4), k=4)
+
+
+def test_noise_invariance_hand_computed_and_scale_free():
+    # Two classes with means at -1 and +1 (between spread 1); clip 0 moves by +-0.5.
+    z = np.array([[[-1.5], [-0.5]], [[-1.0], [-1.0]], [[1.0], [1.0]], [[1.0], [1.0]]])
+    y = np.array([0, 0, 1, 1])
+    np.testing.assert_allclose(noise_invariance(z, y), [0.25, 0, 0, 0])
+    np.testing.assert_allclose(noise_invariance(7.0 * z, y), [0.25, 0, 0, 0])
+    with pytest.raises(ValueError, match="two classes"):
+        noise_invariance(z, np.zeros(4))
+
+
+def test_paired_mean_contrast_estimate_and_interval():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(0.3, 1.0, (2, 400)), rng.normal(0.0, 1.0, (2, 400))
+    diff = paired_mean_contrast([a, b], [1, -1], key=jax.random.key(0))
+    assert diff.estimate == pytest.approx(np.mean(a - b))
+    se = np.std(a - b) / np.sqrt(a.size)  # clips and seeds resampled: roughly this spread
+    assert diff.low < diff.estimate < diff.high
+    assert (diff.high - diff.low) / 2 == pytest.approx(1.96 * se, rel=0.35)
+    # A constant difference has a degenerate interval at its value.
+    same = paired_mean_contrast([a + 0.5, a], [1, -1], key=jax.random.key(0))
+    assert same.low == pytest.approx(0.5) and same.high == pytest.approx(0.5)
+
+
+def test_paired_mean_contrast_stratifies_by_group():
+    # Values 0 in group 0 and 1 in group 1: within strata every resample has mean 0.5.
+    v = np.r_[np.zeros(10), np.ones(10)]
+    strat = paired_mean_contrast([v], [1.0], key=jax.random.key(0), groups=np.r_[[0] * 10,
+                                                                              [1] * 10])
+    assert strat.low == pytest.approx(0.5) and strat.high == pytest.approx(0.5)
+    free = paired_mean_contrast([v], [1.0], key=jax.random.key(0))
+    assert free.high - free.low > 0.2

@@ -139,6 +139,106 @@ def test_anomaly_types_change_the_signal_as_documented(clean):
             assert near < 0.01
 
 
+def test_default_clips_are_those_of_the_three_additive_types_as_before(clean):
+    # The identity anomalies came later: the default clips (types harmonic, line, clicks) are
+    # the ones they were before, to float32 rounding (numbers recorded before the change).
+    w = clean.waveforms.astype(np.float64)
+    np.testing.assert_allclose([w.sum(), np.abs(w).sum(), (w**2).sum()],
+                               [7.9871140589006, 23561.675898398647, 1825.2600273926284],
+                               rtol=1e-5)
+    np.testing.assert_allclose(w[5, 1000:1003], [-0.08294131, -0.08467889, -0.08599458],
+                               atol=1e-6)
+    np.testing.assert_allclose(w[-1, 8000:8003], [-0.0365579, -0.04331735, -0.05074666],
+                               atol=1e-6)
+    # Normal clips do not depend on the anomaly types drawn for the other clips.
+    every = synthetic.machine_sounds(jax.random.key(3), **SMALL,
+                                     anomaly_types=synthetic.ANOMALY_TYPES[1:])
+    normal = ~clean.is_anomaly
+    np.testing.assert_array_equal(every.waveforms[normal], clean.waveforms[normal])
+    np.testing.assert_array_equal(every.is_anomaly, clean.is_anomaly)
+    # 3 anomalous clips per class: the first three of the six types.
+    np.testing.assert_array_equal(every.anomaly_type, clean.anomaly_type)
+
+
+def _peak_frequency(x, low, high, rate):
+    """Frequency of the largest peak of |rfft(hann x)| in [low, high] Hz, interpolated on a
+    parabola through the log magnitudes of the peak bin and its neighbours."""
+    spec = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    freqs = np.fft.rfftfreq(len(x), 1.0 / rate)
+    band = np.flatnonzero((freqs >= low) & (freqs <= high))
+    i = band[np.argmax(spec[band])]
+    a, b, c = np.log(spec[i - 1 : i + 2])
+    return freqs[i] + 0.5 * (a - c) / (a - 2 * b + c) * (freqs[1] - freqs[0])
+
+
+IDENTITY = dict(num_machines=2, num_attributes=3, clips_per_class=8, anomaly_fraction=0.75,
+                chunk_size=16, duration=4.0, anomaly_types=("pitch", "modulation", "profile"))
+
+
+@pytest.fixture(scope="module")
+def identity_pair():
+    """4-s clips with the identity anomalies at strength 1, and the same clips at strength 0
+    (the same draws: the normal version of each anomalous clip)."""
+    return (synthetic.machine_sounds(jax.random.key(11), **IDENTITY),
+            synthetic.machine_sounds(jax.random.key(11), **IDENTITY, anomaly_strength=0.0))
+
+
+def test_identity_anomalies_change_pitch_modulation_and_profile_as_documented(identity_pair):
+    from scipy.signal import hilbert
+
+    anomalous, base = identity_pair
+    sr = anomalous.sample_rate
+    normal = ~anomalous.is_anomaly
+    np.testing.assert_array_equal(anomalous.waveforms[normal], base.waveforms[normal])
+    np.testing.assert_array_equal(anomalous.anomaly_type,
+                                  np.tile([0, 0, 4, 5, 6, 4, 5, 6], 6))
+    directions = {"pitch": [], "modulation": [], "profile": []}
+    for i in np.flatnonzero(~normal):
+        kind = synthetic.ANOMALY_TYPES[anomalous.anomaly_type[i]]
+        a = anomalous.waveforms[i].astype(np.float64)
+        b = base.waveforms[i].astype(np.float64)
+        # No identity anomaly changes the level (the normal tone's RMS), within 1 %.
+        assert abs(np.sqrt(np.mean(a**2) / np.mean(b**2)) - 1) < 0.01
+        spec_b = np.abs(np.fft.rfft(b * np.hanning(b.size)))
+        strongest = np.argmax(spec_b) * sr / b.size  # the base clip's strongest harmonic
+        if kind == "pitch":  # every partial moves by the factor 1 +- 0.03
+            ratio = (_peak_frequency(a, 0.9 * strongest, 1.1 * strongest, sr)
+                     / _peak_frequency(b, 0.9 * strongest, 1.1 * strongest, sr))
+            e = np.sign(ratio - 1)
+            assert abs(ratio - (1 + 0.03 * e)) < 0.002
+        elif kind == "modulation":  # the AM rate (of the Hilbert envelope) x 1.5^(+-1)
+            env_a, env_b = np.abs(hilbert(a)), np.abs(hilbert(b))
+            ratio = (_peak_frequency(env_a - env_a.mean(), 1.0, 30.0, sr)
+                     / _peak_frequency(env_b - env_b.mean(), 1.0, 30.0, sr))
+            e = np.sign(ratio - 1)
+            assert abs(ratio / 1.5**e - 1) < 0.02
+            # ... and the FM rate: the instantaneous frequency of the strongest harmonic.
+            rates = []
+            for x in (a, b):
+                spec = np.fft.rfft(x)
+                freqs = np.fft.rfftfreq(x.size, 1.0 / sr)
+                spec[np.abs(freqs - strongest) > 0.4 * strongest / round(strongest / 80)] = 0
+                spec[np.abs(freqs - strongest) > 40] = 0
+                inst = np.diff(np.unwrap(np.angle(hilbert(np.fft.irfft(spec, n=x.size)))))
+                inst = inst[sr // 4 : -sr // 4]  # away from the band-pass edges in time
+                rates.append(_peak_frequency(inst - inst.mean(), 0.3, 6.0, sr))
+            assert abs(rates[0] / rates[1] / 1.5**e - 1) < 0.1
+        else:  # "profile": log amplitude ratio of harmonic k linear in k, slope +- 0.1
+            f0 = _peak_frequency(b, 75, 470, sr)
+            k = np.arange(1, 9)
+            k = k[k * f0 * 1.02 < sr / 2]
+            spec_a = np.abs(np.fft.rfft(a * np.hanning(a.size)))
+            bins = np.round(k * f0 * a.size / sr).astype(int)
+            amp = [[spec[j - 20 : j + 21].max() for j in bins] for spec in (spec_a, spec_b)]
+            slope, _ = np.polyfit(k, np.log(np.divide(*amp)), 1)
+            e = np.sign(slope)
+            assert abs(slope - 0.1 * e) < 0.01
+        directions[kind].append(e)
+    # Up and down both occur (a direction per clip).
+    for kind, signs in directions.items():
+        assert len(signs) == 12 and {-1.0, 1.0} <= set(signs), (kind, signs)
+
+
 @pytest.mark.parametrize("noise", ["synthetic", "real"])
 def test_noise_is_mixed_at_the_requested_snr_of_the_nominal_level(clean, shared_data, noise):
     from asdtheory.audio import load_noise

@@ -2,8 +2,9 @@
 
 * :func:`sphere_mixture` -- labelled clusters on the unit sphere (theory notebooks).
 * :func:`machine_sounds` -- machine-like sounds whose identity (machine id, attribute) lives
-  in a harmonic signature, with subtle anomalies of known type and strength and interfering
-  noise at a chosen SNR (notebooks on noisy anomalous sound detection).
+  in a harmonic signature, with subtle anomalies of known type and strength (added energy, or
+  a changed fundamental, modulation rate or harmonic profile) and interfering noise at a
+  chosen SNR (notebooks on noisy anomalous sound detection).
 
 Everything is deterministic given the PRNG key.
 """
@@ -52,7 +53,9 @@ def _sphere_mixture(key, num_classes, dim, samples_per_class, concentration):
     return l2_normalize(centres[y] + noise / jnp.sqrt(concentration)), y, centres
 
 
-ANOMALY_TYPES = ("none", "harmonic", "line", "clicks")
+# Additive anomalies (energy added to the machine's sound) first, then anomalies that change
+# what identifies the machine (its fundamental, modulation rates, harmonic profile).
+ANOMALY_TYPES = ("none", "harmonic", "line", "clicks", "pitch", "modulation", "profile")
 
 # Signature ranges: machine fundamentals 80-450 Hz with 8 harmonics (below 4 kHz), attribute
 # modulation in the range of rotating machinery and valves.
@@ -60,6 +63,11 @@ _NUM_HARMONICS = 8
 _TARGET_RMS = 0.05
 _CLICK_RATE = 4.0  # clicks per second in a "clicks" anomaly
 _CLICK_LENGTH = 0.004  # seconds
+# Identity anomalies at strength s: f0 x (1 +- 0.03 s); AM and FM rates x (1 + 0.5 s)^(+-1);
+# harmonic k x exp(+-0.1 s (k - (K + 1) / 2)), renormalised to the normal level.
+_PITCH_SHIFT = 0.03
+_RATE_FACTOR = 0.5
+_PROFILE_TILT = 0.1
 _NOISE_BANK = 60  # seconds of synthetic noise that clips crop at random offsets
 
 
@@ -125,6 +133,9 @@ def _clip_draws(key, anomaly_type, duration):
         click_signs=jnp.where(u[4 + num_clicks :] < 0.5, -1.0, 1.0),
         noise_key=noise_key,
         anomaly_type=anomaly_type,
+        # Up or down for the identity anomalies; from a key of its own, so that the draws
+        # above (and the clips of the other types) do not depend on it.
+        direction=jnp.where(jax.random.bernoulli(jax.random.fold_in(key, 1)), 1.0, -1.0),
     )
 
 
@@ -148,11 +159,18 @@ def _pink_noise(key, num_samples, sample_rate):
 def _synthesise(sig, draws, noise, *, num_samples, sample_rate, strength, snr_db,
                 level_spread_db):
     """Waveforms (B, T) for a batch of clips given their class signatures and draws."""
-    f0 = (sig["f0"] * draws["f0_jitter"])[:, None]
     ph = draws["phases"]
     kind = draws["anomaly_type"]
+    sign = draws["direction"][:, None]
+    pitch = jnp.where((kind == 4)[:, None], 1.0 + sign * _PITCH_SHIFT * strength, 1.0)
+    f0 = (sig["f0"] * draws["f0_jitter"])[:, None] * pitch
+    rate = jnp.where((kind == 5)[:, None], (1.0 + _RATE_FACTOR * strength) ** sign, 1.0)
     k = jnp.arange(1, _NUM_HARMONICS + 1)
-    amps = sig["amplitudes"] * draws["amp_jitter"]
+    tilt = jnp.where((kind == 6)[:, None],
+                     jnp.exp(sign * _PROFILE_TILT * strength * (k - (_NUM_HARMONICS + 1) / 2)),
+                     1.0)
+    # The profile tilt comes before the level normalisation below: a change of timbre only.
+    amps = sig["amplitudes"] * draws["amp_jitter"] * tilt
     amps = jnp.where(k * f0 * 1.02 < sample_rate / 2, amps, 0.0)  # no aliased harmonics
     am_depth = sig["am_depth"][:, None]
     # RMS of the normal signal: harmonics are orthogonal, the AM envelope has mean square
@@ -162,10 +180,11 @@ def _synthesise(sig, draws, noise, *, num_samples, sample_rate, strength, snr_db
     amps = amps * jnp.where((kind == 1)[:, None] & (k == boosted), 1.0 + 2.0 * strength, 1.0)
 
     t = jnp.arange(num_samples) / sample_rate
-    fm_rate = sig["fm_rate"][:, None]
+    fm_rate = sig["fm_rate"][:, None] * rate
     phase = (2 * jnp.pi * f0 * t + ph[:, :1] + sig["fm_depth"][:, None] * f0 / fm_rate
              * jnp.sin(2 * jnp.pi * fm_rate * t + ph[:, 1:2]))
-    envelope = 1.0 + am_depth * jnp.sin(2 * jnp.pi * sig["am_rate"][:, None] * t + ph[:, 2:3])
+    envelope = 1.0 + am_depth * jnp.sin(2 * jnp.pi * sig["am_rate"][:, None] * rate * t
+                                        + ph[:, 2:3])
     # On the half phase theta = phi / 2, harmonic k is sin(2k theta) and the "line" anomaly
     # (half-way between harmonics h and h + 1) is sin((2h + 1) theta). All orders come from
     # the Chebyshev recurrence sin(n theta) = 2 cos(theta) sin((n-1) theta) - sin((n-2)
@@ -236,9 +255,16 @@ def machine_sounds(key: jax.Array, *, num_machines: int, num_attributes: int,
     ``"harmonic"`` multiplies one random harmonic h (2..7) by 1 + 2 s; ``"line"`` adds a
     component of amplitude 0.25 s max_k a_k at (h + 1/2) f0, half-way between two harmonics
     (modulated like them); ``"clicks"`` adds
-    4 impulsive clicks per second (4 ms decaying 3 kHz bursts, peak ~0.2 s). The last
-    round(anomaly_fraction * clips_per_class) clips of each class are anomalous, their types
-    cycling through ``anomaly_types``.
+    4 impulsive clicks per second (4 ms decaying 3 kHz bursts, peak ~0.2 s). These three add
+    energy to the clip. Three more change what identifies the machine and keep the level
+    (the normal tone's RMS), each in a direction e = +-1 drawn per clip: ``"pitch"`` shifts
+    the fundamental, f0 -> f0 (1 + 0.03 e s) (attributes of one machine differ by up to
+    +-3 %); ``"modulation"`` changes both modulation rates, r_am -> r_am q^e and r_fm -> r_fm
+    q^e with q = 1 + 0.5 s (the FM deviation d_fm f0 stays); ``"profile"`` tilts the
+    harmonic profile, a_k -> a_k exp(0.1 e s (k - 4.5)), before g normalises the tone's RMS
+    (a change of timbre, not of level). The last round(anomaly_fraction * clips_per_class)
+    clips of each class are anomalous, their types cycling through ``anomaly_types`` (default:
+    the three additive types; pass e.g. ``ANOMALY_TYPES[1:]`` for all six).
 
     With ``snr_db``, every clip becomes x(t) + n(t) with noise of power
     P_n = 0.05^2 / 10^(snr_db / 10): the SNR is relative to the nominal normal level 0.05^2,

@@ -25,7 +25,9 @@ Steps (clips are read as stored, 16 kHz mono):
    :data:`DCASE_DETECTOR` holds the defaults for 10-s clips (8 windows of 64 frames, ~2 s,
    every 32 frames; 16 k-means centres per section).
 5. **Evaluation**: ``evaluation.dcase_table`` (official DCASE 2023 rules) and
-   ``evaluation.official_score``.
+   ``evaluation.official_score``; beside it the same table for the model-free reference
+   ``scoring.level_score`` (how far each clip's level lies from its section's normal training
+   level) on the same waveforms: what the trivial cue "louder or quieter than usual" achieves.
 
 The data are DCASE 2023 Task 2 recordings (MIMII DG; CC BY 4.0): see the data README for
 the attribution that must accompany any use.
@@ -39,7 +41,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from asdtheory import audio, evaluation, train
+from asdtheory import audio, evaluation, scoring, train
 from asdtheory._validation import check_scalar
 from asdtheory.data import dcase
 from asdtheory.detect import Detector, DetectorConfig, log_mels
@@ -110,6 +112,8 @@ class Result:
       test_scores: (n,) anomaly scores.
       test_embeddings: (n, D) clip embeddings.
       train_clips, train_embeddings: the same for the training clips.
+      level_scores: (n,) scores of the model-free reference ``scoring.level_score`` on the
+        same test waveforms (step 5), and level_official_score their official score.
     """
 
     config: RunConfig
@@ -122,6 +126,8 @@ class Result:
     test_embeddings: np.ndarray
     train_clips: list
     train_embeddings: np.ndarray
+    level_scores: np.ndarray
+    level_official_score: float
 
     @property
     def history(self) -> train.History:
@@ -134,6 +140,7 @@ class Result:
         return {
             "config": config,
             "official_score": self.official_score,
+            "level_official_score": self.level_official_score,
             "rows": [dataclasses.asdict(r) for r in self.rows],
             "loss": self.history.get("loss", []),
             "clips": [{"file": c.path.name, "domain": c.domain, "label": c.label,
@@ -200,12 +207,18 @@ def run(config: RunConfig, *, checkpoint: str | Path | None = None) -> Result:
         is_target=np.array([c.domain == "target" for c in split.train]), checkpoint=checkpoint)
     test_groups = [c.section for c in split.test]
     test_embeddings, test_scores = detector.embed_and_score(mels[n_train:], groups=test_groups)
-    rows = evaluation.dcase_table(
+    normal_train = [i for i, c in enumerate(split.train) if not c.is_anomaly]
+    level_scores = scoring.level_score(
+        waves[normal_train], waves[n_train:],
+        train_groups=[split.train[i].section for i in normal_train], test_groups=test_groups)
+    table_of = lambda scores: evaluation.dcase_table(
         machine=[c.machine for c in split.test], section=test_groups,
         domain=[c.domain for c in split.test], is_anomaly=[c.is_anomaly for c in split.test],
-        scores=test_scores)
+        scores=scores)
+    rows = table_of(test_scores)
     return Result(config=config, rows=rows, official_score=evaluation.official_score(rows),
                   table=evaluation.format_table(rows), detector=detector,
                   test_clips=split.test, test_scores=test_scores,
                   test_embeddings=test_embeddings, train_clips=split.train,
-                  train_embeddings=detector.train_embeddings)
+                  train_embeddings=detector.train_embeddings, level_scores=level_scores,
+                  level_official_score=evaluation.official_score(table_of(level_scores)))

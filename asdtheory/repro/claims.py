@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["CLAIMS_DIR_ENV", "CLAIM_MIME", "CONTRADICTED", "INCONCLUSIVE", "SUPPORTED",
-           "VERDICTS", "ClaimRecord", "claim", "fmt", "fmt_e", "fmt_interval", "from_interval",
-           "load_records", "records"]
+           "VERDICTS", "ClaimRecord", "all_of", "claim", "fmt", "fmt_e", "fmt_interval",
+           "from_interval", "load_records", "records"]
 
 CLAIMS_DIR_ENV = "ASDTHEORY_CLAIMS_DIR"
 # In a notebook the verdict line is shown with the record beside it under this MIME type, so
@@ -139,6 +139,31 @@ def from_interval(difference, *, unit: str, digits: int = 3) -> tuple[str, str |
     if high < 0:
         return CONTRADICTED, None
     return INCONCLUSIVE, f"{fmt((high - low) / 2, digits)} {_check_text(unit, 'unit')}"
+
+
+def all_of(*parts: tuple[str, str | None]) -> tuple[str, str | None]:
+    """The verdict of a conjunction "every part holds" from the parts' (verdict, detectable).
+
+    ``CONTRADICTED`` when any part is contradicted, ``SUPPORTED`` when every part is
+    supported, else ``INCONCLUSIVE`` with the inconclusive parts' detectable effects.
+
+    >>> all_of((SUPPORTED, None), (INCONCLUSIVE, "0.05 AUC at 0 dB"))
+    ('INCONCLUSIVE', '0.05 AUC at 0 dB')
+    >>> all_of((SUPPORTED, None), (CONTRADICTED, None), (INCONCLUSIVE, "0.05 AUC"))
+    ('CONTRADICTED', None)
+    """
+    if not parts:
+        raise ValueError("all_of needs at least one (verdict, detectable) part.")
+    for verdict, detectable in parts:
+        if verdict not in VERDICTS or (verdict == INCONCLUSIVE) != (detectable is not None):
+            raise ValueError(f"each part must be (verdict, detectable) as from_interval "
+                             f"returns it, got {(verdict, detectable)!r}.")
+    verdicts = [v for v, _ in parts]
+    if CONTRADICTED in verdicts:
+        return CONTRADICTED, None
+    if all(v == SUPPORTED for v in verdicts):
+        return SUPPORTED, None
+    return INCONCLUSIVE, "; ".join(d for v, d in parts if v == INCONCLUSIVE)
 
 
 def _real(x, name: str) -> float:

@@ -160,6 +160,8 @@ def _run(args: argparse.Namespace) -> int:
           + (f", {config.noise} at {config.snr:g} dB" if config.noise else "")
           + f", seed {config.seed}, back-end {detector.score_backend})")
     print(result.table)
+    print(f"reference without a model, clip level vs the normal training level "
+          f"(scoring.level_score): official score {result.level_official_score:.4f}")
     print(f"elapsed: {time.perf_counter() - start:.1f} s", file=sys.stderr)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
