@@ -530,7 +530,7 @@ fig.tight_layout()
 plt.show()
 
 # %%
-# tolerance: abs=0.05, rel=1e-3; float64 runs, angles in degrees
+# tolerance: abs=0.05 rel=1e-3; float64 runs, angles in degrees
 missed = [r for r in free_rows if r["max_error"] > TOL_DEG]
 loss_minimised = [r for r in missed if r["reference"] == "long run" and r["loss_gap"] < 1e-9]
 if not missed:
@@ -674,7 +674,7 @@ fig.tight_layout()
 plt.show()
 
 # %%
-# tolerance: abs=0.05, rel=0.1; trained ratios and Spearman, not yet measured across CPUs
+# tolerance: abs=0.05 rel=0.1; trained ratios and Spearman, not yet measured across CPUs
 failed_all = [m for m in NET_METHODS
               if not any(r["passed"] for r in net_rows if r["method"] == m)]
 failed_any = [m for m in NET_METHODS

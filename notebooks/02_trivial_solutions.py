@@ -293,7 +293,7 @@ fig.tight_layout()
 plt.show()
 
 # %%
-# tolerance: rel=0.3, abs=0.01; trained relative losses/spreads, not yet measured across CPUs
+# tolerance: abs=0.01 rel=0.3; trained relative losses/spreads, not yet measured across CPUs
 single = ["(i) bias terms", "(ii) trainable centre", "(iii) sigmoid activations"]
 control_runs = svdd["control (no bias, fixed c, ReLU)"]
 all_collapse = all(collapsed(r) for n in single for r in svdd[n])
@@ -501,7 +501,7 @@ fig.tight_layout()
 plt.show()
 
 # %%
-# tolerance: abs=0.05, rel=0.1; trained spreads/ranks/angles, not yet measured across CPUs
+# tolerance: abs=0.05 rel=0.1; trained spreads/ranks/angles, not yet measured across CPUs
 const_violations = sum(r["violations"] for r in const_rows.values())
 all_runs = [r for runs in angular.values() for r in runs]
 ok = all(map(non_collapsed, all_runs))
