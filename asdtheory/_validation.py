@@ -111,6 +111,14 @@ def check_labels(labels, *, batch: int, num_classes: int, allow_soft: bool, loss
     return labels, True
 
 
+def broadcasts_to(shape, target) -> bool:
+    """Whether an array of ``shape`` broadcasts to exactly ``target`` (no growth of target)."""
+    try:
+        return np.broadcast_shapes(tuple(shape), tuple(target)) == tuple(target)
+    except ValueError:
+        return False
+
+
 def check_scalar(value, name: str, *, low=None, high=None, integer=False) -> None:
     """Checks a hyper-parameter given as a Python/NumPy scalar (skipped for tracers)."""
     if is_traced(value):

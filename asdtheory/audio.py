@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import soundfile as sf
 
-from asdtheory._validation import as_float_array, check_scalar, is_traced
+from asdtheory._validation import as_float_array, broadcasts_to, check_scalar, is_traced
 
 __all__ = [
     "load",
@@ -187,11 +187,7 @@ def mix_at_snr(signal, noise, snr_db, *, key: jax.Array | None = None,
     batch = signal.shape[:-1]
     if reference_power is not None:
         reference_power = jnp.asarray(reference_power, dtype=jnp.float32)
-        try:
-            shape = np.broadcast_shapes(reference_power.shape, batch)
-        except ValueError:
-            shape = None
-        if shape != batch:
+        if not broadcasts_to(reference_power.shape, batch):
             raise ValueError(f"reference_power of shape {reference_power.shape} does not "
                              f"broadcast to the {batch} waveforms of signal.")
         if not is_traced(reference_power):

@@ -43,7 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from asdtheory._validation import as_float_array, check_scalar
+from asdtheory._validation import as_float_array, broadcasts_to, check_scalar
 
 __all__ = ["dominance_mask", "region_share", "rise", "rise_masks"]
 
@@ -185,11 +185,7 @@ def rise(score_fn: Callable[[jax.Array], jax.Array], spectrogram, key: jax.Array
     if baseline is None:
         baseline = jnp.min(spectrogram)
     baseline = as_float_array(baseline, "baseline").astype(jnp.float32)
-    try:
-        broadcast = np.broadcast_shapes(baseline.shape, shape)
-    except ValueError:
-        broadcast = None
-    if broadcast != shape:
+    if not broadcasts_to(baseline.shape, shape):
         raise ValueError(f"baseline of shape {tuple(baseline.shape)} does not broadcast to the "
                          f"spectrogram's shape {shape}; pass a scalar or a (T, F) array.")
 
