@@ -6,9 +6,14 @@ Networks (every one has ``embed(x) -> (B, D)``; ``model(x)`` is what its loss he
 * :class:`CNNEmbedder` -- small residual CNN on log-mel windows (B, T, n_mels).
 * :class:`Autoencoder` -- DCASE-baseline-style dense autoencoder on stacked log-mel frames;
   ``model(x)`` is the reconstruction, ``embed(x)`` the bottleneck code.
+* :class:`TwoBranchEmbedder` -- K. Wilkinghoff's DCASE 2022/2023 network on raw waveforms
+  (B, T): a spectrum branch and a spectrogram branch with batch normalisation.
 
 Every network has the switches the trivial-solution experiments need: ``use_bias`` (all
-layers), ``activation`` ("relu", "sigmoid", "tanh") and the embedding size.
+layers), ``activation`` ("relu", "sigmoid", "tanh"; the two-branch network is ReLU only) and
+the embedding size. Networks with batch normalisation are built in evaluation mode (running
+statistics); ``train.fit`` trains them in training mode (batch statistics) and leaves them in
+evaluation mode.
 
 Loss heads own the state of an objective and return per-example losses from
 ``head(outputs, labels, inputs)`` (``outputs = model(inputs)``):
@@ -37,6 +42,7 @@ from typing import Literal
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from asdtheory import losses
@@ -55,6 +61,7 @@ __all__ = [
     "MLPEmbedder",
     "ReconstructionHead",
     "Scale",
+    "TwoBranchEmbedder",
     "make_head",
 ]
 
@@ -243,6 +250,169 @@ class Autoencoder(nnx.Module):
     def embed(self, x: jax.Array) -> jax.Array:
         """(B, F) -> (B, K) bottleneck codes."""
         return self.encoder(x)
+
+
+class _BranchNorms:
+    """Factories shared by the layers of :class:`TwoBranchEmbedder`."""
+
+    def __init__(self, *, use_bias: bool, norm_offset: bool, rngs: nnx.Rngs):
+        init = nnx.initializers.glorot_uniform()  # Keras' default, as in the author's code
+        self.conv = functools.partial(nnx.Conv, use_bias=use_bias, kernel_init=init,
+                                      padding="SAME", rngs=rngs)
+        self.dense = functools.partial(nnx.Linear, use_bias=use_bias, kernel_init=init,
+                                       rngs=rngs)
+        # Keras' BatchNormalization defaults (momentum 0.99, epsilon 1e-3); built in
+        # evaluation mode.
+        self.norm = functools.partial(nnx.BatchNorm, use_running_average=True, momentum=0.99,
+                                      epsilon=1e-3, use_bias=norm_offset, rngs=rngs)
+
+
+class _SpectrogramStage(nnx.Module):
+    """One stage (two residual units) of the spectrogram branch, in the author's order.
+
+    ``first_stage`` is the author's second block (no downsampling; its first unit has no
+    batch normalisation on the residual path and applies ReLU before the norm in the
+    second); the other stages downsample by 2 (strided conv on the residual path, 2x2 max
+    pooling + 1x1 conv on the shortcut) and use norm -> ReLU.
+    """
+
+    def __init__(self, c_in: int, c_out: int, *, first_stage: bool, layers: _BranchNorms):
+        conv, norm = layers.conv, layers.norm
+        self.first_stage = first_stage
+        self.norm_in = norm(c_in)
+        self.conv1 = conv(c_in, c_out, (3, 3), strides=1 if first_stage else 2)
+        self.norm1 = None if first_stage else norm(c_out)
+        self.conv2 = conv(c_out, c_out, (3, 3))
+        self.shortcut = None if first_stage else conv(c_in, c_out, (1, 1))
+        self.norm_mid = norm(c_out)
+        self.conv3 = conv(c_out, c_out, (3, 3))
+        self.norm3 = norm(c_out)
+        self.conv4 = conv(c_out, c_out, (3, 3))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        relu = jax.nn.relu
+        if self.first_stage:
+            h = self.conv2(relu(self.conv1(relu(x))))
+            x = self.norm_mid(self.norm_in(x) + h)
+            return x + self.conv4(self.norm3(relu(self.conv3(relu(x)))))
+        x = self.norm_in(x)
+        h = self.conv2(relu(self.norm1(self.conv1(relu(x)))))
+        x = self.norm_mid(self.shortcut(nnx.max_pool(x, (2, 2), strides=(2, 2),
+                                                     padding="SAME")) + h)
+        return x + self.conv4(relu(self.norm3(self.conv3(relu(x)))))
+
+
+class TwoBranchEmbedder(nnx.Module):
+    """K. Wilkinghoff's two-branch embedder of raw waveforms (B, T) -> (B, 2 * embed_dim).
+
+    Our re-implementation of the network of the author's public DCASE 2022/2023 systems
+    (e.g. github.com/wilkinghoff/icassp2023), written from its description:
+
+    * **spectrum branch**: |FFT| of the whole clip (the first T / 2 bins); three strided 1-D
+      convolutions (``spectrum_channels`` filters; kernel 256 stride 64, kernel 64 stride
+      32, kernel 16 stride 4; ReLU); flattened; four dense layers of ``dense`` units with
+      batch norm and ReLU; a linear layer to ``embed_dim``.
+    * **spectrogram branch**: STFT magnitude (n_fft 1024, hop 512, no padding, all 513 bins:
+      the author's layer takes f_min/f_max arguments but does not apply them), its temporal
+      mean subtracted per bin, batch norm per bin; a 7x7 stride-2 conv with norm, ReLU and
+      3x3 stride-2 max pooling; four residual stages of ``channels[1:]`` channels (the
+      first without downsampling, the others halving time and frequency; see
+      :class:`_SpectrogramStage`); max over the remaining frames (the author's 10x1 pooling
+      for 10-s clips); flattened; batch norm; a linear layer to ``embed_dim``.
+    * the two embeddings concatenated.
+
+    Args:
+      num_samples: T, samples per clip (fixes the flattened sizes; 160 000 for 10 s at
+        16 kHz).
+      embed_dim: embedding size of each branch (the output has twice as many).
+      channels: stem and stage channels of the spectrogram branch (author: 16, 16, 32, 64,
+        128); spectrum_channels, dense: widths of the spectrum branch (author: 128, 128).
+      use_bias: bias terms in the conv and dense layers (author: none).
+      norm_offset: the batch norms' learnt offsets (author: yes; Deep SVDD: no, as Ruff et
+        al.'s networks, so that the network has no additive constant to learn).
+      rngs: ``nnx.Rngs``.
+    """
+
+    N_FFT, HOP = 1024, 512
+
+    def __init__(self, num_samples: int = 160_000, embed_dim: int = 128, *,
+                 channels: Sequence[int] = (16, 16, 32, 64, 128), spectrum_channels: int = 128,
+                 dense: int = 128, use_bias: bool = False, norm_offset: bool = True,
+                 rngs: nnx.Rngs):
+        num_samples = _check_dim(num_samples, "num_samples")
+        embed_dim = _check_dim(embed_dim, "embed_dim")
+        channels = [_check_dim(c, "channels") for c in channels]
+        spectrum_channels = _check_dim(spectrum_channels, "spectrum_channels")
+        dense = _check_dim(dense, "dense")
+        if len(channels) < 2:
+            raise ValueError(f"channels needs the stem and at least one stage, got {channels}.")
+        frames = 1 + (num_samples - self.N_FFT) // self.HOP
+        # stem conv (stride 2) then 3x3/2 pooling without padding leave (s - 3) // 2 + 1 rows
+        after_stem = [(-(-n // 2) - 3) // 2 + 1 for n in (frames, self.N_FFT // 2 + 1)]
+        if num_samples < 256 * 16 or min(after_stem) < 1:
+            raise ValueError(f"num_samples={num_samples} is too short for the two-branch "
+                             "network; it needs clips of at least 0.4 s at 16 kHz.")
+        layers = _BranchNorms(use_bias=use_bias, norm_offset=norm_offset, rngs=rngs)
+        conv, norm, linear = layers.conv, layers.norm, layers.dense
+        self.num_samples = num_samples
+
+        self.spectrum_convs = nnx.List([
+            conv(c_in, spectrum_channels, (kernel,), strides=stride)
+            for c_in, kernel, stride in ((1, 256, 64), (spectrum_channels, 64, 32),
+                                         (spectrum_channels, 16, 4))])
+        length = num_samples // 2
+        for stride in (64, 32, 4):
+            length = -(-length // stride)
+        widths = [length * spectrum_channels, dense, dense, dense, dense]
+        self.spectrum_dense = nnx.List([linear(a, b) for a, b in itertools.pairwise(widths)])
+        self.spectrum_norms = nnx.List([norm(dense) for _ in range(4)])
+        self.spectrum_out = linear(dense, embed_dim)
+
+        bins = self.N_FFT // 2 + 1
+        self.bin_norm = norm(bins)
+        self.stem = conv(1, channels[0], (7, 7), strides=2)
+        self.stem_norm = norm(channels[0])
+        self.stages = nnx.List([
+            _SpectrogramStage(c_in, c_out, first_stage=i == 0, layers=layers)
+            for i, (c_in, c_out) in enumerate(itertools.pairwise(channels))])
+        freq = after_stem[1]
+        for _ in channels[2:]:
+            freq = -(-freq // 2)
+        self.flat_norm = norm(freq * channels[-1])
+        self.spectrogram_out = linear(freq * channels[-1], embed_dim)
+
+    def _spectrum_branch(self, x: jax.Array) -> jax.Array:
+        h = jnp.abs(jnp.fft.rfft(x, axis=-1))[:, : self.num_samples // 2, None]
+        for layer in self.spectrum_convs:
+            h = jax.nn.relu(layer(h))
+        h = h.reshape(h.shape[0], -1)
+        for layer, norm in zip(self.spectrum_dense, self.spectrum_norms, strict=True):
+            h = jax.nn.relu(norm(layer(h)))
+        return self.spectrum_out(h)
+
+    def _spectrogram_branch(self, x: jax.Array) -> jax.Array:
+        idx = np.arange(0, self.num_samples - self.N_FFT + 1, self.HOP)[:, None] + np.arange(
+            self.N_FFT)
+        window = np.asarray(np.hanning(self.N_FFT + 1)[:-1], np.float32)  # periodic Hann
+        h = jnp.abs(jnp.fft.rfft(x[:, idx] * window, axis=-1))  # (B, frames, bins)
+        h = h - jnp.mean(h, axis=1, keepdims=True)
+        h = self.bin_norm(h)[..., None]
+        h = nnx.max_pool(jax.nn.relu(self.stem_norm(self.stem(h))), (3, 3), strides=(2, 2),
+                         padding="VALID")
+        for stage in self.stages:
+            h = stage(h)
+        h = jnp.max(h, axis=1)
+        return self.spectrogram_out(self.flat_norm(h.reshape(h.shape[0], -1)))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        if x.ndim != 2 or x.shape[-1] != self.num_samples:
+            raise ValueError(f"TwoBranchEmbedder expects waveforms (B, {self.num_samples}), "
+                             f"got shape {tuple(x.shape)}.")
+        return jnp.concatenate([self._spectrum_branch(x), self._spectrogram_branch(x)], -1)
+
+    def embed(self, x: jax.Array) -> jax.Array:
+        """(B, T) -> (B, 2 * embed_dim) embeddings (same as calling the model)."""
+        return self(x)
 
 
 def _fixed_or_param(value: jax.Array, trainable: bool) -> nnx.Variable:

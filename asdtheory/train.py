@@ -238,6 +238,9 @@ def fit(model: nnx.Module, head: nnx.Module, inputs, labels=None, *, config: Tra
         devices: Sequence[jax.Device] | None = None) -> History:
     """Trains ``model`` and ``head`` in place on (inputs, labels); returns the History.
 
+    Batch norm layers (``models.TwoBranchEmbedder``) use batch statistics in the training
+    steps and update their running statistics; the model is left in evaluation mode.
+
     Args:
       model: a network from ``asdtheory.models`` (or any nnx module the head accepts).
       head: its loss head (``models.make_head``).
@@ -262,7 +265,11 @@ def fit(model: nnx.Module, head: nnx.Module, inputs, labels=None, *, config: Tra
     if head.needs_initial_pass:
         head.set_centre(embed(model, inputs))
     tx = config.optimizer()
+    # The step runs the network in training mode (batch norm on batch statistics); everything
+    # else (callbacks, embeddings, scores) in evaluation mode (running statistics).
+    model.train()
     graphdef, params, rest = _split(model, head)
+    model.eval()
     opt_state = tx.init(params)
     history, start = History(), 0
     if checkpoint is not None and Path(checkpoint).exists():

@@ -222,3 +222,60 @@ def test_centres_depend_on_the_rngs_only():
     assert np.array_equal(a, b)
     assert not np.allclose(a, c)
     assert jax.numpy.isfinite(a).all()
+
+
+# --- the two-branch network -------------------------------------------------------------
+
+def test_two_branch_has_the_authors_layer_sizes_for_ten_second_clips():
+    # The author's 10-s network: |FFT| of 80 000 bins -> 1250 -> 40 -> 10 positions x 128
+    # filters; spectrogram 311 frames x 513 bins -> 16 bins x 128 channels after the stages.
+    model = models.TwoBranchEmbedder(rngs=nnx.Rngs(0))
+    params = _params(model)
+    assert params["spectrum_dense"][0]["kernel"].shape == (1280, 128)
+    assert params["spectrogram_out"]["kernel"].shape == (2048, 128)
+    assert params["stem"]["kernel"].shape == (7, 7, 1, 16)
+    assert [params["stages"][i]["conv4"]["kernel"].shape[-1] for i in range(4)] == [16, 32, 64,
+                                                                                     128]
+    assert not any("bias" in name[-1] for name in _leaf_names(params)
+                   if "norm" not in "".join(name))
+
+
+SHORT = dict(num_samples=8000, embed_dim=4, channels=(2, 2, 4), spectrum_channels=4, dense=8)
+
+
+@pytest.mark.parametrize("norm_offset", [True, False])
+def test_two_branch_layers_without_additive_constants(norm_offset):
+    model = models.TwoBranchEmbedder(**SHORT, norm_offset=norm_offset, rngs=nnx.Rngs(0))
+    names = ["/".join(n) for n in _leaf_names(_params(model))]
+    assert not [n for n in names if n.endswith("bias") and "norm" not in n]
+    assert any("norm" in n and n.endswith("bias") for n in names) == norm_offset
+
+
+def test_two_branch_embeds_each_clip_independently_in_evaluation_mode():
+    model = models.TwoBranchEmbedder(**SHORT, rngs=nnx.Rngs(0))
+    x = _x(5, 8000)
+    z = model.embed(x)
+    assert z.shape == (5, 8)
+    np.testing.assert_allclose(model.embed(x[2:3]), z[2:3], rtol=1e-4, atol=1e-5)
+
+
+def test_two_branch_training_mode_uses_batch_statistics_and_updates_running_ones():
+    model = models.TwoBranchEmbedder(**SHORT, rngs=nnx.Rngs(0))
+    x = _x(6, 8000)
+    before = np.asarray(model.bin_norm.mean[...]).copy()
+    model.train()
+    z_train = model(x)
+    model.eval()
+    assert not np.allclose(np.asarray(model.bin_norm.mean[...]), before)
+    # With batch statistics every output unit of a batch-normed layer is centred over the
+    # batch: the clips of one batch influence each other's embedding.
+    model.train()
+    assert not np.allclose(model(x[:3]), z_train[:3], atol=1e-4)
+
+
+def test_two_branch_rejects_wrong_shapes_and_too_short_clips():
+    model = models.TwoBranchEmbedder(**SHORT, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match=r"waveforms \(B, 8000\)"):
+        model(_x(2, 4000))
+    with pytest.raises(ValueError, match="too short"):
+        models.TwoBranchEmbedder(**{**SHORT, "num_samples": 2000}, rngs=nnx.Rngs(0))
