@@ -9,8 +9,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from asdtheory import audio, detect, evaluation, scoring, train
 from asdtheory.data.synthetic import machine_sounds
@@ -216,6 +214,30 @@ def test_mlp_detector_separates_obvious_anomalies(trainable):
     assert (not np.allclose(det.head.centres[...], initial.centres[...])) == trainable
 
 
+def test_two_branch_detector_trains_on_waveforms_and_scores_in_evaluation_mode():
+    sounds = machine_sounds(jax.random.key(0), num_machines=2, num_attributes=2,
+                            clips_per_class=6, duration=0.5, anomaly_fraction=0.25)
+    normal = ~sounds.is_anomaly
+    config = DetectorConfig.tiny(embedder="two-branch", embed_dim=8, channels=(2, 2, 4),
+                                 hidden=(4, 8), num_subclusters=2, mixup_alpha=1.0)
+    assert config.input_kind == "waveform"
+    assert dataclasses.replace(config, method="autoencoder").input_kind == "log-mel"
+    waves = detect.features(sounds.waveforms, config)
+    np.testing.assert_array_equal(waves, sounds.waveforms)
+    det = Detector.fit(waves[normal], sounds.label[normal], config=config,
+                       key=jax.random.key(1))
+    assert det.model.bin_norm.use_running_average  # left in evaluation mode
+    test = waves[~normal][:4]
+    z, scores = det.embed_and_score(test)
+    assert z.shape == (4, 8) and np.all(np.isfinite(scores))
+    # Evaluation mode: a clip's score does not depend on the clips batched with it.
+    np.testing.assert_allclose(det.score(test[1:2]), scores[1:2], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(det.score_fn()(jnp.asarray(test))), scores,
+                               rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="clips, samples"):
+        det.score(test[:, None, :])
+
+
 # ------------------------------------------------------------------------- bad input
 
 
@@ -229,6 +251,8 @@ def test_mlp_detector_separates_obvious_anomalies(trainable):
     ({"window_hop": 0}, "window_hop"),
     ({"epochs": 0}, "epochs"),
     ({"steps": 0}, "steps"),
+    ({"embedder": "two-branch", "embed_dim": 7}, "even embed_dim"),
+    ({"embedder": "two-branch", "hidden": (8,)}, "hidden=.spectrum conv channels"),
 ])
 def test_bad_configs_fail_on_construction(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -280,46 +304,3 @@ def test_compare_fills_the_grid_with_detector_results():
                                             args["test_groups"])
             for name in ("auc", "pauc", "hmean"):
                 assert out[name][i, j] == pytest.approx(want[name], abs=1e-12)
-
-
-def naive_margin(values, best):
-    margin, spread = [], []
-    for c in range(values.shape[1]):
-        means = [values[m, c].mean() for m in range(values.shape[0])]
-        rival = max((m for m in range(values.shape[0]) if m != best), key=lambda m: means[m])
-        margin.append(means[best] - means[rival])
-        spread.append(max(np.std(values[best, c], ddof=1), np.std(values[rival, c], ddof=1)))
-    return np.array(margin), np.array(spread)
-
-
-@settings(max_examples=30, deadline=None)
-@given(st.integers(0, 2**31 - 1))
-def test_margin_over_rivals_matches_naive_loop(seed):
-    values = np.random.default_rng(seed).uniform(0.4, 1.0, (4, 3, 5))
-    best = seed % 4
-    margin, spread = detect.margin_over_rivals(values, best=best)
-    want_margin, want_spread = naive_margin(values, best)
-    np.testing.assert_allclose(margin, want_margin, rtol=1e-12)
-    np.testing.assert_allclose(spread, want_spread, rtol=1e-12)
-
-
-def test_margin_over_rivals_hand_case():
-    # best = method 0: ahead of method 2 by 0.1 at condition 0, behind method 1 by 0.2 at 1.
-    values = np.array([[[0.8, 0.8], [0.5, 0.5]],
-                       [[0.6, 0.6], [0.6, 0.8]],
-                       [[0.7, 0.7], [0.4, 0.4]]])
-    margin, spread = detect.margin_over_rivals(values, best=0)
-    np.testing.assert_allclose(margin, [0.1, -0.2])
-    np.testing.assert_allclose(spread, [0.0, np.std([0.6, 0.8], ddof=1)])
-
-
-@pytest.mark.parametrize("values, best, match", [
-    (np.zeros((1, 3, 3)), 0, "methods >= 2"),
-    (np.zeros((2, 3, 1)), 0, "seeds >= 2"),
-    (np.zeros((2, 3)), 0, "shape"),
-    (np.zeros((2, 3, 3)), 2, "best must index"),
-    (np.zeros((2, 3, 3)), True, "best must index"),
-])
-def test_margin_over_rivals_rejects_bad_input(values, best, match):
-    with pytest.raises(ValueError, match=match):
-        detect.margin_over_rivals(values, best=best)

@@ -14,15 +14,18 @@ methods and seeds::
 Stages:
 
 1. **Inputs**: (n, frames, F) arrays, e.g. dB log-mel spectrograms (:func:`log_mels`), or
-   feature vectors as (n, 1, F); standardised by the mean and standard deviation of all
-   training values.
+   feature vectors as (n, 1, F); for the "two-branch" embedder raw waveforms (n, T)
+   (``DetectorConfig.input_kind``; :func:`features` computes the right one from waveforms).
+   Standardised by the mean and standard deviation of all training values.
 2. **Examples** (:func:`examples`): windows of ``window_frames`` frames every
    ``window_hop`` frames (``audio.segment`` on the frame axis), as (frames, F) images for
    the CNN embedder and flattened for the MLP embedder; for the autoencoder, vectors of
-   ``context_frames`` stacked frames at every frame (the DCASE baseline's input). Each
-   example carries its clip's auxiliary class (angular methods).
+   ``context_frames`` stacked frames at every frame (the DCASE baseline's input); for the
+   two-branch embedder the whole clip. Each example carries its clip's auxiliary class
+   (angular methods).
 3. **Training**: ``train.fit`` of the embedder (no bias terms for Deep SVDD, Ruff et al.'s
-   remedy) or the autoencoder, with the method's head (``models.make_head``).
+   remedy; the two-branch network has none for any method, and no batch-norm offsets for
+   Deep SVDD) or the autoencoder, with the method's head (``models.make_head``).
 4. **Clip embeddings and scores** (higher = more anomalous), one jitted pass:
 
    * angular methods: e = mean of the unit-normalised example embeddings of the clip;
@@ -65,12 +68,12 @@ __all__ = [
     "DetectorConfig",
     "compare",
     "examples",
+    "features",
     "log_mels",
-    "margin_over_rivals",
 ]
 
 RANDOM_LABELS = "+random-labels"
-EMBEDDERS = ("cnn", "mlp")
+EMBEDDERS = ("cnn", "mlp", "two-branch")
 # Back-ends per method; the first is the default.
 BACKENDS = {
     **{m: ("kmeans", "nearest-centre", "knn") for m in models.ANGULAR_METHODS},
@@ -88,11 +91,14 @@ class DetectorConfig:
 
     Attributes:
       method: a name of ``models.METHODS``, or an angular one + :data:`RANDOM_LABELS`.
-      embedder: "cnn" (windows as images) or "mlp" (flattened windows); the autoencoder
-        method always uses ``models.Autoencoder``.
+      embedder: "cnn" (windows as images), "mlp" (flattened windows) or "two-branch"
+        (``models.TwoBranchEmbedder`` on whole waveforms, K. Wilkinghoff's network); the
+        autoencoder method always uses ``models.Autoencoder`` on log-mel frames.
       window_frames, window_hop: examples; context_frames: autoencoder frame stacking.
-      embed_dim, channels, hidden: embedding size, CNN channels per residual stage, MLP
-        hidden widths.
+      embed_dim, channels, hidden: embedding size D; CNN channels per residual stage (for
+        "two-branch": the stem and stage channels of its spectrogram branch); MLP hidden
+        widths (for "two-branch": the conv channels and dense units of its spectrum
+        branch). The two-branch network gives each branch D / 2 dimensions.
       num_subclusters: M, sub-centres per class of sub-cluster AdaCos (the subspace
         dimension of AdaProj); unused by the other methods.
       trainable_centres: learn the class centres (default: fixed random, as Wilkinghoff).
@@ -149,6 +155,13 @@ class DetectorConfig:
         if self.backend is not None and self.backend not in BACKENDS[base]:
             raise ValueError(f"backend {self.backend!r} does not apply to {base}; choose one "
                              f"of {BACKENDS[base]}.")
+        if self.embedder == "two-branch" and (self.embed_dim % 2 or len(self.hidden) != 2
+                                              or len(self.channels) < 2):
+            raise ValueError("the two-branch embedder needs an even embed_dim (D / 2 per "
+                             "branch), hidden=(spectrum conv channels, dense units) and "
+                             "channels=(stem, stage, ...) with at least one stage; got "
+                             f"embed_dim={self.embed_dim}, hidden={self.hidden}, "
+                             f"channels={self.channels}.")
         if self.trainable_centres and base == "adaproj":
             raise ValueError("adaproj uses fixed random subspaces; trainable_centres must be "
                              "False.")
@@ -164,6 +177,13 @@ class DetectorConfig:
     @property
     def base_method(self) -> str:
         return self.method.removesuffix(RANDOM_LABELS)
+
+    @property
+    def input_kind(self) -> str:
+        """"waveform" ((n, T) raw clips, the two-branch embedder) or "log-mel" ((n, frames,
+        F) arrays, every other embedder and the autoencoder)."""
+        return ("waveform" if self.embedder == "two-branch" and self.base_method != "autoencoder"
+                else "log-mel")
 
     @property
     def score_backend(self) -> str:
@@ -208,9 +228,24 @@ def log_mels(waveforms, *, sample_rate: int = 16000, n_mels: int = 32,
                            for i in range(0, len(padded), size)])[:len(waveforms)]
 
 
+def features(waveforms, config: DetectorConfig, *, sample_rate: int = 16000,
+             n_mels: int = 64) -> np.ndarray:
+    """(n, T) waveforms -> the detector's input for ``config`` (``config.input_kind``): the
+    waveforms themselves (float32) for the two-branch embedder, else :func:`log_mels`."""
+    if config.input_kind == "waveform":
+        waveforms = np.asarray(waveforms, np.float32)
+        if waveforms.ndim != 2 or waveforms.shape[0] == 0:
+            raise ValueError(f"waveforms must be a non-empty (clips, samples) array, got "
+                             f"shape {waveforms.shape}.")
+        return waveforms
+    return log_mels(waveforms, sample_rate=sample_rate, n_mels=n_mels)
+
+
 def examples(inputs, config: DetectorConfig):
-    """Standardised (n, frames, F) inputs -> (n, k, ...) examples per clip (stage 2 of the
-    module docstring); NumPy in, NumPy out; JAX in, JAX out (used inside jit)."""
+    """Standardised inputs -> (n, k, ...) examples per clip (stage 2 of the module
+    docstring); NumPy in, NumPy out; JAX in, JAX out (used inside jit)."""
+    if config.input_kind == "waveform":
+        return inputs[:, None, :]  # one example per clip: the whole waveform
     stacked = config.base_method == "autoencoder"
     size, hop = ((config.context_frames, 1) if stacked
                  else (config.window_frames, config.window_hop))
@@ -227,7 +262,13 @@ def _build(config: DetectorConfig, num_classes: int, example_shape, key):
     if method == "autoencoder":
         return models.Autoencoder(example_shape[-1], rngs=rngs), models.ReconstructionHead()
     use_bias = method != "deep-svdd"
-    if config.embedder == "cnn":
+    if config.input_kind == "waveform":
+        model = models.TwoBranchEmbedder(example_shape[-1], config.embed_dim // 2,
+                                         channels=config.channels,
+                                         spectrum_channels=config.hidden[0],
+                                         dense=config.hidden[1], use_bias=False,
+                                         norm_offset=use_bias, rngs=rngs)
+    elif config.embedder == "cnn":
         model = models.CNNEmbedder(example_shape[-1], config.embed_dim,
                                    channels=config.channels, use_bias=use_bias, rngs=rngs)
     else:
@@ -277,6 +318,13 @@ def _groups(groups, n: int, name: str) -> np.ndarray:
 
 def _check_inputs(inputs, name: str, config: DetectorConfig) -> np.ndarray:
     inputs = np.asarray(inputs, np.float32)
+    if config.input_kind == "waveform":
+        if inputs.ndim != 2 or inputs.shape[0] == 0:
+            raise ValueError(f"{name} must be a non-empty (clips, samples) array of waveforms "
+                             f"for the two-branch embedder; got shape {inputs.shape}.")
+        if not np.isfinite(inputs).all():
+            raise ValueError(f"{name} holds NaN or infinite values.")
+        return inputs
     if inputs.ndim != 3 or inputs.shape[0] == 0:
         raise ValueError(f"{name} must be a non-empty (clips, frames, features) array, e.g. "
                          f"log-mel spectrograms or vectors as (clips, 1, features); got shape "
@@ -529,26 +577,3 @@ def compare(train_inputs, train_labels, test_inputs, test_is_anomaly, *,
                 out[name][i, j] = value
     return out
 
-
-def margin_over_rivals(values, *, best: int) -> tuple[np.ndarray, np.ndarray]:
-    """How far method ``best`` is ahead of its strongest rival, per condition.
-
-    With values[m, c, s] (method, condition, seed) and means mu[m, c] over seeds:
-    margin[c] = mu[best, c] - max_{m != best} mu[m, c], and spread[c] = the larger of the
-    sample standard deviations over seeds (ddof = 1) of ``best`` and of that rival r(c).
-    "best by more than the seed spread" at condition c means margin[c] > spread[c].
-
-    Returns:
-      margin (C,), spread (C,).
-    """
-    values = np.asarray(values, np.float64)
-    if values.ndim != 3 or values.shape[0] < 2 or values.shape[2] < 2:
-        raise ValueError(f"values must be (methods >= 2, conditions, seeds >= 2), got shape "
-                         f"{values.shape}.")
-    if isinstance(best, bool) or not 0 <= int(best) < values.shape[0]:
-        raise ValueError(f"best must index a method in 0..{values.shape[0] - 1}, got {best!r}.")
-    mean, std = values.mean(axis=2), values.std(axis=2, ddof=1)
-    rivals = np.delete(np.arange(values.shape[0]), best)
-    rival = rivals[np.argmax(mean[rivals], axis=0)]
-    cols = np.arange(values.shape[1])
-    return mean[best] - mean[rival, cols], np.maximum(std[best], std[rival, cols])
