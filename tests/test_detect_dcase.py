@@ -30,9 +30,11 @@ def no_training(monkeypatch):
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [
-    ({"protocol": "mini", "machine": "fan"}, "not available for machine 'fan'"),
+    ({"protocol": "mini", "machines": ("fan",)}, "not available for machine 'fan'"),
     ({"protocol": "tiny"}, "protocol must be one of"),
-    ({"machine": "toaster", "protocol": "full"}, "not available for machine 'toaster'"),
+    ({"machines": ("fan", "toaster"), "protocol": "full"}, "not available for machine 'toaster'"),
+    ({"machines": "fan"}, r"write machines=\('fan',\)"),
+    ({"machines": ()}, "machines is empty"),
     ({"noise": "cat"}, "noise and snr go together"),
     ({"seed": -1}, "seed"),
     ({"detector": "subcluster-adacos"}, "detector must be a DetectorConfig"),
@@ -79,7 +81,7 @@ def test_end_to_end_on_the_valve_mini_protocol(shared_data, method, backend):
     assert (rows[0].n_source_normal, rows[0].n_target_normal) == (20, 20)
     assert len(result.history["loss"]) == 1
     if backend == "kmeans":  # 4 k-means centres of the 30 source clips + the 30 target clips
-        assert result.detector.centres[0].shape == (34, 8)
+        assert result.detector.centres["valve section 00"].shape == (34, 8)
     summary = json.loads(json.dumps(result.to_json()))
     assert summary["official_score"] == result.official_score
     assert summary["level_official_score"] == result.level_official_score
@@ -92,11 +94,11 @@ def test_noise_level_is_set_from_the_normal_training_clips(shared_data, monkeypa
     # SNR is relative to the mean power of the normal training clips, not to the clip.
     captured = {}
 
-    def stop(waves, **kwargs):
+    def stop(waves, *args, **kwargs):
         captured["waves"] = np.asarray(waves)
         raise KeyboardInterrupt  # the mixture is all this test needs
 
-    monkeypatch.setattr(run_module, "log_mels", stop)
+    monkeypatch.setattr(run_module, "features", stop)
     with pytest.raises(KeyboardInterrupt):
         run(RunConfig(data=shared_data, noise="running_tap", snr=-5.0, detector=TINY))
     split = dcase.valve_mini_protocol(shared_data)
@@ -131,7 +133,7 @@ def test_level_reference_scores_the_same_clips_without_a_model(shared_data):
 def test_command_prints_the_table_and_writes_json(shared_data, tmp_path, capsys):
     out = tmp_path / "result.json"
     # The dcase2023t2 folder itself is accepted as --data (the form the issue uses).
-    code = cli.main(["run", "--data", str(shared_data / "dcase2023t2"), "--machine", "valve",
+    code = cli.main(["run", "--data", str(shared_data / "dcase2023t2"), "--machines", "valve",
                      "--protocol", "mini", "--method", "autoencoder", "--noise", "running_tap",
                      "--snr", "0", "--seed", "1", "--epochs", "1", "--no-progress",
                      "--json", str(out)])
@@ -146,7 +148,7 @@ def test_command_prints_the_table_and_writes_json(shared_data, tmp_path, capsys)
 
 
 def test_command_reports_bad_configs(shared_data, capsys, no_training):
-    code = cli.main(["run", "--data", str(shared_data), "--machine", "fan", "--protocol",
+    code = cli.main(["run", "--data", str(shared_data), "--machines", "fan", "--protocol",
                      "mini", "--seed", "0"])
     assert code == 2
     assert "not available for machine 'fan'" in capsys.readouterr().err

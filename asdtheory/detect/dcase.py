@@ -3,31 +3,38 @@ official table (``asdtheory run`` calls it).
 
 ``run(RunConfig(...)) -> Result``::
 
-    result = run(RunConfig(data="../shared/data", detector=DCASE_DETECTOR, seed=0))
+    result = run(RunConfig(data="../shared/data", detector=system("reference",
+                                                                  "subcluster-adacos")))
     print(result.table)              # official-rules table + official score
     result.test_embeddings, result.test_scores, result.test_clips   # for plots
 
 Steps (clips are read as stored, 16 kHz mono):
 
 1. **Split**: protocol "mini" is ``data.dcase.valve_mini_protocol`` (valve only; 60 train,
-   140 test clips); "full" is ``data.dcase.official_split`` of the machine.
+   140 test clips); "full" is ``data.dcase.official_split`` of every machine of
+   ``machines`` ("all": every DCASE 2023 development machine present), pooled: **one**
+   detector is trained on the training clips of all of them (the joint auxiliary task of
+   K. Wilkinghoff's DCASE systems).
 2. **Noise** (optional): every clip, training and test, gets the named real background
    recording (``audio.load_noise``) added at a random offset per clip, scaled to ``snr`` dB
-   relative to one label-free reference level: the mean power (mean square) of the run's
-   normal training clips (``audio.mix_at_snr(..., reference_power=...)``). Every clip thus
-   gets noise of the same power, whatever its own level -- never set from an anomalous
-   clip's own power, which would make the noise level a cue to the label.
-3. **Features**: ``detect.log_mels`` (n_fft 1024, hop 512, ``n_mels`` bands: 313 frames of
-   10 s).
+   relative to one label-free reference level per machine: the mean power (mean square) of
+   that machine's normal training clips (``audio.mix_at_snr(..., reference_power=...)``).
+   Every clip of a machine thus gets noise of the same power, whatever its own level --
+   never set from an anomalous clip's own power, which would make the noise level a cue to
+   the label.
+3. **Features** (``detect.features``): the waveforms themselves for the two-branch network
+   of the "reference" system; ``detect.log_mels`` (n_fft 1024, hop 512, ``n_mels`` bands:
+   313 frames of 10 s) for the small CNN and the autoencoder.
 4. **Detector**: ``Detector.fit`` on the training clips, each labelled with its auxiliary
-   class = (section, attribute) combination, grouped by section, with the target-domain
-   training clips marked (the k-means back-end makes each a centre of its own);
-   :data:`DCASE_DETECTOR` holds the defaults for 10-s clips (8 windows of 64 frames, ~2 s,
-   every 32 frames; 16 k-means centres per section).
-5. **Evaluation**: ``evaluation.dcase_table`` (official DCASE 2023 rules) and
-   ``evaluation.official_score``; beside it the same table for the model-free reference
-   ``scoring.level_score`` (how far each clip's level lies from its section's normal training
-   level) on the same waveforms: what the trivial cue "louder or quieter than usual" achieves.
+   class = (machine, section, attribute, domain) combination, grouped by (machine, section)
+   for the back-end, with the target-domain training clips marked (the k-means back-end
+   makes each a centre of its own). :func:`system` gives the detector of a named system
+   (:data:`SYSTEMS`).
+5. **Evaluation**: ``evaluation.dcase_table`` (official DCASE 2023 rules: one row per
+   machine and section) and ``evaluation.official_score`` over all rows; beside it the same
+   table for the model-free reference ``scoring.level_score`` (how far each clip's level
+   lies from its section's normal training level) on the same waveforms: what the trivial
+   cue "louder or quieter than usual" achieves.
 
 The data are DCASE 2023 Task 2 recordings (MIMII DG; CC BY 4.0): see the data README for
 the attribution that must accompany any use.
@@ -44,13 +51,60 @@ import numpy as np
 from asdtheory import audio, evaluation, scoring, train
 from asdtheory._validation import check_scalar
 from asdtheory.data import dcase
-from asdtheory.detect import Detector, DetectorConfig, log_mels
+from asdtheory.detect import Detector, DetectorConfig, features
 
-__all__ = ["DCASE_DETECTOR", "PROTOCOLS", "Result", "RunConfig", "run"]
+__all__ = ["DCASE_DETECTOR", "PROTOCOLS", "REFERENCE_DETECTOR", "SYSTEMS", "Result",
+           "RunConfig", "run", "system"]
 
 PROTOCOLS = {"mini": ("valve",), "full": dcase.DEV_MACHINES_2023}
+# The small system: a residual CNN on ~2-s log-mel windows (8 windows of 64 frames every 32
+# frames per 10-s clip), 16 k-means centres per section.
 DCASE_DETECTOR = DetectorConfig(window_frames=64, window_hop=32, embed_dim=64,
                                 channels=(16, 32, 64), n_clusters=16, epochs=20, progress=True)
+# Our re-implementation of K. Wilkinghoff's public DCASE 2022/2023 system (e.g.
+# github.com/wilkinghoff/icassp2023): models.TwoBranchEmbedder on raw 10-s waveforms (two
+# 128-d branch embeddings), sub-cluster AdaCos with 16 fixed random sub-centres per class,
+# mixup on waveforms (soft labels), Adam with batch 64 for 10 epochs, L2 penalty on the
+# weights, k-means back-end with 16 means per section. Keras' l2(1e-5) adds 1e-5 ||w||^2 to
+# the loss, whose gradient 2e-5 w is weight_decay=2e-5 here (train.TrainConfig). Deviations:
+# the penalty also covers the batch norms' scales and offsets (the author: kernels only);
+# the waveforms are standardised by the training mean and standard deviation (a global
+# scale, which the network's first linear layers and batch norms absorb); one model per seed
+# (the author averages an ensemble of 5; average scores of several seeds for that).
+REFERENCE_DETECTOR = DetectorConfig(
+    method="subcluster-adacos", embedder="two-branch", embed_dim=256,
+    channels=(16, 16, 32, 64, 128), hidden=(128, 128), num_subclusters=16, n_clusters=16,
+    epochs=10, batch_size=64, learning_rate=1e-3, weight_decay=2e-5, mixup_alpha=1.0,
+    progress=True)
+SYSTEMS = {"small": DCASE_DETECTOR, "reference": REFERENCE_DETECTOR}
+MIX_CHUNK = 256  # clips mixed with noise at a time
+# The DCASE 2023 baseline autoencoder: 128 log-mel bands, 5 stacked frames, 4 x 128 dense
+# layers and an 8-d bottleneck, batch 256; no penalty, no mixup.
+BASELINE_N_MELS = 128
+
+
+def system(name: str, method: str, *, protocol: str = "full") -> DetectorConfig:
+    """The :class:`~asdtheory.detect.DetectorConfig` of system ``name`` (:data:`SYSTEMS`)
+    trained with ``method``.
+
+    * "small": :data:`DCASE_DETECTOR` with the method.
+    * "reference": :data:`REFERENCE_DETECTOR`; for deep-svdd the same two-branch network
+      without batch-norm offsets (``detect``), a fixed centre, coupled L2 and no mixup (its
+      head takes no soft labels); for the autoencoder the DCASE 2023 baseline (log-mel
+      input, batch 256, no penalty, no mixup; run it with ``n_mels=BASELINE_N_MELS``).
+      With ``protocol="mini"`` the batch is 32: the mini protocol has 60 training clips.
+    """
+    if name not in SYSTEMS:
+        raise ValueError(f"system must be one of {sorted(SYSTEMS)}, got {name!r}.")
+    config = dataclasses.replace(SYSTEMS[name], method=method)
+    if name == "reference":
+        if config.base_method in ("deep-svdd", "autoencoder"):
+            config = dataclasses.replace(config, mixup_alpha=0.0)
+        if config.base_method == "autoencoder":
+            config = dataclasses.replace(config, weight_decay=0.0, batch_size=256)
+        elif protocol == "mini":
+            config = dataclasses.replace(config, batch_size=32)
+    return config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,33 +114,48 @@ class RunConfig:
     Attributes:
       data: dataset root holding ``dcase2023t2/`` and ``noise/`` (None: ``dcase.data_root``);
         the ``dcase2023t2`` folder itself is accepted too.
-      machine: DCASE 2023 development machine type.
+      machines: DCASE 2023 development machine types trained on together (one detector), a
+        sequence of names or "all" (every development machine present under the data root;
+        the mini protocol has valve only).
       protocol: "mini" (valve only, ci mode) or "full" (official train/test split).
       noise, snr: name of a recording in ``<data>/noise`` and the SNR in dB (both or neither),
-        relative to the mean power of the normal training clips (module docstring, step 2).
+        relative to the mean power of each machine's normal training clips (module
+        docstring, step 2).
       seed: seeds the detector (initialisation, training, k-means) and the noise offsets.
-      n_mels: log-mel bands.
+      n_mels: log-mel bands (log-mel inputs only).
+      seconds: every clip is cut to its first ``seconds`` (as the author's systems do; DCASE
+        2023 clips last 10 s or more); a shorter clip is an error.
       detector: the :class:`~asdtheory.detect.DetectorConfig` (default :data:`DCASE_DETECTOR`).
     """
 
     data: str | Path | None = None
-    machine: str = "valve"
+    machines: str | tuple[str, ...] = ("valve",)
     protocol: str = "mini"
     noise: str | None = None
     snr: float | None = None
     seed: int = 0
     n_mels: int = 64
+    seconds: float = 10.0
     detector: DetectorConfig = DCASE_DETECTOR
 
     def __post_init__(self):
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {sorted(PROTOCOLS)}, got "
                              f"{self.protocol!r}.")
-        if self.machine not in PROTOCOLS[self.protocol]:
-            raise ValueError(f"protocol {self.protocol!r} is not available for machine "
-                             f"{self.machine!r}; it covers {', '.join(PROTOCOLS[self.protocol])}"
-                             + (" (use protocol='full' for the other machines)."
-                                if self.protocol == "mini" else "."))
+        if isinstance(self.machines, str) and self.machines != "all":
+            raise ValueError(f"machines must be a sequence of machine names or 'all', got the "
+                             f"string {self.machines!r}; write machines=({self.machines!r},).")
+        if self.machines != "all":
+            object.__setattr__(self, "machines", tuple(dict.fromkeys(self.machines)))
+            if not self.machines:
+                raise ValueError("machines is empty: name at least one machine, or 'all'.")
+            for machine in self.machines:
+                if machine not in PROTOCOLS[self.protocol]:
+                    raise ValueError(
+                        f"protocol {self.protocol!r} is not available for machine {machine!r};"
+                        f" it covers {', '.join(PROTOCOLS[self.protocol])}"
+                        + (" (use protocol='full' for the other machines)."
+                           if self.protocol == "mini" else "."))
         if (self.noise is None) != (self.snr is None):
             raise ValueError("noise and snr go together: pass both (a recording name and an "
                              "SNR in dB) or neither.")
@@ -94,6 +163,7 @@ class RunConfig:
             check_scalar(self.snr, "snr")
         check_scalar(self.seed, "seed", low=0, integer=True)
         check_scalar(self.n_mels, "n_mels", low=1, integer=True)
+        check_scalar(self.seconds, "seconds", low=0.0)
         if not isinstance(self.detector, DetectorConfig):
             raise ValueError(f"detector must be a DetectorConfig, got {self.detector!r}.")
 
@@ -104,6 +174,8 @@ class Result:
 
     Attributes:
       config: the configuration.
+      machines: the machine types of the run (resolved from ``config.machines``).
+      classes: the auxiliary classes, (machine, section, attribute, domain) per class index.
       rows: ``evaluation.SectionScores`` per (machine, section), official 2023 rules.
       official_score: harmonic mean of all AUC_source, AUC_target, pAUC values.
       table: ``evaluation.format_table(rows)``.
@@ -117,6 +189,8 @@ class Result:
     """
 
     config: RunConfig
+    machines: tuple
+    classes: list
     rows: list
     official_score: float
     table: str
@@ -133,6 +207,15 @@ class Result:
     def history(self) -> train.History:
         return self.detector.history
 
+    @property
+    def class_summary(self) -> str:
+        """How many auxiliary classes and from which fields, e.g. for the command line."""
+        count = lambda i: len({c[i] for c in self.classes})
+        return (f"{len(self.classes)} auxiliary classes: (machine, section, attribute, domain) "
+                f"combinations of the training clips ({count(0)} machine type(s), "
+                f"{len({c[:2] for c in self.classes})} (machine, section) pairs, {count(2)} "
+                "attribute values)")
+
     def to_json(self) -> dict:
         """JSON-serialisable summary: config, official score, table rows, per-clip scores."""
         config = {k: (str(v) if isinstance(v, Path) else v)
@@ -141,11 +224,13 @@ class Result:
             "config": config,
             "official_score": self.official_score,
             "level_official_score": self.level_official_score,
+            "machines": list(self.machines),
+            "classes": [list(c) for c in self.classes],
             "rows": [dataclasses.asdict(r) for r in self.rows],
             "loss": self.history.get("loss", []),
-            "clips": [{"file": c.path.name, "domain": c.domain, "label": c.label,
-                       "score": float(s)} for c, s in zip(self.test_clips, self.test_scores,
-                                                          strict=True)],
+            "clips": [{"machine": c.machine, "section": c.section, "file": c.path.name,
+                       "domain": c.domain, "label": c.label, "score": float(s)}
+                      for c, s in zip(self.test_clips, self.test_scores, strict=True)],
         }
 
 
@@ -162,10 +247,47 @@ def _data_root(config: RunConfig) -> Path | None:
     return root
 
 
-def _split(config: RunConfig, root: Path | None) -> dcase.Split:
+def _machines(config: RunConfig, root: Path | None) -> tuple[str, ...]:
+    if config.machines != "all":
+        return config.machines
+    if config.protocol == "mini":
+        return PROTOCOLS["mini"]
+    raw = dcase.data_root(root) / "dcase2023t2" / "dev_data" / "raw"
+    present = tuple(m for m in dcase.DEV_MACHINES_2023 if (raw / m).is_dir())
+    if not present:
+        raise FileNotFoundError(f"machines='all' found no DCASE 2023 development machine "
+                                f"folder under {raw}; fetch some with `asdtheory data fetch "
+                                "--machine all`.")
+    return present
+
+
+def _split(config: RunConfig, root: Path | None, machines) -> dcase.Split:
     if config.protocol == "mini":
         return dcase.valve_mini_protocol(root)
-    return dcase.official_split(root, config.machine)
+    splits = [dcase.official_split(root, machine) for machine in machines]
+    return dcase.Split(name=f"dcase2023 dev_data {'+'.join(machines)} official",
+                       train=[c for s in splits for c in s.train],
+                       test=[c for s in splits for c in s.test])
+
+
+def _load_clips(clips, seconds: float, sample_rate: int = 16000) -> np.ndarray:
+    length = round(seconds * sample_rate)
+    waves = np.zeros((len(clips), length), np.float32)
+    for row, clip in enumerate(clips):
+        wave = audio.load(clip.path, sample_rate=sample_rate)
+        if len(wave) < length:
+            raise ValueError(f"{clip.path} lasts {len(wave) / sample_rate:.2f} s, less than "
+                             f"the {seconds:g} s every clip is cut to; lower RunConfig.seconds.")
+        waves[row] = wave[:length]
+    return waves
+
+
+def _group(clip) -> str:
+    return f"{clip.machine} section {clip.section:02d}"
+
+
+def _class(clip) -> tuple:
+    return (clip.machine, clip.section, clip.attribute_key, clip.domain)
 
 
 def run(config: RunConfig, *, checkpoint: str | Path | None = None) -> Result:
@@ -175,48 +297,61 @@ def run(config: RunConfig, *, checkpoint: str | Path | None = None) -> Result:
     when it exists, training continues from it (see ``Detector.fit``).
 
     With ``config.noise``, the SNR of every clip (training and test) is relative to the mean
-    power of this run's normal training clips, not to the clip's own power (step 2).
+    power of its machine's normal training clips, not to the clip's own power (step 2).
 
-    Raises FileNotFoundError (missing data root, clips or noise recording) and ValueError
-    (protocol or split problems, e.g. a test section without training clips) before any
-    feature extraction or training.
+    Raises FileNotFoundError (missing data root, machine folders, clips or noise recording)
+    and ValueError (protocol or split problems, e.g. a test section without training clips,
+    a training set smaller than the batch) before any feature extraction or training.
     """
     root = _data_root(config)
-    split = _split(config, root)
-    missing = sorted({c.section for c in split.test} - {c.section for c in split.train})
+    machines = _machines(config, root)
+    split = _split(config, root, machines)
+    missing = sorted({_group(c) for c in split.test} - {_group(c) for c in split.train})
     if missing:
         raise ValueError(f"test sections {missing} have no training clips in {split.name}.")
+    batch_size = config.detector.train_config().batch_size
+    if config.detector.input_kind == "waveform" and batch_size > len(split.train):
+        raise ValueError(f"batch_size={batch_size} exceeds the {len(split.train)} training "
+                         f"clips of {split.name}; lower it (detect.dcase.system(..., "
+                         "protocol='mini') uses 32).")
     noise = None if config.noise is None else audio.load_noise(config.noise, root)
     noise_key, detector_key = jax.random.split(jax.random.key(config.seed))
 
     clips = split.train + split.test
-    waves = np.stack([audio.load(c.path) for c in clips])
-    if noise is not None:
-        normal_train = np.array([not c.is_anomaly for c in split.train])
-        reference = float(np.mean(np.mean(
-            waves[:len(split.train)][normal_train].astype(np.float64) ** 2, axis=-1)))
-        waves = np.asarray(audio.mix_at_snr(waves, noise, config.snr, key=noise_key,
-                                            reference_power=reference))
-    mels = log_mels(waves, n_mels=config.n_mels)
+    waves = _load_clips(clips, config.seconds)
     n_train = len(split.train)
-    classes = sorted({(c.section, c.attribute_key) for c in split.train})
+    if noise is not None:
+        power = np.mean(waves[:n_train].astype(np.float64) ** 2, axis=-1)
+        reference = {m: float(np.mean(power[[c.machine == m and not c.is_anomaly
+                                             for c in split.train]])) for m in machines}
+        levels = np.array([reference[c.machine] for c in clips])
+        # In chunks of clips (chunk i draws its offsets from fold_in(key, i)): the mixture of
+        # a full-mode dataset at once would need several copies of all its waveforms.
+        for i, start in enumerate(range(0, len(clips), MIX_CHUNK)):
+            rows = slice(start, start + MIX_CHUNK)
+            waves[rows] = np.asarray(audio.mix_at_snr(
+                waves[rows], noise, config.snr, key=jax.random.fold_in(noise_key, i),
+                reference_power=levels[rows]))
+    inputs = features(waves, config.detector, n_mels=config.n_mels)
+    classes = sorted({_class(c) for c in split.train})
     detector = Detector.fit(
-        mels[:n_train], [classes.index((c.section, c.attribute_key)) for c in split.train],
-        config=config.detector, key=detector_key,
-        groups=[c.section for c in split.train],
+        inputs[:n_train], [classes.index(_class(c)) for c in split.train],
+        config=config.detector, key=detector_key, groups=[_group(c) for c in split.train],
         is_target=np.array([c.domain == "target" for c in split.train]), checkpoint=checkpoint)
-    test_groups = [c.section for c in split.test]
-    test_embeddings, test_scores = detector.embed_and_score(mels[n_train:], groups=test_groups)
+    test_groups = [_group(c) for c in split.test]
+    test_embeddings, test_scores = detector.embed_and_score(inputs[n_train:],
+                                                            groups=test_groups)
     normal_train = [i for i, c in enumerate(split.train) if not c.is_anomaly]
     level_scores = scoring.level_score(
         waves[normal_train], waves[n_train:],
-        train_groups=[split.train[i].section for i in normal_train], test_groups=test_groups)
+        train_groups=[_group(split.train[i]) for i in normal_train], test_groups=test_groups)
     table_of = lambda scores: evaluation.dcase_table(
-        machine=[c.machine for c in split.test], section=test_groups,
+        machine=[c.machine for c in split.test], section=[c.section for c in split.test],
         domain=[c.domain for c in split.test], is_anomaly=[c.is_anomaly for c in split.test],
         scores=scores)
     rows = table_of(test_scores)
-    return Result(config=config, rows=rows, official_score=evaluation.official_score(rows),
+    return Result(config=config, machines=machines, classes=classes, rows=rows,
+                  official_score=evaluation.official_score(rows),
                   table=evaluation.format_table(rows), detector=detector,
                   test_clips=split.test, test_scores=test_scores,
                   test_embeddings=test_embeddings, train_clips=split.train,
