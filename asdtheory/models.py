@@ -529,6 +529,13 @@ class AngularHead(nnx.Module):
             self.scale[...] = self.next_scale(embeddings, labels)
         return self._loss_fn()(embeddings, self.centres[...], labels, scale=self.scale[...])
 
+    def loss_at_scale(self, embeddings: jax.Array, labels: jax.Array, *,
+                      scale: float) -> jax.Array:
+        """Per-example loss (B,) at the given scale, leaving the head's scale untouched: the
+        same objective at every point of a training run even when the scale adapts."""
+        return self._loss_fn()(embeddings, self.centres[...], labels,
+                               scale=jnp.asarray(scale, jnp.float32))
+
     def compactness(self, embeddings: jax.Array, labels: jax.Array) -> jax.Array:
         """Per-example compactness 2 - 2 cos(theta_y) w.r.t. the own class centre (nearest
         sub-centre), or for AdaProj w.r.t. the own class subspace."""

@@ -62,6 +62,7 @@ __all__ = [
     "embed",
     "embedding_callback",
     "fit",
+    "fixed_scale_loss_callback",
     "load_checkpoint",
     "mixup",
     "reconstruct",
@@ -365,6 +366,20 @@ def compactness_callback(inputs, labels=None, *, batch_size: int = 256) -> Callb
     def callback(model, head):
         z = embed(model, inputs, batch_size=batch_size)
         return {"compactness": float(jnp.mean(head.compactness(z, y)))}
+
+    return callback
+
+
+def fixed_scale_loss_callback(inputs, labels, *, scale: float,
+                              batch_size: int = 256) -> Callback:
+    """Callback recording "loss_fixed_scale": the mean loss of an angular head on the
+    embeddings of ``inputs`` at ``scale`` (``AngularHead.loss_at_scale``), one objective for
+    the whole run even when the head's own scale adapts."""
+    y = jnp.asarray(labels)
+
+    def callback(model, head):
+        z = embed(model, inputs, batch_size=batch_size)
+        return {"loss_fixed_scale": float(jnp.mean(head.loss_at_scale(z, y, scale=scale)))}
 
     return callback
 

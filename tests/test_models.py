@@ -129,6 +129,10 @@ def test_angular_head_is_the_library_loss(method):
     # Without the update the scale stays where it is.
     head(x, y, update_scale=False)
     assert float(head.scale[...]) == pytest.approx(expected_scale, rel=1e-6)
+    # At a given scale: the library loss at that scale, the head's scale untouched.
+    np.testing.assert_allclose(head.loss_at_scale(x, y, scale=7.0),
+                               _LOSSES[method](x, centres, y, scale=7.0), rtol=1e-6)
+    assert float(head.scale[...]) == pytest.approx(expected_scale, rel=1e-6)
 
 
 def test_angular_head_options():

@@ -232,15 +232,19 @@ def test_callbacks_record_per_epoch_metrics():
                         key=jax.random.key(0),
                         callbacks=[train.compactness_callback(INPUTS, LABELS),
                                    train.scale_callback(), spy,
+                                   train.fixed_scale_loss_callback(INPUTS, LABELS, scale=3.0),
                                    train.embedding_callback("norm", lambda z: np.abs(z).max(),
                                                             INPUTS)])
-    assert set(history) == {"loss", "compactness", "scale", "spy", "norm"}
+    assert set(history) == {"loss", "compactness", "scale", "spy", "norm", "loss_fixed_scale"}
     assert history["spy"] == [1.0, 2.0, 3.0]
     z = train.embed(model, INPUTS)
     assert history["compactness"][-1] == pytest.approx(
         float(jnp.mean(losses.compactness(z, head.centres[...], LABELS))), rel=1e-5)
     assert history["scale"][-1] == pytest.approx(float(head.scale[...]))
     assert history["norm"][-1] == pytest.approx(float(np.abs(z).max()), rel=1e-6)
+    want = float(jnp.mean(losses.subcluster_adacos(z, head.centres[...], LABELS, scale=3.0)))
+    assert history["loss_fixed_scale"][-1] == pytest.approx(want, rel=1e-5)
+    assert history["scale"][-1] != pytest.approx(3.0)  # the head's own scale is elsewhere
 
 
 @pytest.mark.parametrize("trainable", [False, True])
