@@ -1,3 +1,7 @@
+"""The bounds against the loss implementations. Few compilations: configurations are built in
+NumPy, the cases of a test go through one jitted program (hyper-parameters traced), and the
+random-configuration samplers are compiled once per test."""
+
 import math
 
 import jax
@@ -16,31 +20,39 @@ EPS32 = float(np.finfo(np.float32).eps)
 def _antipodal_configuration(compactness, num_classes, dim=5):
     """x~ at compactness c from c_0 = e_0; every non-target centre at -x~ (the tight case)."""
     cos = 1.0 - compactness / 2.0
-    x = jnp.zeros(dim).at[0].set(cos).at[1].set(math.sqrt(max(0.0, 1.0 - cos * cos)))
-    centres = jnp.concatenate([jnp.eye(dim)[:1], jnp.tile(-x[None], (num_classes - 1, 1))])
-    return x[None], centres, jnp.array([0])
+    x = np.zeros(dim, np.float32)
+    x[:2] = cos, math.sqrt(max(0.0, 1.0 - cos * cos))
+    centres = np.concatenate([np.eye(dim, dtype=np.float32)[:1],
+                              np.tile(-x[None], (num_classes - 1, 1))])
+    return x[None], centres, np.array([0], np.int32)
 
 
-@pytest.mark.parametrize(
-    ("name", "loss_fn", "target_logit"),
-    [
-        ("normalized_softmax", lambda x, c, y, m: losses.normalized_softmax(x, c, y, scale=6.0),
-         "cosine"),
-        ("cosface", lambda x, c, y, m: losses.cosface(x, c, y, scale=6.0, margin=m), "cosface"),
-        ("arcface", lambda x, c, y, m: losses.arcface(x, c, y, scale=6.0, margin=m), "arcface"),
-    ],
-)
+ANTIPODAL_LOSSES = {
+    "normalized_softmax": (lambda x, c, y, m: losses.normalized_softmax(x, c, y, scale=6.0),
+                           "cosine"),
+    "cosface": (lambda x, c, y, m: losses.cosface(x, c, y, scale=6.0, margin=m), "cosface"),
+    "arcface": (lambda x, c, y, m: losses.arcface(x, c, y, scale=6.0, margin=m), "arcface"),
+}
+
+
+@jax.jit
+def _antipodal_case(x, centres, y, margin):
+    """Each loss, the compactness and each loss's lower bound at that compactness."""
+    c = losses.compactness(x, centres, y)[0]
+    return c, {name: (loss_fn(x, centres, y, margin)[0],
+                      bounds.loss_lower_bound(c, num_classes=5, scale=6.0, margin=margin,
+                                              target_logit=target_logit))
+               for name, (loss_fn, target_logit) in ANTIPODAL_LOSSES.items()}
+
+
+@pytest.mark.parametrize("name", sorted(ANTIPODAL_LOSSES))
 @pytest.mark.parametrize("compactness", [0.05, 1.0, 2.5, 3.9])
-def test_loss_lower_bound_is_attained_with_antipodal_centres(name, loss_fn, target_logit,
-                                                             compactness):
+def test_loss_lower_bound_is_attained_with_antipodal_centres(name, compactness):
     # With all non-target centres at -x~ every non-target cosine is -1: L equals the bound.
     x, centres, y = _antipodal_configuration(compactness, num_classes=5)
-    margin = 0.3
-    loss = float(loss_fn(x, centres, y, margin)[0])
-    c = float(losses.compactness(x, centres, y)[0])
-    bound = float(bounds.loss_lower_bound(c, num_classes=5, scale=6.0, margin=margin,
-                                          target_logit=target_logit))
-    assert c == pytest.approx(compactness, abs=1e-5)
+    c, out = _antipodal_case(x, centres, y, 0.3)
+    loss, bound = (float(v) for v in out[name])
+    assert float(c) == pytest.approx(compactness, abs=1e-5)
     assert loss == pytest.approx(bound, rel=1e-4, abs=1e-6), name
 
 
@@ -76,24 +88,38 @@ def test_compactness_bound_is_increasing_in_the_loss():
         assert g[0] < 0.5 and g[-1] == pytest.approx(4.0), target_logit
 
 
-def test_log_expm1_matches_float64_reference():
+def test_target_logit_lower_bound_is_accurate_for_tiny_and_huge_losses():
+    # a(L) = b + (log(N - 1) - log(e^L - 1)) / s is -log(e^L - 1) for N = 2, s = 1, b = 0:
+    # accurate where e^L - 1 underflows to L (L -> 0) and where e^L overflows float32.
     x = jnp.array([1e-30, 1e-8, 1e-3, 0.5, 1.0, 1.5, 10.0, 80.0, 200.0], jnp.float32)
-    ref = np.log(np.expm1(np.asarray(x, np.float64)))
-    ref[-1] = 200.0  # log(e^200 - 1) = 200 to float64 precision (expm1 overflows)
-    np.testing.assert_allclose(bounds._log_expm1(x), ref, rtol=1e-6)
+    ref = -np.log(np.expm1(np.asarray(x, np.float64)))
+    ref[-1] = -200.0  # log(e^200 - 1) = 200 to float64 precision (expm1 overflows)
+    got = bounds.target_logit_lower_bound(x, num_classes=2, scale=1.0, min_logit=0.0)
+    np.testing.assert_allclose(got, ref, rtol=1e-6)
+
+
+SIMPLEX_CASES = ((2, 0.7), (2, 3.1), (6, 0.0))  # (N, compactness)
+
+
+@jax.jit
+def _simplex_cases():
+    """(loss, l(c), g(loss)) per case of SIMPLEX_CASES, in one program."""
+    s, out = 5.0, []
+    for n, compactness in SIMPLEX_CASES:
+        centres = simplex_centres(n, 6)
+        # x~ in the plane of c_1 and a unit vector orthogonal to every centre (e_5, as n <= 6).
+        cos = 1.0 - compactness / 2.0
+        x = cos * centres[1] + math.sqrt(1.0 - cos * cos) * jnp.eye(6)[5]
+        loss = losses.normalized_softmax(x[None], centres, jnp.array([1]), scale=s)[0]
+        out.append((loss, bounds.simplex_loss_lower_bound(compactness, num_classes=n, scale=s),
+                    bounds.simplex_compactness_bound(loss, num_classes=n, scale=s)))
+    return out
 
 
 def test_simplex_bound_is_tight_for_two_classes_and_at_the_centre():
     s = 5.0
-    for n, compactness in ((2, 0.7), (2, 3.1), (6, 0.0)):
-        centres = simplex_centres(n, 6)
-        y = jnp.array([1])
-        # x~ in the plane of c_1 and a unit vector orthogonal to every centre (e_5, as n <= 6).
-        cos = 1.0 - compactness / 2.0
-        x = cos * centres[1] + math.sqrt(1.0 - cos * cos) * jnp.eye(6)[5]
-        loss = float(losses.normalized_softmax(x[None], centres, y, scale=s)[0])
-        ell = float(bounds.simplex_loss_lower_bound(compactness, num_classes=n, scale=s))
-        g = float(bounds.simplex_compactness_bound(loss, num_classes=n, scale=s))
+    for (n, compactness), values in zip(SIMPLEX_CASES, _simplex_cases(), strict=True):
+        loss, ell, g = (float(v) for v in values)
         assert loss == pytest.approx(ell, rel=1e-5, abs=4 * EPS32 * s), (n, compactness)
         assert g == pytest.approx(compactness, abs=1e-4), (n, compactness)
 
@@ -115,11 +141,13 @@ def test_bounds_hold_against_the_loss_implementations_on_random_configurations()
     out = bounds.map_configurations(evaluate, jax.random.key(0), 600, chunk_size=300,
                                     num_classes=5, max_dim=16, num_subcentres=2)
     tol = 16 * EPS32 * out["scale"]
-    for name, target_logit, comp in (("arcface", "arcface", "compactness"),
-                                     ("cosface", "cosface", "compactness"),
-                                     ("subcluster_adacos", "cosine", "sub_compactness")):
-        ell = bounds.loss_lower_bound(out[comp], num_classes=5, scale=out["scale"],
-                                      margin=out["margin"], target_logit=target_logit)
+    cases = (("arcface", "arcface", "compactness"), ("cosface", "cosface", "compactness"),
+             ("subcluster_adacos", "cosine", "sub_compactness"))
+    lower = jax.jit(lambda out: {name: bounds.loss_lower_bound(
+        out[comp], num_classes=5, scale=out["scale"], margin=out["margin"],
+        target_logit=target_logit) for name, target_logit, comp in cases})(out)
+    for name, _, _ in cases:
+        ell = lower[name]
         assert np.all(out[name] >= np.asarray(ell) - tol), name
         # The configurations reach the bound's neighbourhood, so the check is not vacuous.
         assert np.min(out[name] - np.asarray(ell)) < 1e-3, name
@@ -131,14 +159,14 @@ def test_random_configurations_structure():
         k, 50, num_classes=4, max_dim=12, num_subcentres=3, scale_range=(2.0, 8.0),
         margin_range=(0.1, 0.2)))
     key = jax.random.key(3)
-    cfg = sample(key)
+    cfg = bounds.Configurations(*(np.asarray(a) for a in sample(key)))
     assert cfg.embeddings.shape == (50, 1, 12) and cfg.centres.shape == (50, 4, 3, 12)
-    np.testing.assert_allclose(jnp.linalg.norm(cfg.embeddings, axis=-1), 1.0, atol=1e-5)
-    np.testing.assert_allclose(jnp.linalg.norm(cfg.centres, axis=-1), 1.0, atol=1e-5)
-    dim = np.asarray(cfg.dim)
+    np.testing.assert_allclose(np.linalg.norm(cfg.embeddings, axis=-1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(cfg.centres, axis=-1), 1.0, atol=1e-5)
+    dim = cfg.dim
     padded = np.arange(12)[None, :] >= dim[:, None]
-    assert np.all(np.asarray(cfg.embeddings)[:, 0][padded] == 0.0)
-    assert np.all(np.asarray(cfg.centres).transpose(0, 3, 1, 2)[padded] == 0.0)
+    assert np.all(cfg.embeddings[:, 0][padded] == 0.0)
+    assert np.all(cfg.centres.transpose(0, 3, 1, 2)[padded] == 0.0)
     assert dim.min() >= 2 and dim.max() <= 12
     assert np.all((cfg.scale >= 2.0) & (cfg.scale <= 8.0))
     assert np.all((cfg.margin >= 0.1) & (cfg.margin <= 0.2))
@@ -149,9 +177,28 @@ def test_random_configurations_structure():
 def test_random_simplex_configurations_use_the_simplex():
     cfg = jax.jit(lambda k: bounds.random_configurations(k, 20, num_classes=6, max_dim=10,
                                                          centres="simplex"))(jax.random.key(1))
-    assert np.all(np.asarray(cfg.dim) >= 5)
-    np.testing.assert_allclose(jnp.sum(cfg.centres, axis=1), 0.0, atol=1e-5)
-    np.testing.assert_allclose(jnp.linalg.norm(cfg.embeddings, axis=-1), 1.0, atol=1e-5)
+    cfg = bounds.Configurations(*(np.asarray(a) for a in cfg))
+    assert np.all(cfg.dim >= 5)
+    np.testing.assert_allclose(np.sum(cfg.centres, axis=1), 0.0, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(cfg.embeddings, axis=-1), 1.0, atol=1e-5)
+
+
+CONSTANT_EMBEDDING_LOSSES = {
+    "normalized_softmax": lambda x, c, y, s: losses.normalized_softmax(x, c, y, scale=s),
+    "arcface": lambda x, c, y, s: losses.arcface(x, c, y, scale=s, margin=0.5),
+    "subcluster_adacos": lambda x, c, y, s: losses.subcluster_adacos(x, c[:, None], y, scale=s),
+}
+
+
+@jax.jit
+def _constant_embedding_losses(x, centres, labels, scale):
+    """The mean loss of each case for each loss, and the balanced tiny-scale mean loss."""
+    mean_losses = {name: jax.vmap(lambda *a, f=f: jnp.mean(f(*a)))(x, centres, labels, scale)
+                   for name, f in CONSTANT_EMBEDDING_LOSSES.items()}
+    n, batch = centres.shape[1], x.shape[1]
+    balanced = jnp.arange(batch) % n
+    tiny = losses.normalized_softmax(x[0], centres[0], balanced, scale=1e-6)
+    return mean_losses, jnp.mean(tiny)
 
 
 def test_constant_embedding_mean_loss_is_at_least_the_prior_entropy():
@@ -167,15 +214,11 @@ def test_constant_embedding_mean_loss_is_at_least_the_prior_entropy():
     entropy = bounds.constant_embedding_bound(empirical)
     assert entropy.shape == (cases,)
     assert entropy[7] == pytest.approx(bounds.constant_embedding_bound(empirical[7]))
-    for loss_fn in (lambda x, c, y, s: losses.normalized_softmax(x, c, y, scale=s),
-                    lambda x, c, y, s: losses.arcface(x, c, y, scale=s, margin=0.5),
-                    lambda x, c, y, s: losses.subcluster_adacos(x, c[:, None], y, scale=s)):
-        mean_loss = jax.vmap(lambda *a, f=loss_fn: jnp.mean(f(*a)))(x, centres, labels, scale)
-        assert np.all(np.asarray(mean_loss) >= entropy - 1e-5)
+    mean_losses, tiny_scale = _constant_embedding_losses(x, centres, labels, scale)
+    for name, mean_loss in mean_losses.items():
+        assert np.all(np.asarray(mean_loss) >= entropy - 1e-5), name
     # The bound is attained when q = prior: balanced classes and s -> 0 give q uniform.
-    balanced = jnp.arange(batch) % n
-    tiny_scale = losses.normalized_softmax(x[0], centres[0], balanced, scale=1e-6)
-    assert float(jnp.mean(tiny_scale)) == pytest.approx(math.log(n), abs=1e-5)
+    assert float(tiny_scale) == pytest.approx(math.log(n), abs=1e-5)
 
 
 def test_constant_embedding_bound_values():

@@ -1,11 +1,13 @@
+"""Geometry helpers on the unit sphere. Few compilations: the data are NumPy draws, the
+half-precision gradients and the simplex shapes each go through one jitted program."""
+
+import functools
 import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from asdtheory.geometry import (
     angles,
@@ -23,12 +25,29 @@ def test_l2_normalize_matches_numpy_and_keeps_zero_vectors():
     np.testing.assert_allclose(l2_normalize(x), want, rtol=1e-6)
 
 
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float16, jnp.bfloat16])
+DTYPES = (jnp.float32, jnp.float16, jnp.bfloat16)
+
+
+@jax.jit
+def _gradients_at_zero():
+    """{(dtype, function): gradient at the zero vector} for every dtype, in one program."""
+    out = {}
+    for dtype in DTYPES:
+        zero = jnp.zeros(4, dtype)
+        for name, fn in (("l2_normalize", lambda v: jnp.sum(l2_normalize(v))),
+                         ("safe_norm", lambda v: safe_norm(v))):
+            out[jnp.dtype(dtype).name, name] = jax.grad(
+                lambda v, fn=fn: fn(v).astype(jnp.float32))(zero)
+    return out
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_normalize_and_norm_gradients_finite_at_zero(dtype):
-    zero = jnp.zeros(4, dtype)
-    for fn in (lambda v: jnp.sum(l2_normalize(v)), lambda v: safe_norm(v)):
-        g = jax.grad(lambda v, fn=fn: fn(v).astype(jnp.float32))(zero)
-        assert np.all(np.isfinite(np.asarray(g, np.float32)))
+    grads = _gradients_at_zero()
+    for name in ("l2_normalize", "safe_norm"):
+        g = grads[jnp.dtype(dtype).name, name]
+        assert g.dtype == dtype and g.shape == (4,), name
+        assert np.all(np.isfinite(np.asarray(g, np.float32))), name
 
 
 def test_angles_exact_away_from_the_poles_and_finite_gradient_at_them():
@@ -41,8 +60,9 @@ def test_angles_exact_away_from_the_poles_and_finite_gradient_at_them():
 
 
 def test_cosine_matrix_shapes_and_values():
-    x = jax.random.normal(jax.random.PRNGKey(0), (5, 3))
-    c = jax.random.normal(jax.random.PRNGKey(1), (4, 2, 3))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(5, 3)).astype(np.float32)
+    c = rng.normal(size=(4, 2, 3)).astype(np.float32)
     cos = cosine_matrix(x, c)
     assert cos.shape == (5, 4, 2)
     xn = np.asarray(x) / np.linalg.norm(x, axis=1, keepdims=True)
@@ -50,10 +70,23 @@ def test_cosine_matrix_shapes_and_values():
     np.testing.assert_allclose(cos, np.einsum("bd,nmd->bnm", xn, cn), rtol=1e-5, atol=1e-6)
 
 
-@settings(max_examples=25, deadline=None)
-@given(n=st.integers(2, 12), extra=st.integers(0, 5))
+# (num_classes, extra dimensions): every N in 2..12 and every extra in 0..5 (dim = N - 1 + extra),
+# the tight dim = N - 1 at both ends of the range. A shape is static, so each one is a compiled
+# program of its own: all of them are built in one jitted call.
+SIMPLEX_SHAPES = ((2, 0), (2, 5), (3, 1), (4, 0), (5, 3), (6, 5), (7, 0), (8, 2), (9, 4),
+                  (10, 1), (11, 5), (12, 0), (12, 5))
+
+
+@functools.cache
+def _simplices():
+    build = jax.jit(lambda: [simplex_centres(n, n - 1 + extra) for n, extra in SIMPLEX_SHAPES])
+    return dict(zip(SIMPLEX_SHAPES, build(), strict=True))
+
+
+@pytest.mark.parametrize(("n", "extra"), SIMPLEX_SHAPES)
 def test_simplex_centres_are_an_equiangular_tight_frame(n, extra):
-    c = np.asarray(simplex_centres(n, n - 1 + extra), np.float64)
+    c = np.asarray(_simplices()[n, extra], np.float64)
+    assert c.shape == (n, n - 1 + extra)
     gram = c @ c.T
     np.testing.assert_allclose(np.diag(gram), 1.0, atol=1e-5)
     off = gram[~np.eye(n, dtype=bool)]
@@ -67,8 +100,9 @@ def test_simplex_needs_enough_dimensions():
 
 
 def test_random_centres_are_unit_and_deterministic():
-    a = random_centres(jax.random.PRNGKey(3), 6, 8, num_subcentres=2)
-    b = random_centres(jax.random.PRNGKey(3), 6, 8, num_subcentres=2)
+    sample = jax.jit(lambda key: random_centres(key, 6, 8, num_subcentres=2))
+    a = sample(jax.random.PRNGKey(3))
+    b = sample(jax.random.PRNGKey(3))
     assert a.shape == (6, 2, 8)
     np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(np.linalg.norm(a, axis=-1), 1.0, rtol=1e-6)

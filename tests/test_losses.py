@@ -1,7 +1,14 @@
 """Every loss against a naive per-sample NumPy reference, plus gradient edge cases and input
 checks. The references are written one sample at a time in float64, straight from the
-formulas in the docstrings, and share no code with the library."""
+formulas in the docstrings, and share no code with the library.
 
+Compilation dominates the run time of JAX tests, so the test data are fixed-shape NumPy draws
+(hypothesis draws values, never shapes), the hyper-parameters of the value and property tests
+are traced arguments of one shared jitted program per loss, and all gradient edge cases of a
+dtype go through one jitted program vmapped over the scales.
+"""
+
+import functools
 import math
 
 import jax
@@ -12,7 +19,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from asdtheory import losses
-from asdtheory.geometry import random_centres
 
 RTOL = 1e-5
 B, N, M, D = 12, 5, 3, 16
@@ -130,19 +136,30 @@ def ref_subcluster_scale(x, centres, ydist, *, scale, variant):
 
 @pytest.fixture(scope="module")
 def batch():
-    k1, k2, k3, k4, k5 = jax.random.split(jax.random.PRNGKey(0), 5)
-    x = jax.random.normal(k1, (B, D)) * 3.0
-    centres = jax.random.normal(k2, (N, D))
-    subcentres = jax.random.normal(k3, (N, M, D))
-    y = jax.random.randint(k4, (B,), 0, N)
-    mix = jax.random.uniform(k5, (B,))
-    y2 = jnp.roll(y, 1)
-    soft = (mix[:, None] * jax.nn.one_hot(y, N) + (1 - mix[:, None]) * jax.nn.one_hot(y2, N))
-    return x, centres, subcentres, y, soft
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(B, D)) * 3.0
+    centres = rng.normal(size=(N, D))
+    subcentres = rng.normal(size=(N, M, D))
+    y = rng.integers(0, N, size=B)
+    mix = rng.uniform(size=(B, 1))
+    soft = mix * np.eye(N)[y] + (1 - mix) * np.eye(N)[np.roll(y, 1)]
+    return (*(jnp.asarray(a, jnp.float32) for a in (x, centres, subcentres)),
+            jnp.asarray(y, jnp.int32), jnp.asarray(soft, jnp.float32))
 
 
 def _np(*arrays):
     return [np.asarray(a, np.float64) for a in arrays]
+
+
+def _one_hot(y):
+    return np.eye(N)[np.asarray(y)]
+
+
+# One compiled program per loss, shared by every test with the same shapes: the
+# hyper-parameters are traced arguments (their value checks run on the eager calls below).
+_arcface = jax.jit(lambda x, c, y, s, m: losses.arcface(x, c, y, scale=s, margin=m))
+_cosface = jax.jit(lambda x, c, y, s, m: losses.cosface(x, c, y, scale=s, margin=m))
+_normalized_softmax = jax.jit(lambda x, c, y, s: losses.normalized_softmax(x, c, y, scale=s))
 
 
 # ----------------------------------------------------------------------------- values
@@ -152,17 +169,19 @@ def _np(*arrays):
 @pytest.mark.parametrize("margin", [0.0, 0.3, 0.5, 1.2])
 def test_arcface_matches_reference(batch, scale, margin):
     x, c, _, y, _ = batch
-    got = losses.arcface(x, c, y, scale=scale, margin=margin)
+    got = _arcface(x, c, y, scale, margin)
     want = ref_margin(*_np(x, c), np.asarray(y), scale=scale, f=lambda t: _arcface_f(t, margin))
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=RTOL)
 
 
-def test_arcface_fallback_branch_is_exercised():
-    # x exactly opposite its centre: theta = pi, theta + m > pi, so the fallback decides.
-    c = jnp.eye(3)
-    x = -c[:1]
-    got = losses.arcface(x, c, jnp.array([0]), scale=4.0, margin=0.5)
-    want = ref_margin(*_np(x, c), [0], scale=4.0, f=lambda t: _arcface_f(t, 0.5))
+def test_arcface_fallback_branch_is_exercised(batch):
+    # Example 0 exactly opposite its centre: theta = pi, theta + m > pi, so the fallback
+    # decides (cos(pi + m) would give -cos m = -0.88 instead of -1 - m sin m = -1.24).
+    x, c, _, y, _ = batch
+    x = np.array(x)
+    x[0] = -np.asarray(c)[int(y[0])]
+    got = _arcface(x, c, y, 4.0, 0.5)
+    want = ref_margin(*_np(x, c), np.asarray(y), scale=4.0, f=lambda t: _arcface_f(t, 0.5))
     np.testing.assert_allclose(got, want, rtol=1e-4)
     assert _arcface_f(-1.0, 0.5) == pytest.approx(-1.0 - 0.5 * math.sin(0.5))
 
@@ -170,7 +189,7 @@ def test_arcface_fallback_branch_is_exercised():
 @pytest.mark.parametrize("margin", [0.0, 0.2, 0.35])
 def test_cosface_matches_reference(batch, margin):
     x, c, _, y, _ = batch
-    got = losses.cosface(x, c, y, scale=30.0, margin=margin)
+    got = _cosface(x, c, y, 30.0, margin)
     want = ref_margin(*_np(x, c), np.asarray(y), scale=30.0, f=lambda t: t - margin)
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=RTOL)
 
@@ -198,8 +217,7 @@ def test_normalized_softmax_and_adacos_match_reference(batch, fn, soft):
     x, c, _, y, ysoft = batch
     labels = ysoft if soft else y
     got = fn(x, c, labels, scale=10.0)
-    want = ref_softmax(*_np(x, c), np.asarray(jax.nn.one_hot(y, N) if not soft else ysoft),
-                       scale=10.0)
+    want = ref_softmax(*_np(x, c), np.asarray(ysoft) if soft else _one_hot(y), scale=10.0)
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=RTOL)
 
 
@@ -216,7 +234,7 @@ def test_subcluster_adacos_matches_reference(batch, soft):
     x, _, cs, y, ysoft = batch
     labels = ysoft if soft else y
     got = losses.subcluster_adacos(x, cs, labels, scale=7.0)
-    want = ref_subcluster_adacos(*_np(x, cs), np.asarray(ysoft if soft else jax.nn.one_hot(y, N)),
+    want = ref_subcluster_adacos(*_np(x, cs), np.asarray(ysoft) if soft else _one_hot(y),
                                  scale=7.0)
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=RTOL)
 
@@ -225,11 +243,10 @@ def test_subcluster_adacos_matches_reference(batch, soft):
 @pytest.mark.parametrize("subspace_dim", [1, 3])
 def test_adaproj_matches_reference(batch, soft, subspace_dim):
     x, _, _, y, ysoft = batch
-    spaces = random_centres(jax.random.PRNGKey(7), N, D, num_subcentres=subspace_dim)
+    spaces = np.random.default_rng(7).normal(size=(N, subspace_dim, D)).astype(np.float32)
     labels = ysoft if soft else y
     got = losses.adaproj(x, spaces, labels, scale=9.0)
-    want = ref_adaproj(*_np(x, spaces), np.asarray(ysoft if soft else jax.nn.one_hot(y, N)),
-                       scale=9.0)
+    want = ref_adaproj(*_np(x, spaces), np.asarray(ysoft) if soft else _one_hot(y), scale=9.0)
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=RTOL)
 
 
@@ -238,7 +255,7 @@ def test_adacos_scale_matches_reference(batch, soft):
     x, c, _, y, ysoft = batch
     labels = ysoft if soft else y
     got = losses.adacos_scale(x, c, labels, scale=losses.adacos_fixed_scale(N))
-    want = ref_adacos_scale(*_np(x, c), np.asarray(ysoft if soft else jax.nn.one_hot(y, N)),
+    want = ref_adacos_scale(*_np(x, c), np.asarray(ysoft) if soft else _one_hot(y),
                             scale=losses.adacos_fixed_scale(N))
     np.testing.assert_allclose(got, want, rtol=1e-4)
 
@@ -250,7 +267,7 @@ def test_subcluster_adacos_scale_matches_reference(batch, variant, soft):
     labels = ysoft if soft else y
     s0 = losses.adacos_fixed_scale(N, M)
     got = losses.subcluster_adacos_scale(x, cs, labels, scale=s0, variant=variant)
-    want = ref_subcluster_scale(*_np(x, cs), np.asarray(ysoft if soft else jax.nn.one_hot(y, N)),
+    want = ref_subcluster_scale(*_np(x, cs), np.asarray(ysoft) if soft else _one_hot(y),
                                 scale=s0, variant=variant)
     np.testing.assert_allclose(got, want, rtol=1e-4)
 
@@ -278,7 +295,7 @@ def test_subcluster_adacos_with_one_subcluster_is_adacos(batch):
 def test_subcenter_arcface_with_one_subcentre_is_arcface(batch):
     x, c, _, y, _ = batch
     np.testing.assert_allclose(losses.subcenter_arcface(x, c[:, None], y, scale=5.0, margin=0.4),
-                               losses.arcface(x, c, y, scale=5.0, margin=0.4), rtol=1e-6)
+                               _arcface(x, c, y, 5.0, 0.4), rtol=1e-6)
 
 
 # ----------------------------------------------------------------------------- compactness
@@ -344,29 +361,55 @@ def _edge_inputs(dtype):
     return x, c, jnp.array([0, 1, 2, 3])
 
 
+EDGE_SCALES = (1.0, 64.0, 1e3)
+
+
+@functools.cache
+def _edge_gradients(dtype):
+    """{loss: (values, grads w.r.t. x, grads w.r.t. centres)}, each with a leading axis over
+    EDGE_SCALES: every loss of EDGE_LOSSES through one jitted program, vmapped over s."""
+    x, c, y = _edge_inputs(dtype)
+
+    def every_loss(x, c, scale):
+        out = {}
+        for name, fn in EDGE_LOSSES.items():
+            def total(x, c, fn=fn):
+                return jnp.sum(fn(x, c, y, scale).astype(jnp.float32))
+            value, (gx, gc) = jax.value_and_grad(total, argnums=(0, 1))(x, c)
+            out[name] = value, gx, gc
+        return out
+
+    program = jax.jit(jax.vmap(every_loss, in_axes=(None, None, 0)))
+    out = program(x, c, jnp.asarray(EDGE_SCALES, jnp.float32))
+    return jax.tree.map(lambda a: np.asarray(a, np.float32), out)
+
+
 @pytest.mark.parametrize("name", sorted(EDGE_LOSSES))
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float16, jnp.bfloat16])
-@pytest.mark.parametrize("scale", [1.0, 64.0, 1e3])
+@pytest.mark.parametrize("scale", EDGE_SCALES)
 def test_gradients_finite_at_the_edges(name, dtype, scale):
-    x, c, y = _edge_inputs(dtype)
-    fn = EDGE_LOSSES[name]
+    value, gx, gc = (a[EDGE_SCALES.index(scale)] for a in _edge_gradients(dtype)[name])
+    assert np.isfinite(value)
+    assert np.all(np.isfinite(gx)), gx
+    assert np.all(np.isfinite(gc)), gc
 
-    def total(x, c):
-        return jnp.sum(fn(x, c, y, scale).astype(jnp.float32))
 
-    value, (gx, gc) = jax.value_and_grad(total, argnums=(0, 1))(x, c)
-    assert np.isfinite(float(value))
-    assert np.all(np.isfinite(np.asarray(gx, np.float32))), gx
-    assert np.all(np.isfinite(np.asarray(gc, np.float32))), gc
+@functools.cache
+def _edge_scale_updates():
+    x, c, y = _edge_inputs(jnp.float32)
+    cs = jnp.stack([c, jnp.roll(c, 1, axis=0)], axis=1)
+    return jax.jit(lambda x, c, cs: {
+        **{variant: losses.subcluster_adacos_scale(x, cs, y, scale=1e3, variant=variant)
+           for variant in ("faithful", "code")},
+        "adacos": losses.adacos_scale(x, c, y, scale=1e3),
+    })(x, c, cs)
 
 
 @pytest.mark.parametrize("variant", ["faithful", "code"])
 def test_scale_updates_finite_at_the_edges(variant):
-    x, c, y = _edge_inputs(jnp.float32)
-    cs = jnp.stack([c, jnp.roll(c, 1, axis=0)], axis=1)
-    assert np.isfinite(float(losses.subcluster_adacos_scale(x, cs, y, scale=1e3,
-                                                            variant=variant)))
-    assert np.isfinite(float(losses.adacos_scale(x, c, y, scale=1e3)))
+    updates = _edge_scale_updates()
+    assert np.isfinite(float(updates[variant]))
+    assert np.isfinite(float(updates["adacos"]))
 
 
 def test_losses_jit_and_keep_value():
@@ -379,32 +422,32 @@ def test_losses_jit_and_keep_value():
 # ----------------------------------------------------------------------------- properties
 
 
+def _normal(rng, *shape):
+    return rng.normal(size=shape).astype(np.float32)
+
+
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), scale=st.floats(1.0, 64.0),
        margin=st.floats(0.0, 0.8))
 def test_margin_losses_dominate_the_margin_free_loss(seed, scale, margin):
     # f(theta) <= cos(theta) for ArcFace and CosFace, so the margin can only raise the loss.
-    k1, k2, k3 = jax.random.split(jax.random.PRNGKey(seed), 3)
-    x = jax.random.normal(k1, (8, 5))
-    c = jax.random.normal(k2, (4, 5))
-    y = jax.random.randint(k3, (8,), 0, 4)
-    base = losses.normalized_softmax(x, c, y, scale=scale)
-    assert np.all(losses.arcface(x, c, y, scale=scale, margin=margin) >= base - 1e-5)
-    assert np.all(losses.cosface(x, c, y, scale=scale, margin=margin) >= base - 1e-5)
+    rng = np.random.default_rng(seed)
+    x, c, y = _normal(rng, 8, 5), _normal(rng, 4, 5), rng.integers(0, 4, size=8)
+    base = _normalized_softmax(x, c, y, scale)
+    assert np.all(_arcface(x, c, y, scale, margin) >= base - 1e-5)
+    assert np.all(_cosface(x, c, y, scale, margin) >= base - 1e-5)
 
 
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), factor=st.floats(0.01, 100.0))
 def test_losses_invariant_to_embedding_norm_and_rotation(seed, factor):
-    k1, k2, k3, k4 = jax.random.split(jax.random.PRNGKey(seed), 4)
-    x = jax.random.normal(k1, (6, 4))
-    c = jax.random.normal(k2, (3, 4))
-    y = jax.random.randint(k3, (6,), 0, 3)
-    q, _ = jnp.linalg.qr(jax.random.normal(k4, (4, 4)))
-    base = losses.arcface(x, c, y, scale=10.0, margin=0.3)
-    np.testing.assert_allclose(losses.arcface(factor * x, c, y, scale=10.0, margin=0.3), base,
+    rng = np.random.default_rng(seed)
+    x, c, y = _normal(rng, 6, 4), _normal(rng, 3, 4), rng.integers(0, 3, size=6)
+    q = np.linalg.qr(rng.normal(size=(4, 4)))[0].astype(np.float32)
+    base = _arcface(x, c, y, 10.0, 0.3)
+    np.testing.assert_allclose(_arcface(np.float32(factor) * x, c, y, 10.0, 0.3), base,
                                rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(losses.arcface(x @ q, c @ q, y, scale=10.0, margin=0.3), base,
+    np.testing.assert_allclose(_arcface(x @ q, c @ q, y, 10.0, 0.3), base,
                                rtol=1e-4, atol=1e-4)
 
 
