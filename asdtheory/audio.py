@@ -6,8 +6,9 @@
 * :func:`mix_at_snr` adds noise scaled to a signal-to-noise ratio relative to the clip or to a
   fixed, label-free reference level, looping or cropping it.
 * :func:`segment` cuts waveforms into fixed windows.
-* :func:`stft` and :func:`log_mel` are pure, batched and ``jax.jit``-able; with the same
-  parameters they reproduce ``librosa.feature.melspectrogram`` followed by
+* :func:`stft`, :func:`istft` and :func:`log_mel` are pure, batched and ``jax.jit``-able;
+  with the same parameters they reproduce ``librosa.stft``, ``librosa.istft`` and
+  ``librosa.feature.melspectrogram`` followed by
   ``librosa.power_to_db(ref=1.0, amin=1e-10)`` (librosa's defaults: periodic Hann window,
   ``center=True`` with zero (``"constant"``) padding, Slaney mel scale and Slaney area
   normalisation of the filters).
@@ -15,9 +16,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import struct
+import threading
 from pathlib import Path
 
 import jax
@@ -28,6 +31,7 @@ import soundfile as sf
 from asdtheory._validation import as_float_array, broadcasts_to, check_scalar, is_traced
 
 __all__ = [
+    "istft",
     "load",
     "load_noise",
     "log_mel",
@@ -232,6 +236,46 @@ def segment(waveform, *, window: int, hop: int):
 
 _CHUNK_SAMPLES = 3 << 18  # windowed-frame samples per chunk of log_mel (3 MB in float32)
 _STREAMS = 2  # chunks of log_mel computed side by side in each loop step
+_ALIGNMENT = 64  # bytes: XLA's CPU client takes such host buffers without copying them
+_STAGING_BYTES = 1 << 27  # largest host input whose staging buffer log_mel keeps for reuse
+_staging_lock = threading.Lock()
+_staging: list[np.ndarray] = []  # at most one reusable uint8 buffer
+
+
+@contextlib.contextmanager
+def _staged(host: np.ndarray):
+    """A float32 device array holding the values of the NumPy array ``host``, valid inside
+    the ``with`` block only.
+
+    The values are copied once into a 64-byte aligned host buffer, which ``device_put`` hands
+    to XLA without a second copy (``jnp.asarray`` of 41 MB takes a slow path, 30-80 ms). The
+    buffer of inputs up to _STAGING_BYTES is kept and reused: a fresh one costs a page fault
+    per 4 KB on its first write, as long as the copy itself. A buffer in use (another thread
+    inside the block) is never shared: that caller gets a fresh one.
+    """
+    nbytes = host.size * 4
+    reuse = nbytes <= _STAGING_BYTES and _staging_lock.acquire(blocking=False)
+    try:
+        if reuse and _staging and _staging[0].size >= nbytes + _ALIGNMENT:
+            raw = _staging[0]
+        else:
+            raw = np.empty(nbytes + _ALIGNMENT, np.uint8)
+            if reuse:
+                _staging[:] = [raw]
+        start = -raw.ctypes.data % _ALIGNMENT
+        buffer = raw[start:start + nbytes].view(np.float32).reshape(host.shape)
+        np.copyto(buffer, host, casting="unsafe")
+        yield jax.device_put(buffer)
+    finally:
+        if reuse:
+            _staging_lock.release()
+
+
+def _frames_cover(length: int, n_fft: int, hop_length: int) -> bool:
+    """Whether every sample of a clip of ``length`` samples lies in some centred frame (then
+    a NaN or inf sample makes the whole frame's spectrum, hence the log-mel output,
+    non-finite)."""
+    return hop_length <= n_fft and length % hop_length <= n_fft - n_fft // 2
 
 
 def _hann(n: int) -> np.ndarray:
@@ -278,6 +322,62 @@ def stft(waveforms, *, n_fft: int, hop_length: int, win_length: int | None = Non
       complex64 array (..., 1 + n_fft // 2, frames).
     """
     return jnp.swapaxes(_spectrum(waveforms, n_fft, hop_length, win_length, center), -1, -2)
+
+
+def istft(spectrum, *, hop_length: int, length: int, n_fft: int | None = None,
+          win_length: int | None = None, center: bool = True) -> jax.Array:
+    """Inverse of :func:`stft` by weighted overlap-add, as ``librosa.istft``.
+
+    y[n] = sum_t w[n - t h] x_t[n - t h] / sum_t w[n - t h]^2, with x_t the inverse real FFT
+    of frame t and w the analysis window (Griffin and Lim 1984's least-squares estimate);
+    samples covered by no window weight (sum below float32's tiny) are 0. For any
+    ``waveforms`` with ``length`` samples and a window whose overlap-added square is non-zero
+    everywhere (e.g. Hann with ``hop_length <= n_fft // 2``),
+    ``istft(stft(waveforms, ...), length=...)`` returns ``waveforms`` up to rounding.
+
+    Args:
+      spectrum: complex (..., 1 + n_fft // 2, frames) array, as :func:`stft` returns.
+      hop_length, win_length, center: as given to :func:`stft`.
+      length: number of samples of the output (the signal is cut or zero-padded to it).
+      n_fft: FFT size (default ``2 * (bins - 1)``).
+
+    Returns:
+      float32 (..., length) waveforms.
+    """
+    spectrum = jnp.asarray(spectrum)
+    if spectrum.ndim < 2 or not jnp.issubdtype(spectrum.dtype, jnp.complexfloating):
+        raise ValueError(f"spectrum must be a complex (..., bins, frames) array, got dtype "
+                         f"{spectrum.dtype} and shape {tuple(spectrum.shape)}.")
+    bins, n_frames = spectrum.shape[-2:]
+    n_fft = 2 * (bins - 1) if n_fft is None else n_fft
+    check_scalar(n_fft, "n_fft", low=2, integer=True)
+    if bins != 1 + n_fft // 2:
+        raise ValueError(f"spectrum has {bins} frequency bins; n_fft={n_fft} needs "
+                         f"{1 + n_fft // 2}.")
+    check_scalar(hop_length, "hop_length", low=1, integer=True)
+    check_scalar(length, "length", low=1, integer=True)
+    win_length = n_fft if win_length is None else win_length
+    check_scalar(win_length, "win_length", low=1, high=n_fft, integer=True)
+    window = np.zeros(n_fft, np.float32)
+    start = (n_fft - win_length) // 2
+    window[start : start + win_length] = _hann(win_length)
+    frames = jnp.fft.irfft(jnp.swapaxes(spectrum.astype(jnp.complex64), -1, -2), n=n_fft,
+                           axis=-1) * window  # (..., frames, n_fft)
+    total = n_fft + hop_length * (n_frames - 1)
+    positions = (np.arange(n_frames)[:, None] * hop_length + np.arange(n_fft)).ravel()
+    signal = jnp.zeros((*frames.shape[:-2], total), jnp.float32).at[..., positions].add(
+        frames.reshape(*frames.shape[:-2], -1))
+    weight = np.zeros(total, np.float64)
+    np.add.at(weight, positions, np.tile(window.astype(np.float64) ** 2, n_frames))
+    covered = weight > np.finfo(np.float32).tiny
+    signal = signal * np.where(covered, 1.0 / np.where(covered, weight, 1.0), 0.0).astype(
+        np.float32)
+    pad = n_fft // 2 if center else 0
+    signal = signal[..., pad : pad + length]
+    missing = length - signal.shape[-1]
+    if missing > 0:
+        signal = jnp.pad(signal, [(0, 0)] * (signal.ndim - 1) + [(0, missing)])
+    return signal
 
 
 def _hz_to_mel(f):
@@ -375,11 +475,34 @@ def log_mel(waveforms, *, sample_rate: int = 16000, n_fft: int = 1024, hop_lengt
     check_scalar(fmin, "fmin", low=0.0)
     if top_db is not None:
         check_scalar(top_db, "top_db", low=0.0)
-    return _log_mel(as_float_array(waveforms, "waveforms"), sample_rate=int(sample_rate),
-                    n_fft=int(n_fft), hop_length=int(hop_length), n_mels=int(n_mels),
-                    fmin=float(fmin), fmax=None if fmax is None else float(fmax),
-                    power=float(power), top_db=None if top_db is None else float(top_db),
-                    chunk_samples=_CHUNK_SAMPLES)
+    kernel = functools.partial(
+        _log_mel, sample_rate=int(sample_rate), n_fft=int(n_fft), hop_length=int(hop_length),
+        n_mels=int(n_mels), fmin=float(fmin), fmax=None if fmax is None else float(fmax),
+        power=float(power), top_db=None if top_db is None else float(top_db),
+        chunk_samples=_CHUNK_SAMPLES)
+    host = isinstance(waveforms, np.ndarray) and waveforms.dtype.kind in "fiub"
+    device = isinstance(waveforms, jax.Array) and not is_traced(waveforms) and jnp.issubdtype(
+        waveforms.dtype, jnp.floating)
+    if not (host or device) or waveforms.size == 0 or not _frames_cover(
+            waveforms.shape[-1] if waveforms.ndim else 0, int(n_fft), int(hop_length)):
+        # Traced, other types, or samples outside every frame: the checks on the input itself.
+        return kernel(as_float_array(waveforms, "waveforms"))
+    # A NaN or inf sample makes its frames' log-mel values non-finite, so the finiteness of
+    # the input is checked on the 4x smaller output (one pass over the input saved), and the
+    # input counted only when that fails (finite input can still overflow to inf).
+    if host:
+        with _staged(waveforms) as x:
+            out = kernel(x).block_until_ready()
+    else:
+        out = kernel(waveforms)
+    # The output is in dB, |values| <= 400, so its float32 sum overflows for no batch size
+    # that fits in memory: the sum is finite exactly when every value is.
+    if not np.isfinite(np.sum(np.asarray(out))):
+        values = np.asarray(waveforms, np.float32)
+        bad = int(values.size - np.count_nonzero(np.isfinite(values)))
+        if bad:
+            raise ValueError(f"waveforms contains {bad} non-finite value(s) (NaN or inf).")
+    return out
 
 
 @functools.partial(jax.jit, static_argnames=("sample_rate", "n_fft", "hop_length", "n_mels",

@@ -1,6 +1,7 @@
 """Audio front-end: loading checks, SNR mixing, segmenting, STFT / log-mel against librosa."""
 
 import functools
+from concurrent.futures import ThreadPoolExecutor
 
 import jax
 import librosa
@@ -100,6 +101,34 @@ def test_stft_matches_librosa(clips, win_length, center):
                                    center=center))
     assert actual.shape == expected.shape
     np.testing.assert_allclose(actual, expected, atol=1e-5 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("win_length,center", [(None, True), (300, False)])
+def test_istft_matches_librosa_on_an_arbitrary_spectrum(win_length, center):
+    # A spectrum that is no STFT of any signal: the overlap-add and its normalisation decide.
+    rng = np.random.default_rng(8)
+    spectrum = (rng.normal(size=(2, 257, 40)) + 1j * rng.normal(size=(2, 257, 40))).astype(
+        np.complex64)
+    expected = librosa.istft(spectrum, hop_length=128, win_length=win_length, center=center,
+                             length=5000)
+    actual = np.asarray(audio.istft(spectrum, hop_length=128, win_length=win_length,
+                                    center=center, length=5000))
+    assert actual.shape == expected.shape == (2, 5000)
+    np.testing.assert_allclose(actual, expected, atol=1e-5 * np.abs(expected).max())
+
+
+def test_istft_inverts_stft(clips):
+    y = clips[:2, :16000]
+    spectrum = audio.stft(y, n_fft=1024, hop_length=512)
+    back = np.asarray(audio.istft(spectrum, hop_length=512, length=16000))
+    np.testing.assert_allclose(back, y, atol=1e-5 * np.abs(y).max())
+
+
+def test_istft_input_errors():
+    with pytest.raises(ValueError, match="complex"):
+        audio.istft(np.zeros((257, 10), np.float32), hop_length=128, length=100)
+    with pytest.raises(ValueError, match="n_fft=1024 needs 513"):
+        audio.istft(np.zeros((257, 10), np.complex64), hop_length=128, length=100, n_fft=1024)
 
 
 @pytest.mark.parametrize("sr,n_fft,n_mels,fmin,fmax",
@@ -310,3 +339,30 @@ def test_log_mel_of_a_numpy_array_equals_the_device_call_and_owns_its_input():
     np.testing.assert_array_equal(np.asarray(host), device)
     as_float64 = audio.log_mel(rng.normal(size=(3, 8000)), n_mels=16)
     assert as_float64.dtype == np.float32
+
+
+@pytest.mark.parametrize(("n_fft", "hop_length"), [(512, 256), (256, 256), (256, 1000)])
+def test_log_mel_reports_a_non_finite_sample_wherever_it_is(n_fft, hop_length):
+    # Covered samples are checked through the output, others (hop > n_fft) on the input.
+    waves = np.random.default_rng(6).normal(size=(2, 4000)).astype(np.float32)
+    for position in (0, 1, hop_length, 3999):
+        for value in (np.nan, np.inf, -np.inf):
+            bad = waves.copy()
+            bad[1, position] = value
+            for waveforms in (bad, jax.device_put(bad), bad.astype(np.float64)):
+                with pytest.raises(ValueError, match=r"contains 1 non-finite value"):
+                    audio.log_mel(waveforms, n_fft=n_fft, hop_length=hop_length, n_mels=16)
+
+
+def test_log_mel_results_do_not_share_the_reused_staging_buffer():
+    rng = np.random.default_rng(7)
+    first, second = (rng.normal(size=(4, 8000)).astype(np.float32) for _ in range(2))
+    expected = [np.asarray(audio.log_mel(jax.device_put(w), n_mels=16)) for w in (first, second)]
+    result = audio.log_mel(first, n_mels=16)
+    audio.log_mel(second, n_mels=16)
+    np.testing.assert_array_equal(np.asarray(result), expected[0])
+    with ThreadPoolExecutor(4) as pool:  # concurrent callers never share a buffer
+        results = list(pool.map(lambda w: np.asarray(audio.log_mel(w, n_mels=16)),
+                                [first, second] * 4))
+    for i, got in enumerate(results):
+        np.testing.assert_array_equal(got, expected[i % 2])
