@@ -1,4 +1,5 @@
-"""RISE saliency maps of an anomaly score over a log-mel spectrogram.
+"""RISE saliency maps of an anomaly score over a log-mel spectrogram (:func:`rise`) or, for a
+detector that listens to waveforms, over the clip's STFT (:func:`rise_waveform`).
 
 RISE (Randomized Input Sampling for Explanation; V. Petsiuk, A. Das and K. Saenko, "RISE:
 Randomized input sampling for explanation of black-box models", BMVC 2018) explains a black-box
@@ -43,9 +44,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from asdtheory import audio
 from asdtheory._validation import as_float_array, broadcasts_to, check_scalar
 
-__all__ = ["dominance_mask", "region_share", "rise", "rise_masks"]
+__all__ = ["dominance_mask", "region_share", "rise", "rise_masks", "rise_waveform"]
 
 
 def _grid(grid, shape: tuple[int, int]) -> tuple[int, int]:
@@ -211,6 +213,55 @@ def rise(score_fn: Callable[[jax.Array], jax.Array], spectrogram, key: jax.Array
     if centre:
         weighted = weighted - (score_sum / n_masks) * mask_sum
     return weighted / (n_masks * keep_prob)
+
+
+def rise_waveform(score_fn: Callable[[jax.Array], jax.Array], waveform, key: jax.Array, *,
+                  n_fft: int = 1024, hop_length: int = 512, amin: float = 1e-5, baseline=None,
+                  **rise_kwargs) -> tuple[jax.Array, jax.Array]:
+    """RISE for a detector that listens to waveforms: masks over the clip's STFT.
+
+    The clip's STFT X = |X| e^{i phi} (``audio.stft``) gives the log-magnitude spectrogram
+    I = 20 log10(max(|X|, amin)) in dB; each masked copy I (.) M (as in :func:`rise`, filled
+    with ``baseline`` where masked out) is turned back into a waveform with the clip's own
+    phase, ``audio.istft(10^((I (.) M) / 20) e^{i phi})``, and scored by ``score_fn``. So the
+    maps live on the same time-frequency plane as for a spectrogram model, and a system on
+    raw waveforms (e.g. the two-branch network of ``models.TwoBranchEmbedder``) or on any
+    front-end of its own can be compared with one on log-mels.
+
+    Args:
+      score_fn: maps (B, samples) waveforms to (B,) anomaly scores, jax-traceable (it is
+        jitted together with the resynthesis), e.g. ``Detector.score_fn()`` for a
+        waveform-input detector.
+      waveform: (samples,) clip.
+      key: PRNG key of the masks.
+      n_fft, hop_length: STFT of the masking plane.
+      amin: amplitude floor of the dB values.
+      baseline: fill value in dB of masked-out bins (see :func:`rise`; None: the clip's
+        minimum), e.g. the mean log-magnitude of normal training clips.
+      **rise_kwargs: n_masks, grid, keep_prob, batch_size, centre of :func:`rise`.
+
+    Returns:
+      (saliency, log_magnitude): two (frames, 1 + n_fft // 2) float32 arrays.
+    """
+    waveform = as_float_array(waveform, "waveform", ndim=1).astype(jnp.float32)
+    check_scalar(amin, "amin", low=0.0)
+    if amin <= 0:
+        raise ValueError(f"amin must be > 0, got {amin}.")
+    spectrum = audio.stft(waveform, n_fft=n_fft, hop_length=hop_length).T  # (frames, bins)
+    magnitude = jnp.abs(spectrum)
+    phase = jnp.where(magnitude > 0, spectrum / jnp.where(magnitude > 0, magnitude, 1.0), 1.0)
+    log_magnitude = 20.0 * jnp.log10(jnp.maximum(magnitude, amin))
+    length = waveform.shape[0]
+
+    @jax.jit
+    def masked_score(log_magnitudes):
+        masked = (10.0 ** (log_magnitudes / 20.0)) * phase
+        waves = audio.istft(jnp.swapaxes(masked, -1, -2), hop_length=hop_length,
+                            n_fft=n_fft, length=length)
+        return score_fn(waves)
+
+    saliency = rise(masked_score, log_magnitude, key, baseline=baseline, **rise_kwargs)
+    return saliency, log_magnitude
 
 
 def region_share(saliency, region) -> float:

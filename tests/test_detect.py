@@ -234,8 +234,22 @@ def test_two_branch_detector_trains_on_waveforms_and_scores_in_evaluation_mode()
     np.testing.assert_allclose(det.score(test[1:2]), scores[1:2], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(np.asarray(det.score_fn()(jnp.asarray(test))), scores,
                                rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(detect.waveform_score_fn(det)(jnp.asarray(test))),
+                               scores, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="clips, samples"):
         det.score(test[:, None, :])
+
+
+def test_waveform_score_fn_of_a_log_mel_detector_includes_its_front_end():
+    sounds = machine_sounds(jax.random.key(2), num_machines=1, num_attributes=2,
+                            clips_per_class=8, duration=0.5, anomaly_fraction=0.25)
+    normal = ~sounds.is_anomaly
+    config = dataclasses.replace(TINY, window_frames=16, window_hop=16)
+    mels = detect.features(sounds.waveforms, config, n_mels=12)
+    det = Detector.fit(mels[normal], sounds.label[normal], config=config, key=jax.random.key(3))
+    fn = detect.waveform_score_fn(det, n_mels=12)
+    np.testing.assert_allclose(np.asarray(fn(jnp.asarray(sounds.waveforms))), det.score(mels),
+                               rtol=1e-5, atol=1e-5)
 
 
 # ------------------------------------------------------------------------- bad input

@@ -70,6 +70,7 @@ __all__ = [
     "examples",
     "features",
     "log_mels",
+    "waveform_score_fn",
 ]
 
 RANDOM_LABELS = "+random-labels"
@@ -226,6 +227,20 @@ def log_mels(waveforms, *, sample_rate: int = 16000, n_mels: int = 32,
                                                  np.float32)])
     return np.concatenate([np.asarray(fn(padded[i:i + size]))
                            for i in range(0, len(padded), size)])[:len(waveforms)]
+
+
+def waveform_score_fn(detector: Detector, group=None, *, sample_rate: int = 16000,
+                      n_mels: int = 64) -> Callable[[jax.Array], jax.Array]:
+    """The anomaly score of one group's clips as a jitted JAX function of the *waveforms*,
+    (B, samples) -> (B,): :meth:`Detector.score_fn` after the detector's front-end
+    (:func:`features`; ``sample_rate`` and ``n_mels`` as given to it), e.g. for
+    ``explain.rise_waveform``, which compares systems with different front-ends on one
+    time-frequency plane. Equals ``detector.score(features(waveforms, ...), groups=...)``."""
+    score = detector.score_fn(group)
+    if detector.config.input_kind == "waveform":
+        return score
+    front_end = _log_mel_fn(int(sample_rate), int(n_mels))
+    return jax.jit(lambda waveforms: score(front_end(waveforms)))
 
 
 def features(waveforms, config: DetectorConfig, *, sample_rate: int = 16000,
