@@ -8,8 +8,10 @@
   trivial (collapsed) solutions,
 * :func:`neural_collapse` -- NC1-NC4 of Papyan, Han & Donoho, PNAS 2020,
 * :func:`knn_purity`, :func:`noise_invariance` -- class structure of an embedding space,
-  per clip, and :func:`paired_mean_contrast`, a paired bootstrap interval of per-clip
-  measures over clips and seeds.
+  per clip; :func:`own_class_share`, whether test clips resemble their own class's training
+  clips (e.g. that train and test come from the same machines); and
+  :func:`paired_mean_contrast`, a paired bootstrap interval of per-clip measures over clips
+  and seeds.
 
 :func:`mean_compactness`, :func:`effective_rank` and :func:`embedding_spread` are pure jnp
 and ``jax.jit``-able (value checks are skipped on tracers, see :mod:`asdtheory.losses`); the
@@ -36,6 +38,7 @@ __all__ = [
     "neural_collapse",
     "noise_invariance",
     "num_distinct",
+    "own_class_share",
     "paired_mean_contrast",
 ]
 
@@ -320,6 +323,40 @@ def noise_invariance(embeddings, labels, *, metric: str = "euclidean") -> np.nda
     if not between > 0:
         raise ValueError("the class means coincide (zero between-class spread).")
     return within / between
+
+
+def own_class_share(train, train_labels, test, test_labels) -> float:
+    """Share of test items whose nearest training class mean (Euclidean) is their own class.
+
+    share = mean_j [argmin_k ||v_j - mu_k|| = y_j], mu_k the mean of class k's training
+    items; chance is about 1 / (number of classes). With items = time-averaged spectra
+    ((n, T, F) inputs are averaged over every axis between the first and the last) it checks
+    that test clips come from the machines the training clips come from: clips of other
+    machines with the same labels land near chance.
+
+    Args:
+      train: (n, ..., F) training items; train_labels: (n,) class ids.
+      test: (m, ..., F) test items; test_labels: (m,) class ids among the training classes.
+    """
+    train = np.asarray(as_float_array(train, "train"), np.float64)
+    test = np.asarray(as_float_array(test, "test"), np.float64)
+    train_labels, test_labels = np.asarray(train_labels), np.asarray(test_labels)
+    if train.ndim < 2 or test.ndim < 2 or train.shape[-1] != test.shape[-1]:
+        raise ValueError(f"train and test must be (n, ..., F) arrays with the same F, got "
+                         f"shapes {train.shape} and {test.shape}.")
+    if train_labels.shape != train.shape[:1] or test_labels.shape != test.shape[:1]:
+        raise ValueError(f"labels must hold one class per item: {train_labels.shape} for "
+                         f"{train.shape[0]} training and {test_labels.shape} for "
+                         f"{test.shape[0]} test items.")
+    classes = np.unique(train_labels)
+    unknown = sorted(set(np.unique(test_labels).tolist()) - set(classes.tolist()))
+    if unknown:
+        raise ValueError(f"test labels {unknown} have no training items.")
+    train = train.reshape(train.shape[0], -1, train.shape[-1]).mean(axis=1)
+    test = test.reshape(test.shape[0], -1, test.shape[-1]).mean(axis=1)
+    means = np.stack([train[train_labels == k].mean(axis=0) for k in classes])
+    nearest = classes[np.linalg.norm(test[:, None] - means[None], axis=-1).argmin(axis=1)]
+    return float(np.mean(nearest == test_labels))
 
 
 def paired_mean_contrast(values, weights, *, key: jax.Array, groups=None,

@@ -263,7 +263,12 @@ def test_neural_collapse_bad_input(h, y, w, match):
 
 # ------------------------------------------------------- class structure, per-clip measures
 
-from asdtheory.metrics import knn_purity, noise_invariance, paired_mean_contrast  # noqa: E402
+from asdtheory.metrics import (  # noqa: E402
+    knn_purity,
+    noise_invariance,
+    own_class_share,
+    paired_mean_contrast,
+)
 
 
 @pytest.mark.parametrize("metric", ["euclidean", "cosine"])
@@ -316,3 +321,23 @@ def test_paired_mean_contrast_stratifies_by_group():
     assert strat.low == pytest.approx(0.5) and strat.high == pytest.approx(0.5)
     free = paired_mean_contrast([v], [1.0], key=jax.random.key(0))
     assert free.high - free.low > 0.2
+
+
+def test_own_class_share_matches_a_per_clip_reference():
+    rng = np.random.default_rng(3)
+    train_labels = np.repeat(np.arange(3), 5)
+    offsets = rng.normal(size=(3, 4)) * 2.0
+    train = rng.normal(size=(15, 6, 4)) + offsets[train_labels][:, None]
+    test_labels = rng.integers(0, 3, size=20)
+    test = rng.normal(size=(20, 6, 4)) + offsets[test_labels][:, None]
+    means = [train[train_labels == k].mean(axis=(0, 1)) for k in range(3)]
+    nearest = [int(np.argmin([np.linalg.norm(t.mean(axis=0) - m) for m in means]))
+               for t in test]
+    want = np.mean([n == y for n, y in zip(nearest, test_labels, strict=True)])
+    assert own_class_share(train, train_labels, test, test_labels) == want
+    # Labels are class ids, not positions: relabelling both sides changes nothing.
+    assert own_class_share(train, train_labels + 7, test, test_labels + 7) == want
+    with pytest.raises(ValueError, match=r"test labels \[3\] have no training items"):
+        own_class_share(train, train_labels, test, np.full(20, 3))
+    with pytest.raises(ValueError, match="same F"):
+        own_class_share(train, train_labels, test[..., :3], test_labels)
