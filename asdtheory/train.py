@@ -21,7 +21,7 @@ How it runs:
   (``devices=``) and the parameters are replicated; XLA inserts the gradient all-reduce. The
   same code runs on one CPU, several GPUs or several hosts after ``jax.distributed``
   initialisation (each process then holds the full training arrays and feeds its share of
-  every batch);
+  every batch; process 0 alone writes the checkpoint; ``asdtheory run --coordinator ...``);
 * explicit keys: epoch e uses ``fold_in(key, e)`` for its shuffle and mixup draws, so the
   same key gives bit-identical parameters on the CPU, and a run resumed from a checkpoint
   continues exactly as an uninterrupted one;
@@ -310,7 +310,7 @@ def fit(model: nnx.Module, head: nnx.Module, inputs, labels=None, *, config: Tra
             metrics.update(callback(model, head))
         history.append(metrics)
         bar.set_postfix(loss=f"{metrics['loss']:.4f}")
-        if checkpoint is not None:
+        if checkpoint is not None and jax.process_index() == 0:  # one writer per run
             save_checkpoint(checkpoint, model, head, opt_state=opt_state, epoch=epoch + 1,
                             history=history)
     return history

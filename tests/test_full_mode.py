@@ -5,6 +5,9 @@ training, and notebook 04's full-mode path."""
 import json
 import re
 import shutil
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import jax
@@ -119,3 +122,44 @@ def test_notebook_04_runs_its_full_mode_path(tmp_path):
     for claim_id in ("C4.a", "C4.b", "C4"):
         assert re.search(rf"^CLAIM {re.escape(claim_id)} (SUPPORTED|CONTRADICTED|"
                          r"INCONCLUSIVE) \| ", text, re.MULTILINE)
+
+
+def test_two_processes_train_as_one(dataset, tmp_path, capsys):
+    # The multi-host path on one machine: two processes joined by jax.distributed (each with
+    # one CPU device, the batches split over both) train, score and report exactly as one
+    # process does; process 0 alone prints and writes the JSON and the checkpoint.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    args = ["run", "--protocol", "full", "--no-progress", "--data", str(dataset),
+            "--machines", "fan", "--epochs", "2", "--batch-size", "8", "--seed", "3"]
+    outputs = [tmp_path / f"process{i}.json" for i in range(2)]
+    processes = [subprocess.Popen(
+        [sys.executable, "-m", "asdtheory.repro.cli", *args, "--coordinator",
+         f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i), "--json",
+         str(outputs[i]), "--checkpoint", str(tmp_path / "run.npz")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    results = [p.communicate(timeout=600) for p in processes]
+    for p, (_, err) in zip(processes, results, strict=True):
+        assert p.returncode == 0, err
+    assert "official score" in results[0][0] and "official score" not in results[1][0]
+    assert not outputs[1].exists() and (tmp_path / "run.npz").is_file()
+    single = tmp_path / "single.json"
+    assert cli.main([*args, "--json", str(single)]) == 0, capsys.readouterr().err
+    joint, alone = (json.loads(p.read_text()) for p in (outputs[0], single))
+    assert joint["loss"] == pytest.approx(alone["loss"], rel=1e-5)
+    assert [c["score"] for c in joint["clips"]] == pytest.approx(
+        [c["score"] for c in alone["clips"]], rel=1e-4, abs=1e-6)
+    assert joint["official_score"] == pytest.approx(alone["official_score"], abs=1e-12)
+
+
+def test_incomplete_multi_host_flags_fail_before_anything_runs(dataset, capsys, no_training):
+    code, _, err = _run(capsys, "--data", str(dataset), "--machines", "fan", "--coordinator",
+                        "127.0.0.1:1234")
+    assert code == 2 and "go together" in err
+    code, _, err = _run(capsys, "--data", str(dataset), "--machines", "fan", "--coordinator",
+                        "127.0.0.1:1234", "--num-processes", "2", "--process-id", "2")
+    assert code == 2 and "--process-id must lie in 0 .. 1" in err
+    code, _, err = _run(capsys, "--data", str(dataset), "--machines", "fan", "--coordinator",
+                        "localhost", "--num-processes", "2", "--process-id", "0")
+    assert code == 2 and "HOST:PORT" in err

@@ -139,7 +139,37 @@ def _add_run(subparsers) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue the training saved in --checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    hosts = parser.add_argument_group(
+        "several hosts", "one process per host, each started with the same arguments and its "
+        "own --process-id; every process reads the data, the batches are split over all "
+        "hosts' devices, process 0 prints and writes the results (jax.distributed)")
+    hosts.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                       help="address of process 0, reachable from every host")
+    hosts.add_argument("--num-processes", type=int, default=None, help="number of processes")
+    hosts.add_argument("--process-id", type=int, default=None,
+                       help="this process's index, 0 .. num-processes - 1")
     parser.set_defaults(func=_run)
+
+
+def _start_distributed(args: argparse.Namespace) -> str | None:
+    """Joins the processes of a multi-host run (before anything touches JAX's devices);
+    returns an error message for an incomplete or inconsistent set of flags."""
+    given = [args.coordinator, args.num_processes, args.process_id]
+    if all(value is None for value in given):
+        return None
+    if any(value is None for value in given):
+        return "--coordinator, --num-processes and --process-id go together."
+    if args.num_processes < 1 or not 0 <= args.process_id < args.num_processes:
+        return (f"--process-id must lie in 0 .. {args.num_processes - 1} for "
+                f"--num-processes {args.num_processes}, got {args.process_id}.")
+    host, _, port = args.coordinator.rpartition(":")
+    if not host or not port.isdigit():
+        return f"--coordinator must be HOST:PORT, got {args.coordinator!r}."
+    import jax
+
+    jax.distributed.initialize(coordinator_address=args.coordinator,
+                               num_processes=args.num_processes, process_id=args.process_id)
+    return None
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -151,6 +181,10 @@ def _run(args: argparse.Namespace) -> int:
 
     protocol = args.protocol or ("mini" if run_mode() == "ci" else "full")
     start = time.perf_counter()
+    error = _start_distributed(args)
+    if error is not None:
+        print(f"asdtheory run: error: {error}", file=sys.stderr)
+        return 2
     if args.resume and (args.checkpoint is None or not args.checkpoint.is_file()):
         print(f"asdtheory run: error: nothing to resume: --checkpoint {args.checkpoint} does "
               "not exist.", file=sys.stderr)
@@ -176,6 +210,8 @@ def _run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"asdtheory run: error: {err}", file=sys.stderr)
         return 2
+    if args.process_id:  # process 0 of a multi-host run reports for all
+        return 0
     print(f"{detector.method} ({args.system} system) on {', '.join(result.machines)} "
           f"({config.protocol} protocol"
           + (f", {config.noise} at {config.snr:g} dB" if config.noise else "")
