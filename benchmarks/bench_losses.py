@@ -19,28 +19,17 @@ from __future__ import annotations
 import json
 import math
 import platform
-import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from asdtheory import losses
+from asdtheory.repro import bench
 
 BATCH, DIM, CLASSES, SUBCENTRES = 256, 256, 1024, 3
 SCALE, MARGIN = 64.0, 0.5
 REPEATS = 30
-
-
-def median_seconds(fn, repeats: int = REPEATS) -> float:
-    fn()  # warm-up (compilation, allocator)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def jax_step(loss_fn, centres_shape):
@@ -96,11 +85,12 @@ def main() -> dict:
         a = jnp.ones((BATCH, DIM))
         b = jnp.ones((DIM, width))
         dot = jax.jit(jnp.dot)
-        t_dot = median_seconds(lambda a=a, b=b, dot=dot: dot(a, b).block_until_ready())
+        t_dot = bench.median_seconds(lambda a=a, b=b, dot=dot: dot(a, b).block_until_ready(),
+                                     REPEATS)
         t_jax, t_torch = [], []
         for _ in range(3):  # interleave so that a busy moment hurts both sides alike
-            t_jax.append(median_seconds(jax_fn, REPEATS // 3))
-            t_torch.append(median_seconds(torch_fn, REPEATS // 3))
+            t_jax.append(bench.median_seconds(jax_fn, REPEATS // 3))
+            t_torch.append(bench.median_seconds(torch_fn, REPEATS // 3))
         t_jax, t_torch = min(t_jax), min(t_torch)
         rows.append({
             "case": name,

@@ -9,11 +9,25 @@ is than the reference; above 1 is faster). Other row keys are details kept in th
 from __future__ import annotations
 
 import runpy
+import statistics
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 ROW_KEYS = ("case", "reference", "ratio")
+
+
+def median_seconds(fn, repeats: int) -> float:
+    """Median wall time of ``repeats`` calls of ``fn`` after one warm-up call (compilation,
+    allocator); ``fn`` must block until its result is ready."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def run_benchmarks(scripts: Sequence[Path]) -> list[dict]:

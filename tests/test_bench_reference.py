@@ -1,0 +1,98 @@
+"""benchmarks/bench_reference.py: its PyTorch network is the library's TwoBranchEmbedder."""
+
+import importlib.util
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+torch = pytest.importorskip("torch")  # only in the bench extra
+
+from asdtheory import models  # noqa: E402
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_reference.py"
+SAMPLES = 16_000  # 1 s: the default layers, shorter flattened sizes
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_reference", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _abstract(cls, **kwargs):
+    """The network's structure without running its initialisers (seconds of compilation)."""
+    return nnx.eval_shape(lambda: cls(SAMPLES, **kwargs, rngs=nnx.Rngs(0)))
+
+
+def _random_model(seed=0):
+    """A TwoBranchEmbedder with random weights and batch statistics."""
+    graphdef, state = nnx.split(_abstract(models.TwoBranchEmbedder))
+    rng = np.random.default_rng(seed)
+
+    def fill(path, leaf):
+        name = path[-1].key
+        if name == "kernel":
+            values = rng.normal(size=leaf.shape) / np.sqrt(np.prod(leaf.shape[:-1]))
+        elif name in ("scale", "var"):
+            values = rng.uniform(0.5, 1.5, leaf.shape)
+        else:  # bias, mean
+            values = 0.1 * rng.normal(size=leaf.shape)
+        return jnp.asarray(values, leaf.dtype)
+
+    pure = jax.tree_util.tree_map_with_path(fill, nnx.to_pure_dict(state))
+    nnx.replace_by_pure_dict(state, pure)
+    return nnx.merge(graphdef, state)
+
+
+_forward = nnx.jit(lambda model, x: model(x))
+
+
+@pytest.fixture(scope="module")
+def pair(bench):
+    model = _random_model()
+    twin = bench.TorchTwoBranch(SAMPLES)
+    bench.copy_weights(twin, model)
+    return model, twin
+
+
+def test_same_parameter_count(bench, pair):
+    model, twin = pair
+    assert bench.param_count_jax(model) == bench.param_count_torch(twin) > 0
+
+
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_same_outputs_with_copied_weights(pair, mode):
+    model, twin = pair
+    x = np.random.default_rng(0).normal(size=(3, SAMPLES)).astype(np.float32)
+    getattr(model, mode)()
+    twin.train(mode == "train")
+    try:
+        z = np.asarray(_forward(model, jnp.asarray(x)))
+    finally:
+        model.eval()
+    with torch.no_grad():
+        zt = twin(torch.from_numpy(x)).numpy()
+    assert z.shape == zt.shape == (3, 256)
+    np.testing.assert_allclose(zt, z, rtol=1e-3, atol=1e-3 * np.abs(z).max())
+
+
+def test_same_padding_matches_flax(bench):
+    # 'SAME': ceil(n / s) outputs, the odd padding element on the high side
+    assert bench.same_pads(77, 3, 2) == (1, 1)
+    assert bench.same_pads(128, 3, 2) == (0, 1)
+    assert bench.same_pads(80_000, 256, 64) == (96, 96)
+
+
+def test_variant_computes_the_library_function(bench, pair):
+    model, _ = pair
+    variant = _abstract(bench.VariantTwoBranch, spectrum_matmul=True, slice_pools=True)
+    nnx.update(variant, nnx.state(model))
+    x = jnp.asarray(np.random.default_rng(1).normal(size=(2, SAMPLES)), jnp.float32)
+    z = np.asarray(_forward(model, x))
+    np.testing.assert_allclose(_forward(variant, x), z, rtol=1e-4, atol=1e-4 * np.abs(z).max())
