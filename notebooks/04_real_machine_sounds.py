@@ -120,12 +120,12 @@ print("run mode:", MODE)
 if MODE == "ci":
     PROTOCOL, MACHINES = "mini", ("valve",)
     SIZE = budget(seeds=2, batch=32, epochs=10, seconds=10)
-    NETWORK = dict(channels=(8, 8, 16, 32, 64), hidden=(64, 64), embed_dim=128)
+    WIDTH = 0.5  # the reference network at half width
     n_train = len(dcase.valve_mini_protocol(DATA).train)
 else:
     PROTOCOL, MACHINES = "full", "all"
     SIZE = budget(seeds=3, batch=64, epochs=10, seconds=10)
-    NETWORK = {}
+    WIDTH = 1.0
     raw = dcase.data_root(DATA) / "dcase2023t2" / "dev_data" / "raw"
     present = [m for m in dcase.DEV_MACHINES_2023 if (raw / m / "train").is_dir()]
     if not present:
@@ -149,8 +149,8 @@ LABELS = [label for label, _, _ in SYSTEMS]
 
 
 def detector(method, size):
-    config = dataclasses.replace(system("reference", method, protocol=PROTOCOL),
-                                 progress=False, **NETWORK)
+    config = dataclasses.replace(system("reference", method, protocol=PROTOCOL, width=WIDTH),
+                                 progress=False)
     if method != "autoencoder":
         config = dataclasses.replace(config, batch_size=BATCH)
     if size == "epochs":

@@ -186,3 +186,14 @@ def test_command_resumes_only_when_asked(shared_data, tmp_path, capsys):
     assert cli.main(args) == 2
     assert "pass --resume" in capsys.readouterr().err
     assert cli.main([*args, "--resume"]) == 0
+
+
+def test_system_width_scales_the_reference_network():
+    half = run_module.system("reference", "subcluster-adacos", protocol="mini", width=0.5)
+    assert (half.channels, half.hidden, half.embed_dim) == ((8, 8, 16, 32, 64), (64, 64), 128)
+    full = run_module.system("reference", "subcluster-adacos", protocol="mini")
+    assert dataclasses.replace(half, channels=full.channels, hidden=full.hidden,
+                               embed_dim=full.embed_dim) == full
+    assert run_module.system("reference", "deep-svdd", width=0.3).embed_dim % 2 == 0
+    with pytest.raises(ValueError, match="width must be > 0"):
+        run_module.system("reference", "deep-svdd", width=0.0)

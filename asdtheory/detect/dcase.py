@@ -51,7 +51,7 @@ import numpy as np
 from asdtheory import audio, evaluation, scoring, train
 from asdtheory._validation import check_scalar
 from asdtheory.data import dcase
-from asdtheory.detect import Detector, DetectorConfig, features
+from asdtheory.detect import Detector, DetectorConfig, features, waveform_score_fn
 
 __all__ = ["DCASE_DETECTOR", "PROTOCOLS", "REFERENCE_DETECTOR", "SYSTEMS", "Result",
            "RunConfig", "run", "system"]
@@ -83,9 +83,12 @@ MIX_CHUNK = 256  # clips mixed with noise at a time
 BASELINE_N_MELS = 128
 
 
-def system(name: str, method: str, *, protocol: str = "full") -> DetectorConfig:
+def system(name: str, method: str, *, protocol: str = "full",
+           width: float = 1.0) -> DetectorConfig:
     """The :class:`~asdtheory.detect.DetectorConfig` of system ``name`` (:data:`SYSTEMS`)
-    trained with ``method``.
+    trained with ``method``, its network ``width`` times as wide (channels, hidden units and
+    embedding dimension scaled and rounded; ``width=0.5`` is the CPU-sized reference network
+    of the ci-mode notebooks 04-06).
 
     * "small": :data:`DCASE_DETECTOR` with the method.
     * "reference": :data:`REFERENCE_DETECTOR`; for deep-svdd the same two-branch network
@@ -96,7 +99,17 @@ def system(name: str, method: str, *, protocol: str = "full") -> DetectorConfig:
     """
     if name not in SYSTEMS:
         raise ValueError(f"system must be one of {sorted(SYSTEMS)}, got {name!r}.")
+    check_scalar(width, "width")
+    if width <= 0:
+        raise ValueError(f"width must be > 0, got {width}.")
     config = dataclasses.replace(SYSTEMS[name], method=method)
+    if width != 1.0:
+        scaled = lambda n, multiple=1: max(multiple, multiple * round(n * width / multiple))
+        # The two-branch network splits its embedding between two branches: keep it even.
+        config = dataclasses.replace(
+            config, channels=tuple(scaled(c) for c in config.channels),
+            hidden=tuple(scaled(h) for h in config.hidden),
+            embed_dim=scaled(config.embed_dim, 2 if config.embedder == "two-branch" else 1))
     if name == "reference":
         if config.base_method in ("deep-svdd", "autoencoder"):
             config = dataclasses.replace(config, mixup_alpha=0.0)
@@ -202,6 +215,10 @@ class Result:
     train_embeddings: np.ndarray
     level_scores: np.ndarray
     level_official_score: float
+
+    def waveform_score_fn(self, group=None):
+        """``detect.waveform_score_fn`` of the trained detector with this run's front-end."""
+        return waveform_score_fn(self.detector, group, n_mels=self.config.n_mels)
 
     @property
     def history(self) -> train.History:
