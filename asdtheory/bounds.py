@@ -52,7 +52,9 @@ from asdtheory.geometry import l2_normalize, simplex_centres
 from asdtheory.losses import arcface_target_logit
 
 __all__ = [
+    "CHUNK_FLOATS",
     "Configurations",
+    "check_bound",
     "compactness_bound",
     "constant_embedding_bound",
     "loss_lower_bound",
@@ -308,8 +310,12 @@ def random_configurations(key: jax.Array, num_configs: int, *, num_classes: int,
                           margin, dim.astype(jnp.int32))
 
 
+CHUNK_FLOATS = 2**22  # centre coordinates per chunk of map_configurations' default chunks
+
+
 def map_configurations(fn: Callable[[Configurations], dict], key: jax.Array, num_configs: int,
-                       *, chunk_size: int, **sampler_kwargs) -> dict[str, np.ndarray]:
+                       *, chunk_size: int | None = None,
+                       **sampler_kwargs) -> dict[str, np.ndarray]:
     """Applies ``fn`` (jit-compiled once) to ``num_configs`` random configurations drawn in
     chunks of ``chunk_size`` (memory stays bounded) and concatenates its outputs.
 
@@ -317,8 +323,18 @@ def map_configurations(fn: Callable[[Configurations], dict], key: jax.Array, num
       fn: maps a :class:`Configurations` chunk to a dict of (chunk,) arrays.
       key: chunk i uses ``jax.random.fold_in(key, i)``.
       num_configs: total; must be a multiple of ``chunk_size`` (one compiled shape).
+      chunk_size: configurations per chunk; None: the largest divisor of ``num_configs``
+        whose centres (chunk x N x M x max_dim coordinates, M the sub-centres or 1) hold at
+        most :data:`CHUNK_FLOATS` floats.
       sampler_kwargs: passed to :func:`random_configurations`.
     """
+    if chunk_size is None:
+        check_scalar(num_configs, "num_configs", low=1, integer=True)
+        per_config = (sampler_kwargs["num_classes"] * (sampler_kwargs.get("num_subcentres") or 1)
+                      * sampler_kwargs.get("max_dim", 256))
+        chunk_size = max(1, min(int(num_configs), CHUNK_FLOATS // per_config))
+        while num_configs % chunk_size:
+            chunk_size -= 1
     check_scalar(chunk_size, "chunk_size", low=1, integer=True)
     if num_configs % chunk_size:
         raise ValueError(f"num_configs={num_configs} must be a multiple of chunk_size="
@@ -330,6 +346,44 @@ def map_configurations(fn: Callable[[Configurations], dict], key: jax.Array, num
 
     outputs = [run(jax.random.fold_in(key, i)) for i in range(num_configs // chunk_size)]
     return {name: np.concatenate([np.asarray(o[name]) for o in outputs]) for name in outputs[0]}
+
+
+def check_bound(loss, compactness, *, num_classes, scale, margin=0.0,
+                target_logit: TargetLogit = "cosine", min_logit=-1.0, simplex: bool = False,
+                tolerance: float = 16.0, near: float = 0.01) -> dict:
+    """Checks computed losses against the smallest loss the bound allows at their compactness.
+
+    deficit = (l(c) - L) / (eps s), l = :func:`loss_lower_bound` (or
+    :func:`simplex_loss_lower_bound` with ``simplex=True``), eps the float32 machine epsilon:
+    how far below the bound a loss lies, in units of the rounding of a float32 logit.
+
+    Args:
+      loss, compactness: (n,) per-configuration loss L and compactness c.
+      num_classes, scale, margin: scalars or (n,) arrays, as for :func:`loss_lower_bound`.
+      target_logit, min_logit: the family's target logit and smallest non-target logit b.
+      simplex: use the bound for centres summing to zero (no margin).
+      tolerance: deficits above it count as violations (rounding stays far below).
+      near: a loss within ``near`` of its bound counts as near tight.
+
+    Returns:
+      {"configs", "violations" (deficit > tolerance), "strict" (deficit > 0),
+      "max_deficit", "near_tight_share" (share with L - l(c) < near)}.
+    """
+    loss, compactness = np.asarray(loss), np.asarray(compactness)
+    if loss.ndim != 1 or loss.shape != compactness.shape:
+        raise ValueError(f"loss and compactness must be (n,) arrays of one shape, got "
+                         f"{loss.shape} and {compactness.shape}.")
+    if simplex:
+        ell = simplex_loss_lower_bound(compactness, num_classes=num_classes, scale=scale)
+    else:
+        ell = loss_lower_bound(compactness, num_classes=num_classes, scale=scale, margin=margin,
+                               target_logit=target_logit, min_logit=min_logit)
+    ell = np.asarray(ell)
+    # In the inputs' precision: the deficit measures float32 rounding.
+    deficit = (ell - loss) / (float(np.finfo(np.float32).eps) * np.asarray(scale))
+    return {"configs": loss.size, "violations": int(np.sum(deficit > tolerance)),
+            "strict": int(np.sum(deficit > 0)), "max_deficit": float(deficit.max()),
+            "near_tight_share": float(np.mean(loss - ell < near))}
 
 
 def orthogonal_minimiser_angle(num_classes: int) -> float:

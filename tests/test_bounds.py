@@ -154,6 +154,48 @@ def test_bounds_hold_against_the_loss_implementations_on_random_configurations()
     assert out["compactness"].min() < 0.05 and out["compactness"].max() > 3.9
 
 
+def test_check_bound_counts_deficits_as_a_per_configuration_loop():
+    rng = np.random.default_rng(5)
+    compactness = rng.uniform(0.0, 4.0, 40).astype(np.float32)
+    scale = rng.uniform(1.0, 32.0, 40).astype(np.float32)
+    ell = np.asarray(bounds.loss_lower_bound(compactness, num_classes=6, scale=scale,
+                                             margin=0.3, target_logit="arcface"))
+    # Losses on the bound, 3 and 40 eps*s below it (rounding, violation), 0.005 and 0.5 above.
+    offsets = rng.choice([0.0, -3.0, -40.0, 0.005, 0.5], size=40)
+    in_eps = np.abs(offsets) > 1
+    loss = np.where(in_eps, ell + offsets * EPS32 * scale, ell + offsets).astype(np.float32)
+    got = bounds.check_bound(loss, compactness, num_classes=6, scale=scale, margin=0.3,
+                             target_logit="arcface")
+    deficits = [(float(e) - float(v)) / (EPS32 * float(s))
+                for e, v, s in zip(ell, loss, scale, strict=True)]
+    assert got["configs"] == 40
+    assert got["violations"] == sum(d > 16 for d in deficits) == np.sum(offsets == -40.0)
+    assert got["strict"] == sum(d > 0 for d in deficits)
+    assert got["max_deficit"] == pytest.approx(max(deficits), rel=1e-3)
+    assert got["near_tight_share"] == np.mean([float(v) - float(e) < 0.01
+                                               for e, v in zip(ell, loss, strict=True)])
+    simplex = bounds.check_bound(loss, compactness, num_classes=6, scale=scale, simplex=True)
+    assert simplex["configs"] == 40 and simplex != got
+
+
+def test_map_configurations_picks_the_largest_chunk_that_fits():
+    calls = []
+
+    def evaluate(cfg):
+        calls.append(cfg.centres.shape)
+        return {"scale": cfg.scale}
+
+    out = bounds.map_configurations(evaluate, jax.random.key(0), 30, num_classes=3,
+                                    max_dim=bounds.CHUNK_FLOATS // 30, num_subcentres=4)
+    # 3 x 4 x CHUNK_FLOATS // 30 floats per configuration: 2 fit, and 2 divides 30.
+    assert calls == [(2, 3, 4, bounds.CHUNK_FLOATS // 30)]
+    assert out["scale"].shape == (30,)
+    fixed = bounds.map_configurations(lambda cfg: {"scale": cfg.scale}, jax.random.key(0), 30,
+                                      chunk_size=2, num_classes=3,
+                                      max_dim=bounds.CHUNK_FLOATS // 30, num_subcentres=4)
+    np.testing.assert_array_equal(out["scale"], fixed["scale"])
+
+
 def test_random_configurations_structure():
     sample = jax.jit(lambda k: bounds.random_configurations(
         k, 50, num_classes=4, max_dim=12, num_subcentres=3, scale_range=(2.0, 8.0),
