@@ -763,12 +763,17 @@ def _conv_table(batch: int, device) -> list[dict]:
         if not np.allclose(np.moveaxis(conv(xt).detach().cpu().numpy(), 1, -1), ref,
                            rtol=1e-3, atol=1e-3):
             raise AssertionError(f"{name}: torch differs")
-        row["torch_fwd_ms"] = 1e3 * bench.median_seconds(torch_fwd, 3)
-        row["torch_fwd_bwd_ms"] = 1e3 * bench.median_seconds(torch_both, 3)
-        rows.append(row)
-        print("  " + "  ".join(f"{k}={v:.1f}" if isinstance(v, float) else str(v)
-                               for k, v in row.items()), flush=True)
+        rows.append(_with_torch_times(row, torch_fwd, torch_both))
     return rows
+
+
+def _with_torch_times(row: dict, torch_fwd, torch_both) -> dict:
+    """``row`` with PyTorch's forward and forward + backward times, printed as one line."""
+    row["torch_fwd_ms"] = 1e3 * bench.median_seconds(torch_fwd, 3)
+    row["torch_fwd_bwd_ms"] = 1e3 * bench.median_seconds(torch_both, 3)
+    print("  " + "  ".join(f"{k}={v:.1f}" if isinstance(v, float) else str(v)
+                           for k, v in row.items()), flush=True)
+    return row
 
 
 def _pool_table(batch: int, device) -> list[dict]:
@@ -813,11 +818,7 @@ def _pool_table(batch: int, device) -> list[dict]:
                 pool(xt)
             torch_sync(device)
 
-        row["torch_fwd_ms"] = 1e3 * bench.median_seconds(torch_fwd, 3)
-        row["torch_fwd_bwd_ms"] = 1e3 * bench.median_seconds(torch_both, 3)
-        rows.append(row)
-        print("  " + "  ".join(f"{k}={v:.1f}" if isinstance(v, float) else str(v)
-                               for k, v in row.items()), flush=True)
+        rows.append(_with_torch_times(row, torch_fwd, torch_both))
     return rows
 
 
