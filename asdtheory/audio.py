@@ -283,6 +283,14 @@ def _hann(n: int) -> np.ndarray:
     return (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)).astype(np.float32)
 
 
+def _window(n_fft: int, win_length: int) -> np.ndarray:
+    """The Hann window of ``win_length`` samples zero-padded to ``n_fft`` in the middle."""
+    window = np.zeros(n_fft, np.float32)
+    start = (n_fft - win_length) // 2
+    window[start : start + win_length] = _hann(win_length)
+    return window
+
+
 def _spectrum(waveforms, n_fft: int, hop_length: int, win_length: int | None,
               center: bool) -> jax.Array:
     """The STFT of :func:`stft` in frame-major layout (..., frames, 1 + n_fft // 2)."""
@@ -296,9 +304,7 @@ def _spectrum(waveforms, n_fft: int, hop_length: int, win_length: int | None,
     if length == 0 or length + 2 * pad < n_fft:
         raise ValueError(f"waveforms need at least n_fft={n_fft} samples (after centring), "
                          f"got shape {tuple(np.shape(waveforms))}.")
-    window = np.zeros(n_fft, np.float32)
-    start = (n_fft - win_length) // 2
-    window[start : start + win_length] = _hann(win_length)
+    window = _window(n_fft, win_length)
     # Frame t holds samples t * hop_length - pad + n of the zero-padded signal. One gather with
     # the padding as a mask, fused with the window, writes the frames in a single pass (no
     # padded copy, no concatenation of shifted slices).
@@ -358,9 +364,7 @@ def istft(spectrum, *, hop_length: int, length: int, n_fft: int | None = None,
     check_scalar(length, "length", low=1, integer=True)
     win_length = n_fft if win_length is None else win_length
     check_scalar(win_length, "win_length", low=1, high=n_fft, integer=True)
-    window = np.zeros(n_fft, np.float32)
-    start = (n_fft - win_length) // 2
-    window[start : start + win_length] = _hann(win_length)
+    window = _window(n_fft, win_length)
     frames = jnp.fft.irfft(jnp.swapaxes(spectrum.astype(jnp.complex64), -1, -2), n=n_fft,
                            axis=-1) * window  # (..., frames, n_fft)
     total = n_fft + hop_length * (n_frames - 1)
