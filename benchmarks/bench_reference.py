@@ -21,9 +21,10 @@ What is timed, side by side in one process, interleaved (the machine may be shar
 * **Peak**: a float32 2048^3 matmul in each framework; the work of one training step is
   counted from the layer shapes (:func:`step_flops`), so each side's share of the CPU's
   matmul throughput is reported.
-* **Variants** (benchmark-only, not in the library): the same step through ``train.fit`` on
-  :class:`VariantTwoBranch` -- the same parameters and function, computed differently -- to
-  measure what would make the JAX step faster.
+* ``--diagnose``: forward and forward + backward of each branch, of every conv layer and
+  max pooling (the library's ``models.strided_conv1d`` and ``models.max_pool2d`` beside
+  XLA's convolution and ``nnx.max_pool``, which compute the same function more slowly on
+  the CPU) and of the front ends, JAX vs PyTorch.
 
 On a GPU host both run on the accelerator (JAX by default; PyTorch on ``cuda`` with TF32
 allowed, as XLA's default precision there).
@@ -65,18 +66,10 @@ BATCHES = (32, 64)  # the mini protocol's batch and REFERENCE_DETECTOR's
 FIT_STEPS = 3  # optimiser steps per timed train.fit call
 REPEATS = {32: 3, 64: 2}  # timed train.fit calls per batch size (keeps the run < 5 min)
 TORCH_STEPS_PER_ROUND = 3  # PyTorch steps after each of them
-VARIANT_BATCH, VARIANT_REPEATS = 32, 2
 N_FFT, HOP = models.TwoBranchEmbedder.N_FFT, models.TwoBranchEmbedder.HOP
 
 
 # --- the network in PyTorch --------------------------------------------------------------
-
-def same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
-    """TF/flax 'SAME' padding (low, high) of one axis: ceil(size / stride) outputs, the odd
-    padding element on the high side."""
-    total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
-    return total // 2, total - total // 2
-
 
 class SameConv(nn.Module):
     """Conv1d/Conv2d without bias and with TF/flax 'SAME' padding. The symmetric part of
@@ -95,7 +88,7 @@ class SameConv(nn.Module):
 
     def _padding(self, spatial: tuple[int, ...]):
         if spatial not in self._pads:
-            pads = [same_pads(n, k, s)
+            pads = [models.same_padding(n, k, s)
                     for n, k, s in zip(spatial, self.kernel, self.stride, strict=True)]
             sym = tuple(min(lo, hi) for lo, hi in pads)
             extra = []  # F.pad order: last axis first, (low, high) each
@@ -344,108 +337,6 @@ def host_batch_seconds(inputs: np.ndarray, batch: int, repeats: int = 5) -> floa
     return float(np.median(times))
 
 
-# --- variants (not in the library) that show where the JAX step loses time -----------------
-
-def strided_conv_as_matmul(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
-    """1-D 'SAME' conv (B, L, C) * (k, C, O) with k a multiple of the stride, as reshape +
-    one matmul: the padded signal cut into blocks of ``stride`` samples, k / stride
-    neighbouring blocks side by side form each output's window (no gather, no conv)."""
-    k = kernel.shape[0]
-    q, rem = divmod(k, stride)
-    if rem:
-        raise ValueError(f"kernel {k} is not a multiple of the stride {stride}")
-    out = -(-x.shape[1] // stride)
-    low, _ = same_pads(x.shape[1], k, stride)
-    total = (out + q - 1) * stride  # 'SAME' padding, rounded up to whole blocks
-    x = jnp.pad(x, ((0, 0), (low, total - x.shape[1] - low), (0, 0)))
-    blocks = x.reshape(x.shape[0], out + q - 1, stride * x.shape[2])
-    windows = jnp.concatenate([blocks[:, j:j + out] for j in range(q)], axis=-1)
-    return windows @ kernel.reshape(k * kernel.shape[1], kernel.shape[2])
-
-
-def max_pool_slices(x: jax.Array, window: int, stride: int, *, same: bool) -> jax.Array:
-    """nnx.max_pool (NHWC, square window) as the maximum of window^2 strided slices: its
-    gradient is elementwise selects instead of XLA's select-and-scatter."""
-    if same:
-        pads = [same_pads(n, window, stride) for n in x.shape[1:3]]
-        x = jnp.pad(x, ((0, 0), *pads, (0, 0)), constant_values=-jnp.inf)
-    rows, cols = ((n - window) // stride + 1 for n in x.shape[1:3])
-    out = None
-    for i in range(window):
-        for j in range(window):
-            part = x[:, i:i + (rows - 1) * stride + 1:stride, j:j + (cols - 1) * stride + 1:stride]
-            out = part if out is None else jnp.maximum(out, part)
-    return out
-
-
-def _stage_forward(stage, x: jax.Array) -> jax.Array:
-    """models._SpectrogramStage.__call__ with the 2x2 pooling of max_pool_slices."""
-    relu = jax.nn.relu
-    if stage.first_stage:
-        return stage(x)  # no pooling in the first stage
-    x = stage.norm_in(x)
-    h = stage.conv2(relu(stage.norm1(stage.conv1(relu(x)))))
-    x = stage.norm_mid(stage.shortcut(max_pool_slices(x, 2, 2, same=True)) + h)
-    return x + stage.conv4(relu(stage.norm3(stage.conv3(relu(x)))))
-
-
-class VariantTwoBranch(models.TwoBranchEmbedder):
-    """models.TwoBranchEmbedder with the same parameters and the same function, computed
-    differently (a benchmark-only variant, to measure what a change would gain):
-
-    * ``spectrum_matmul``: the 2nd and 3rd spectrum convs (kernel 64 / stride 32, kernel 16
-      / stride 4) as :func:`strided_conv_as_matmul`;
-    * ``slice_pools``: every max pooling as :func:`max_pool_slices`.
-    """
-
-    def __init__(self, *args, spectrum_matmul: bool, slice_pools: bool, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.spectrum_matmul = spectrum_matmul
-        self.slice_pools = slice_pools
-
-    def _spectrum_branch(self, x):
-        if not self.spectrum_matmul:
-            return super()._spectrum_branch(x)
-        h = jnp.abs(jnp.fft.rfft(x, axis=-1))[:, : self.num_samples // 2, None]
-        for i, layer in enumerate(self.spectrum_convs):
-            stride = layer.strides if isinstance(layer.strides, int) else layer.strides[0]
-            h = jax.nn.relu(layer(h) if i == 0 else
-                            strided_conv_as_matmul(h, layer.kernel[...], stride))
-        h = h.reshape(h.shape[0], -1)
-        for layer, norm in zip(self.spectrum_dense, self.spectrum_norms, strict=True):
-            h = jax.nn.relu(norm(layer(h)))
-        return self.spectrum_out(h)
-
-    def _spectrogram_branch(self, x):
-        if not self.slice_pools:
-            return super()._spectrogram_branch(x)
-        idx = np.arange(0, self.num_samples - self.N_FFT + 1, self.HOP)[:, None] + np.arange(
-            self.N_FFT)
-        window = np.asarray(np.hanning(self.N_FFT + 1)[:-1], np.float32)
-        h = jnp.abs(jnp.fft.rfft(x[:, idx] * window, axis=-1))
-        h = h - jnp.mean(h, axis=1, keepdims=True)
-        h = self.bin_norm(h)[..., None]
-        h = max_pool_slices(jax.nn.relu(self.stem_norm(self.stem(h))), 3, 2, same=False)
-        for stage in self.stages:
-            h = _stage_forward(stage, h)
-        h = jnp.max(h, axis=1)
-        return self.spectrogram_out(self.flat_norm(h.reshape(h.shape[0], -1)))
-
-
-def build_variant(model: models.TwoBranchEmbedder, **switches) -> VariantTwoBranch:
-    """A VariantTwoBranch holding a copy of ``model``'s parameters and statistics."""
-    variant = VariantTwoBranch(SAMPLES, model.spectrogram_out.out_features,
-                               channels=(model.stem.out_features,
-                                         *(s.conv4.out_features for s in model.stages)),
-                               spectrum_channels=model.spectrum_convs[0].out_features,
-                               dense=model.spectrum_out.in_features, use_bias=False,
-                               norm_offset=model.bin_norm.bias is not None,
-                               rngs=nnx.Rngs(0), **switches)
-    nnx.update(variant, nnx.state(model))
-    variant.eval()
-    return variant
-
-
 # --- work and peak ------------------------------------------------------------------------
 
 def step_flops(torch_model: nn.Module, num_samples: int = SAMPLES) -> dict:
@@ -630,41 +521,6 @@ def measure_batch(batch: int, *, steps: int, repeats: int, torch_steps: int, dev
     }
 
 
-def measure_variants(batch: int, *, steps: int, repeats: int) -> list[dict]:
-    """The library step through train.fit on benchmark-only variants of the network (same
-    parameters, same function; VariantTwoBranch), interleaved with the library model."""
-    config, model, _ = build_jax(batch)
-    x, y = random_data(steps, batch)
-    variants = {"library TwoBranchEmbedder": None,
-                "spectrum convs 2-3 as reshape + matmul": dict(spectrum_matmul=True,
-                                                               slice_pools=False),
-                "+ max pools as strided-slice maxima": dict(spectrum_matmul=True,
-                                                            slice_pools=True)}
-    probe = np.random.default_rng(1).normal(size=(2, SAMPLES)).astype(np.float32)
-    reference = np.asarray(model(jnp.asarray(probe)))
-    runs = {}
-    for name, switches in variants.items():  # all built before any training
-        net = model if switches is None else build_variant(model, **switches)
-        diff = float(np.abs(np.asarray(net(jnp.asarray(probe))) - reference).max())
-        _, _, h = build_jax(batch)  # a fresh head per variant (the scale is state)
-        runs[name] = {"net": net, "head": h, "times": [], "max_abs_diff_vs_library": diff}
-    for run in runs.values():
-        run["first_fit_call_s"] = fit_seconds(run["net"], run["head"], x, y, config, 1, seed=0)
-    for r in range(repeats):
-        for run in runs.values():
-            run["times"].append(fit_seconds(run["net"], run["head"], x, y, config, steps,
-                                            seed=r + 1) / steps)
-    base = float(np.median(runs["library TwoBranchEmbedder"]["times"]))
-    out = []
-    for name, run in runs.items():
-        t = float(np.median(run["times"]))
-        out.append({"variant": name, "batch": batch, "step_s": t, "clips_per_s": batch / t,
-                    "speedup_vs_library": base / t, "step_s_per_call": run["times"],
-                    "first_fit_call_s": run["first_fit_call_s"],
-                    "max_abs_diff_vs_library_eval": run["max_abs_diff_vs_library"]})
-    return out
-
-
 # --- where the JAX step time goes (python benchmarks/bench_reference.py --diagnose) ----------
 
 def _jax_branch_fns(model: nnx.Module, part: str):
@@ -724,7 +580,8 @@ def _conv_table(batch: int, device) -> list[dict]:
         xj, wj = jnp.asarray(x), jnp.asarray(w)
         impls = {"jax_xla_conv": _xla_conv}
         if len(kernel) == 1:
-            impls["jax_reshape_matmul"] = lambda x, w, s: strided_conv_as_matmul(x, w, s[0])
+            impls["jax_library_strided_conv1d"] = lambda x, w, s: models.strided_conv1d(x, w,
+                                                                                      s[0])
         else:
             impls["jax_xla_conv_nchw"] = _xla_conv_nchw
         row = {"layer": name, "batch": batch}
@@ -788,7 +645,8 @@ def _pool_table(batch: int, device) -> list[dict]:
         xj = jnp.asarray(x)
         impls = {"jax_nnx_max_pool": lambda x, w=window, s=same: nnx.max_pool(
                      x, (w, w), strides=(2, 2), padding="SAME" if s else "VALID"),
-                 "jax_slices": lambda x, w=window, s=same: max_pool_slices(x, w, 2, same=s)}
+                 "jax_library_max_pool2d": lambda x, w=window, s=same: models.max_pool2d(
+                     x, w, 2, same=s)}
         row = {"pool": name, "batch": batch}
         ref = None
         for label, f in impls.items():
@@ -984,12 +842,6 @@ def main() -> dict:
                 or r["train_step_cache"]["timed_calls"]["misses"]):
             raise AssertionError("the timed train.fit calls recompiled the step")
 
-    variants = measure_variants(VARIANT_BATCH, steps=FIT_STEPS, repeats=VARIANT_REPEATS)
-    for v in variants:
-        print(f"variant batch {v['batch']}: {v['variant']:40s} {v['clips_per_s']:6.1f} clips/s "
-              f"x{v['speedup_vs_library']:.2f} vs the library (max |diff| "
-              f"{v['max_abs_diff_vs_library_eval']:.1e})", flush=True)
-
     result = {
         "benchmark": "two-branch reference network: training step, JAX vs PyTorch",
         "setup": {
@@ -1024,7 +876,6 @@ def main() -> dict:
         "flops": flops,
         "matmul_gflops": peak,
         "batches": batches,
-        "variants": variants,
         "wall_s": time.perf_counter() - start_all,
     }
     if RESULT.exists():  # keep the --diagnose tables of an earlier run

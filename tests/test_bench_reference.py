@@ -80,19 +80,3 @@ def test_same_outputs_with_copied_weights(pair, mode):
         zt = twin(torch.from_numpy(x)).numpy()
     assert z.shape == zt.shape == (3, 256)
     np.testing.assert_allclose(zt, z, rtol=1e-3, atol=1e-3 * np.abs(z).max())
-
-
-def test_same_padding_matches_flax(bench):
-    # 'SAME': ceil(n / s) outputs, the odd padding element on the high side
-    assert bench.same_pads(77, 3, 2) == (1, 1)
-    assert bench.same_pads(128, 3, 2) == (0, 1)
-    assert bench.same_pads(80_000, 256, 64) == (96, 96)
-
-
-def test_variant_computes_the_library_function(bench, pair):
-    model, _ = pair
-    variant = _abstract(bench.VariantTwoBranch, spectrum_matmul=True, slice_pools=True)
-    nnx.update(variant, nnx.state(model))
-    x = jnp.asarray(np.random.default_rng(1).normal(size=(2, SAMPLES)), jnp.float32)
-    z = np.asarray(_forward(model, x))
-    np.testing.assert_allclose(_forward(variant, x), z, rtol=1e-4, atol=1e-4 * np.abs(z).max())

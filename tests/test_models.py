@@ -283,3 +283,49 @@ def test_two_branch_rejects_wrong_shapes_and_too_short_clips():
         model(_x(2, 4000))
     with pytest.raises(ValueError, match="too short"):
         models.TwoBranchEmbedder(**{**SHORT, "num_samples": 2000}, rngs=nnx.Rngs(0))
+
+
+def test_same_padding_is_flax_same():
+    # 'SAME': ceil(n / s) outputs, the odd padding element on the high side
+    assert models.same_padding(77, 3, 2) == (1, 1)
+    assert models.same_padding(128, 3, 2) == (0, 1)
+    assert models.same_padding(80_000, 256, 64) == (96, 96)
+    assert models.same_padding(5, 1, 1) == (0, 0)
+
+
+@pytest.mark.parametrize("length, kernel, stride", [(1250, 64, 32), (40, 16, 4), (37, 8, 4)])
+def test_strided_conv1d_is_xla_same_convolution(length, kernel, stride):
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(2, length, 3)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(kernel, 3, 5)) / np.sqrt(3 * kernel), jnp.float32)
+    cot = jnp.asarray(rng.normal(size=(2, -(-length // stride), 5)), jnp.float32)
+
+    def xla(x, w):
+        return jax.lax.conv_general_dilated(x, w, (stride,), "SAME",
+                                            dimension_numbers=("NWC", "WIO", "NWC"))
+
+    def ours(x, w):
+        return models.strided_conv1d(x, w, stride)
+
+    np.testing.assert_allclose(ours(x, w), xla(x, w), rtol=1e-5, atol=1e-5)
+    for a, b in zip(jax.grad(lambda x, w: jnp.sum(ours(x, w) * cot), (0, 1))(x, w),
+                    jax.grad(lambda x, w: jnp.sum(xla(x, w) * cot), (0, 1))(x, w), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="multiple of the stride"):
+        models.strided_conv1d(x, w[:-1], stride)
+
+
+@pytest.mark.parametrize("window, same", [(3, False), (2, True)])
+def test_max_pool2d_is_nnx_max_pool(window, same):
+    x = jnp.asarray(np.random.default_rng(1).normal(size=(2, 13, 10, 3)), jnp.float32)
+    padding = "SAME" if same else "VALID"
+
+    def ref(x):
+        return nnx.max_pool(x, (window, window), strides=(2, 2), padding=padding)
+
+    out = models.max_pool2d(x, window, 2, same=same)
+    np.testing.assert_array_equal(out, ref(x))
+    cot = jnp.asarray(np.random.default_rng(2).normal(size=out.shape), jnp.float32)
+    np.testing.assert_allclose(  # no ties in random data: the gradients agree exactly
+        jax.grad(lambda x: jnp.sum(models.max_pool2d(x, window, 2, same=same) * cot))(x),
+        jax.grad(lambda x: jnp.sum(ref(x) * cot))(x), rtol=0, atol=1e-6)
