@@ -329,3 +329,23 @@ def test_max_pool2d_is_nnx_max_pool(window, same):
     np.testing.assert_allclose(  # no ties in random data: the gradients agree exactly
         jax.grad(lambda x: jnp.sum(models.max_pool2d(x, window, 2, same=same) * cot))(x),
         jax.grad(lambda x: jnp.sum(ref(x) * cot))(x), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape, kernel, stride", [((2, 31, 52, 1), 7, 2), ((2, 13, 10, 3), 3, 2),
+                                                   ((2, 12, 9, 2), 5, 3)])
+def test_strided_conv2d_is_xla_same_convolution(shape, kernel, stride):
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=shape), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(kernel, kernel, shape[-1], 4)) / kernel, jnp.float32)
+
+    def xla(x, w):
+        return jax.lax.conv_general_dilated(x, w, (stride, stride), "SAME",
+                                            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    out = models.strided_conv2d(x, w, stride)
+    np.testing.assert_allclose(out, xla(x, w), rtol=1e-5, atol=1e-5)
+    cot = jnp.asarray(rng.normal(size=out.shape), jnp.float32)
+    for a, b in zip(jax.grad(lambda x, w: jnp.sum(models.strided_conv2d(x, w, stride) * cot),
+                             (0, 1))(x, w),
+                    jax.grad(lambda x, w: jnp.sum(xla(x, w) * cot), (0, 1))(x, w), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
