@@ -545,7 +545,7 @@ CONV_LAYERS = [
     ("spectrum conv 1 (k256/64)", (80000,), 1, 128, (256,), (64,), False),
     ("spectrum conv 2 (k64/32)", (1250,), 128, 128, (64,), (32,), True),
     ("spectrum conv 3 (k16/4)", (40,), 128, 128, (16,), (4,), True),
-    ("stem 7x7/2", (311, 513), 1, 16, (7, 7), (2, 2), False),
+    ("stem 7x7/2", (311, 513), 1, 16, (7, 7), (2, 2), True),  # bin_norm lies before it
     ("stage 1 conv 3x3 (x4)", (77, 128), 16, 16, (3, 3), (1, 1), True),
     ("stage 2 conv1 3x3/2", (77, 128), 16, 32, (3, 3), (2, 2), True),
     ("stage 2 conv 3x3 (x3)", (39, 64), 32, 32, (3, 3), (1, 1), True),
@@ -584,6 +584,9 @@ def _conv_table(batch: int, device) -> list[dict]:
                                                                                       s[0])
         else:
             impls["jax_xla_conv_nchw"] = _xla_conv_nchw
+            if stride != (1, 1):
+                impls["jax_library_strided_conv2d"] = lambda x, w, s: models.strided_conv2d(
+                    x, w, s[0])
         row = {"layer": name, "batch": batch}
         ref = None
         for label, impl in impls.items():
