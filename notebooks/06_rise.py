@@ -362,7 +362,8 @@ record = claim(
 # each system's score reacts to.
 
 # %%
-# tolerance: abs=0.07; AUCs of trained systems; valve AUCs moved by 0.034 (AVX-512 vs AVX2), x2
+# tolerance: abs=0.12; AUCs of trained systems; moved 0.060 under a rounding change, x2
+# (the library's convolutions, same CPU; the SSE4_2 ISA cap leaves these cells unchanged)
 DATA = dcase.data_root()  # $ASDTHEORY_DATA, else the per-user data folder
 VALVE_WIDTH = 0.5 if MODE == "ci" else 1.0
 valve_runs = {method: run(RunConfig(
@@ -423,12 +424,12 @@ plt.show()
 # networks, two feature branches, all machine types) is not answered here; the check itself
 # is one that any of the three systems could have won.
 #
-# **Valve maps (not scored).** With the reference system on the real clips (one seed,
-# half width) sub-cluster AdaCos reaches an official score of 0.595, Deep SVDD 0.641 and
-# the autoencoder 0.532 on the 140 test clips (notebook 05's seed 0 orders the first two the
-# other way round: one seed of 60 training clips decides little). The two anomalous clips
-# shown carry short broadband clicks (the vertical lines of their spectrograms); none of the
-# three maps singles them out. The autoencoder's score rises with the energy below about
-# 1.5 kHz over the whole clip, and the angular system's with a few narrow bands; with 500
-# masks per map and no ground truth for where a real anomaly lies, these are pictures, not
-# evidence for or against C6.
+# **Valve maps (not scored).** With the reference system on the real clips (one seed, half
+# width) sub-cluster AdaCos reaches an official score of 0.601, Deep SVDD 0.701 and the
+# autoencoder 0.532 on the 140 test clips (notebook 05's seed 0 orders the first two the
+# other way round, 0.719 and 0.604: one seed of 60 training clips decides little). The two
+# anomalous clips shown carry short broadband clicks (the vertical lines of their
+# spectrograms); none of the three maps singles them out. The autoencoder's score rises with
+# the energy below about 1.5 kHz over the whole clip, and the angular system's with a few
+# narrow bands; with 500 masks per map and no ground truth for where a real anomaly lies,
+# these are pictures, not evidence for or against C6.
