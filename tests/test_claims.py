@@ -86,11 +86,28 @@ def test_from_interval(low, high, verdict, detectable):
     assert from_interval(diff, unit="AUC") == (verdict, detectable)
 
 
+@pytest.mark.parametrize(
+    ("low", "high", "verdict", "detectable"),
+    [(0.002, 0.222, INCONCLUSIVE, "0.155 AUC"), (0.046, 0.2, SUPPORTED, None),
+     (-0.2, -0.044, INCONCLUSIVE, "0.123 AUC"), (-0.2, -0.046, CONTRADICTED, None)],
+)
+def test_from_interval_must_clear_the_rounding_resolution(low, high, verdict, detectable):
+    # C5.d on AMD Zen 4: [0.002, 0.222], on an Intel Xeon [-0.029, 0.200]; the lower end moved
+    # by more than it cleared 0, so the verdict belongs to the rounding, not to the data.
+    diff = PairedDifference(estimate=(low + high) / 2, low=low, high=high, level=0.95,
+                            n_resamples=1000)
+    assert from_interval(diff, unit="AUC", resolution=0.045) == (verdict, detectable)
+
+
 def test_from_interval_and_fmt_interval_bad_input():
     with pytest.raises(ValueError, match="low <= high"):
         from_interval(PairedDifference(0.0, 0.1, -0.1, 0.95, 100), unit="AUC")
     with pytest.raises(ValueError, match="unit must be a non-empty string"):
         from_interval(PairedDifference(0.0, -0.1, 0.1, 0.95, 100), unit="")
+    for resolution in (-0.01, float("nan")):
+        with pytest.raises(ValueError, match="resolution must be a measured move"):
+            from_interval(PairedDifference(0.0, -0.1, 0.1, 0.95, 100), unit="AUC",
+                          resolution=resolution)
     assert fmt_interval(PairedDifference(-0.00004, -0.0301, 0.0299, 0.95, 100)) == \
         "0.000 [-0.030, 0.030]"
 

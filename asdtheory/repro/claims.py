@@ -109,18 +109,25 @@ def fmt_interval(difference, digits: int = 3) -> str:
             f"{fmt(difference.high, digits)}]")
 
 
-def from_interval(difference, *, unit: str, digits: int = 3) -> tuple[str, str | None]:
+def from_interval(difference, *, unit: str, digits: int = 3,
+                  resolution: float = 0.0) -> tuple[str, str | None]:
     """The verdict of "the effect is positive" from a confidence interval of the effect.
 
-    ``SUPPORTED`` when the whole interval lies above 0, ``CONTRADICTED`` when it lies below,
-    else ``INCONCLUSIVE`` with the detectable effect: the interval's half-width, the smallest
-    true effect whose interval (of the same width) would have excluded 0.
+    ``SUPPORTED`` when the whole interval lies above ``resolution``, ``CONTRADICTED`` when it
+    lies below ``-resolution``, else ``INCONCLUSIVE`` with the detectable effect: the
+    interval's half-width plus ``resolution``, the smallest true effect whose interval (of the
+    same width) would have cleared the resolution.
 
     Args:
       difference: an object with ``low`` and ``high`` (e.g. a
         :class:`~asdtheory.evaluation.PairedDifference`), oriented so that the claim
         predicts a positive effect.
       unit: what the effect is measured in, e.g. "official score".
+      resolution: the largest move of the interval's ends measured under a change of rounding
+        alone (another CPU type, or the same function computed another way). The clip
+        bootstrap of a single training run does not contain that move, so an interval that
+        clears 0 by less is decided by rounding, not by the data, and another CPU would print
+        another verdict.
 
     Returns:
       (verdict, detectable) for :func:`claim`; detectable is None unless INCONCLUSIVE.
@@ -130,15 +137,22 @@ def from_interval(difference, *, unit: str, digits: int = 3) -> tuple[str, str |
     ('INCONCLUSIVE', '0.030 AUC')
     >>> from_interval(PairedDifference(-0.05, -0.08, -0.02, 0.95, 1000), unit="AUC")
     ('CONTRADICTED', None)
+    >>> from_interval(PairedDifference(0.11, 0.002, 0.22, 0.95, 1000), unit="AUC",
+    ...               resolution=0.045)
+    ('INCONCLUSIVE', '0.154 AUC')
     """
     low, high = _real(difference.low, "low"), _real(difference.high, "high")
+    resolution = _real(resolution, "resolution")
     if not low <= high:
         raise ValueError(f"the interval must have low <= high, got [{low}, {high}].")
-    if low > 0:
+    if not resolution >= 0:
+        raise ValueError(f"resolution must be a measured move >= 0, got {resolution}.")
+    if low > resolution:
         return SUPPORTED, None
-    if high < 0:
+    if high < -resolution:
         return CONTRADICTED, None
-    return INCONCLUSIVE, f"{fmt((high - low) / 2, digits)} {_check_text(unit, 'unit')}"
+    detectable = (high - low) / 2 + resolution
+    return INCONCLUSIVE, f"{fmt(detectable, digits)} {_check_text(unit, 'unit')}"
 
 
 def all_of(*parts: tuple[str, str | None]) -> tuple[str, str | None]:
