@@ -1,7 +1,8 @@
 """Test-session settings shared by the unit tests and the nbval notebook runs.
 
-Validated runs use ci mode and single-threaded XLA on the CPU, so that the stored notebook
-outputs are reproducible; the notebook kernels started by nbval inherit this environment.
+Validated runs use ci mode and the XLA flags of ``notebook_run``, so that the stored notebook
+outputs are reproducible (on the CPU type and CPU count that stored them; notebooks/README.md);
+the notebook kernels started by nbval inherit this environment.
 Flags already in XLA_FLAGS are kept (``XLA_FLAGS=--xla_cpu_max_isa=SSE4_2 pytest`` checks the
 notebooks as another CPU type would; notebooks/README.md). How the re-executed outputs are
 compared with the stored ones is the plugin ``asdtheory.repro.notebook_check`` (pyproject.toml).

@@ -182,7 +182,7 @@ def _edit_stored(path: Path, *, other_cpu: bool) -> None:
 
 
 def _nbval(path: Path) -> subprocess.CompletedProcess:
-    # The flags execute_notebook recorded: the single-thread ones plus the developer's.
+    # The flags execute_notebook recorded: ours plus the developer's.
     env = {**os.environ, "XLA_FLAGS": notebook_run.xla_flags(os.environ.get("XLA_FLAGS"))}
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "asdtheory.repro.notebook_check", "--nbval",
@@ -209,9 +209,28 @@ def test_nbval_reports_each_edit_and_is_exact_on_the_stored_rounding(tmp_path):
     executed = notebook_run.execute_notebook(source)  # the same CPU and flags: exact
     _edit_stored(executed, other_cpu=False)
     report = _nbval(executed).stdout
-    assert "compared exactly (same CPU type and XLA flags as the stored run)" in report
+    assert "compared exactly (same CPU type, CPU count and XLA flags as the stored run)" \
+        in report
     assert "FAILED 01_tiny.ipynb::Cell 2" in report, report  # 0.505 != 0.500
     assert "PASSED 01_tiny.ipynb::Cell 0" in report
+
+
+def test_exact_only_on_the_stored_cpu_type_count_and_flags(tmp_path):
+    # XLA splits matmuls and convolutions over one thread per CPU, so the count is part of
+    # the rounding (notebook 05 moved by 0.03 when pinned to one of two cores).
+    here = {"cpu": notebook_run.cpu_signature(), "cpus": notebook_run.cpu_count(),
+            "xla_flags": os.environ.get("XLA_FLAGS", "")}
+    cases = {"same": here, "more_cpus": {**here, "cpus": here["cpus"] + 1},
+             "unrecorded": {k: v for k, v in here.items() if k != "cpus"}}
+    read = {}
+    for name, meta in cases.items():
+        notebook = nbformat.v4.new_notebook()
+        notebook.metadata["asdtheory"] = meta
+        nbformat.write(notebook, tmp_path / f"{name}.ipynb")
+        read[name] = notebook_check.rounding_of_notebook(str(tmp_path / f"{name}.ipynb"))
+    assert read["same"] == notebook_check.this_rounding()
+    assert read["more_cpus"] != notebook_check.this_rounding()
+    assert f", {notebook_check.CPUS_BEFORE_RECORDED} CPUs" in read["unrecorded"]
 
 
 def test_images_are_left_out_before_the_sanitisers_run():

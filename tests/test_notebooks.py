@@ -106,7 +106,7 @@ def _write_source(path: Path, cells: list[str]) -> Path:
     return path
 
 
-def test_execute_notebook_runs_a_clean_kernel_with_mode_and_single_threaded_xla(tmp_path):
+def test_execute_notebook_runs_a_clean_kernel_with_mode_and_xla_flags(tmp_path):
     source = _write_source(tmp_path / "01_probe.py", [
         "import os",
         'print(os.environ["ASDTHEORY_MODE"], "|", os.environ["XLA_FLAGS"], "|", '
@@ -118,12 +118,14 @@ def test_execute_notebook_runs_a_clean_kernel_with_mode_and_single_threaded_xla(
     flags = notebook_run.xla_flags(os.environ.get("XLA_FLAGS"))
     assert flags.startswith(notebook_run.XLA_FLAGS)
     assert outputs[0].text.strip() == f"full | {flags} | yes | {tmp_path.name}"
-    # The CPU type and flags are recorded: stored numbers reproduce bit for bit only there.
+    # CPU type, count and flags are recorded: stored numbers reproduce bit for bit only there.
     assert notebook_run.stored_cpu(written) == notebook_run.cpu_signature()
     assert nbformat.read(written, as_version=4).metadata.asdtheory.xla_flags == flags
+    assert nbformat.read(written, as_version=4).metadata.asdtheory.cpus == \
+        notebook_run.cpu_count()
 
 
-def test_a_developers_xla_flags_are_kept_beside_the_single_thread_ones(monkeypatch):
+def test_a_developers_xla_flags_are_kept_beside_ours(monkeypatch):
     monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_max_isa=SSE4_2 --xla_cpu_multi_thread_eigen=false")
     assert notebook_run.kernel_environment("ci")["XLA_FLAGS"] == (
         f"{notebook_run.XLA_FLAGS} --xla_cpu_max_isa=SSE4_2")

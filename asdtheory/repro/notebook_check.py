@@ -3,7 +3,8 @@
 nbval re-executes every stored notebook; this pytest plugin (``-p asdtheory.repro.notebook_check``,
 set in ``pyproject.toml``) replaces nbval's exact comparison of a cell's outputs:
 
-* **Same rounding, exact comparison.** When this machine's CPU type and the XLA flags that
+* **Same rounding, exact comparison.** When this machine's CPU type, the number of CPUs the
+  process may use (XLA splits its matmuls and convolutions by it) and the XLA flags that
   change rounding (``--xla_cpu_max_isa``) are those recorded in the notebook's metadata, every
   output must reproduce exactly (what catches a lost PRNG key).
 * **Another rounding, declared tolerances.** Otherwise a cell's text is split into numbers and
@@ -242,10 +243,21 @@ def _by_key(outputs: list[dict]) -> dict[str, list]:
 _ISA_FLAG = re.compile(r"--xla_cpu_max_isa=(\S+)")
 
 
-def rounding(cpu: str, xla_flags: str) -> str:
-    """What decides how XLA rounds: the CPU type and any ``--xla_cpu_max_isa`` cap."""
+# Notebooks executed before 2026-12-05 did not record the CPU count; every one of them ran on
+# this project's 2-core machines.
+CPUS_BEFORE_RECORDED = 2
+
+
+def rounding(cpu: str, xla_flags: str, cpus: int) -> str:
+    """What decides how XLA rounds: the CPU type, the number of CPUs (the size of XLA's
+    intra-op pool) and any ``--xla_cpu_max_isa`` cap.
+
+    >>> rounding("Xeon (GenuineIntel family 6 model 207, AVX-512)", "", 2)
+    'Xeon (GenuineIntel family 6 model 207, AVX-512), 2 CPUs'
+    """
     isa = _ISA_FLAG.search(xla_flags or "")
-    return f"{cpu}; XLA max ISA {isa.group(1)}" if isa else cpu
+    where = f"{cpu}, {cpus} CPU{'s' if cpus != 1 else ''}"
+    return f"{where}; XLA max ISA {isa.group(1)}" if isa else where
 
 
 @cache
@@ -254,15 +266,16 @@ def rounding_of_notebook(path: str) -> str:
     import nbformat
 
     meta = nbformat.read(Path(path), as_version=4).metadata.get("asdtheory", {})
-    return rounding(meta.get("cpu", "unknown CPU"), meta.get("xla_flags", ""))
+    return rounding(meta.get("cpu", "unknown CPU"), meta.get("xla_flags", ""),
+                    meta.get("cpus", CPUS_BEFORE_RECORDED))
 
 
 def this_rounding() -> str:
     import os
 
-    from asdtheory.repro.notebook_run import cpu_signature
+    from asdtheory.repro.notebook_run import cpu_count, cpu_signature
 
-    return rounding(cpu_signature(), os.environ.get("XLA_FLAGS", ""))
+    return rounding(cpu_signature(), os.environ.get("XLA_FLAGS", ""), cpu_count())
 
 
 # --- the pytest plugin ------------------------------------------------------------------------
@@ -283,7 +296,7 @@ def _compare_cell(self, test, ref, skip_compare=None):
     problems = compare_outputs(stored, now, tolerance, notebook=notebook,
                                figure_rel_floor=0.0 if strict else FIGURE_REL_FLOOR)
     stored_on = rounding_of_notebook(str(self.parent.path))
-    how = ("exactly (same CPU type and XLA flags as the stored run)" if strict
+    how = ("exactly (same CPU type, CPU count and XLA flags as the stored run)" if strict
            else f"exactly (the cell declares no tolerance; stored on {stored_on})"
            if tolerance == EXACT else f"at {tolerance.describe()} (stored on {stored_on})")
     self.comparison_traceback = [f"{notebook} cell {self.cell_num}, compared {how}:",
@@ -325,7 +338,8 @@ def pytest_report_header(config):
     if not stored:
         return None
     how = ("exactly" if stored == [here] else
-           "at the tolerances their cells declare (another CPU type or XLA ISA cap)")
+           "at the tolerances their cells declare (another CPU type or count, or an XLA ISA "
+           "cap)")
     return (f"stored notebook outputs made on: {'; '.join(stored)}; this machine: {here}; "
             f"outputs compared {how}")
 
@@ -337,7 +351,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         return
     terminalreporter.section("notebook outputs")
     terminalreporter.write_line(
-        "Cells compared exactly (same CPU type and XLA flags as the stored run) fail when the "
+        "Cells compared exactly (same CPU type, CPU count and XLA flags as the stored run) "
+        "fail when the "
         "code, a library version or a lost PRNG key changed the numbers; cells compared at "
         "their declared tolerance fail when a verdict, a text or a count changed or a number "
         "moved beyond the tolerance. Changed code: re-execute the notebook (python -m "

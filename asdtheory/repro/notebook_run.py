@@ -4,15 +4,18 @@ The source of truth is ``notebooks/NN_name.py`` (jupytext ``py:percent``). This 
 converts it to a notebook, runs it in a fresh Jupyter kernel with
 
 * ``ASDTHEORY_MODE`` set to the run mode (``ci`` for the stored outputs),
-* single-threaded XLA on CPU (``XLA_FLAGS``), so numbers do not depend on thread scheduling,
-  plus any flag of the caller's ``XLA_FLAGS`` (see :func:`xla_flags`),
+* ``XLA_FLAGS`` that turn off Eigen's multi-threading, plus any flag of the caller's
+  ``XLA_FLAGS`` (see :func:`xla_flags`). They do not make XLA single-threaded: in jax 0.10
+  its CPU runtime still runs matmuls and convolutions (YNNPACK, Eigen) on an intra-op pool
+  with one thread per CPU the process may use, and the work is split by that count (notebook
+  05 moved by up to 0.03 when pinned to one of two cores),
 
 and writes the executed ``.ipynb`` (by default beside the source, which is how the committed
 outputs are produced), recording in its metadata the CPU type it ran on
-(:func:`cpu_signature`) and the XLA flags: the numbers reproduce bit for bit only on the same
-type with the same flags (:mod:`asdtheory.repro.notebook_check` compares them exactly there, and at
-each cell's declared tolerance elsewhere). From the
-repository root::
+(:func:`cpu_signature`), the number of CPUs (:func:`cpu_count`) and the XLA flags: the numbers
+reproduce bit for bit only on the same type with the same count and flags
+(:mod:`asdtheory.repro.notebook_check` compares them exactly there, and at each cell's declared
+tolerance elsewhere). From the repository root::
 
     python -m asdtheory.repro.notebook_run notebooks/01_compactness.py [--mode ci] [--output FILE]
 """
@@ -29,7 +32,7 @@ from pathlib import Path
 
 from asdtheory.repro.runmode import MODES
 
-__all__ = ["XLA_FLAGS", "NotebookFailed", "cpu_signature", "execute_notebook",
+__all__ = ["XLA_FLAGS", "NotebookFailed", "cpu_count", "cpu_signature", "execute_notebook",
            "kernel_environment", "read_source", "render_html", "stored_cpu", "xla_flags"]
 
 XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
@@ -52,8 +55,8 @@ def xla_flags(extra: str | None = None) -> str:
 
 
 def kernel_environment(mode: str, env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment of the kernel: this process's, plus the run mode, single-threaded XLA
-    (:func:`xla_flags` of this process's ``XLA_FLAGS``) and ``env`` (which wins)."""
+    """The environment of the kernel: this process's, plus the run mode, :func:`xla_flags` of
+    this process's ``XLA_FLAGS`` and ``env`` (which wins)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
     return {**os.environ, "ASDTHEORY_MODE": mode,
@@ -76,6 +79,15 @@ def cpu_signature() -> str:
                                             ("avx", "AVX")) if flag in flags), "no AVX")
     return (f"{info.get('model name', platform.machine())} ({info.get('vendor_id', '?')} "
             f"family {info.get('cpu family', '?')} model {info.get('model', '?')}, {vector})")
+
+
+def cpu_count() -> int:
+    """How many CPUs this process may run on (its affinity): the size of XLA's intra-op thread
+    pool, by which it splits matmuls and convolutions, so part of what decides the rounding."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def stored_cpu(ipynb_path: str | os.PathLike) -> str | None:
@@ -145,7 +157,7 @@ def execute_notebook(py_path: str | os.PathLike, *, mode: str = "ci",
             client.execute(env=kernel_env)
         except (CellExecutionError, CellTimeoutError, DeadKernelError) as err:
             error = err
-    notebook.metadata["asdtheory"] = {"cpu": cpu_signature(),
+    notebook.metadata["asdtheory"] = {"cpu": cpu_signature(), "cpus": cpu_count(),
                                       "xla_flags": kernel_env["XLA_FLAGS"]}
     output.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, output)
@@ -181,8 +193,8 @@ def render_html(ipynb_path: str | os.PathLike, html_path: str | os.PathLike) -> 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m asdtheory.repro.notebook_run",
-        description="Execute a jupytext notebook source from a clean kernel (single-threaded "
-        "XLA) and write the executed .ipynb beside it.",
+        description="Execute a jupytext notebook source from a clean kernel and write the "
+        "executed .ipynb beside it.",
     )
     parser.add_argument("sources", nargs="+", type=Path, help="notebooks/NN_name.py files")
     parser.add_argument("--mode", choices=MODES, default="ci")

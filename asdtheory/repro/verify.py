@@ -5,8 +5,8 @@ need (:data:`REAL_DATA`) are under the data root; a missing DCASE archive is fet
 progress bar), and when that is impossible it stops and says which archive to get and where
 to unpack it. Then, for every selected ``notebooks/NN_name.py`` (jupytext source of truth), it
 
-1. executes it in a fresh kernel in the chosen mode, with single-threaded XLA, writing the
-   executed notebook and an HTML rendering into the output directory (the committed
+1. executes it in a fresh kernel in the chosen mode (:mod:`~asdtheory.repro.notebook_run`),
+   writing the executed notebook and an HTML rendering into the output directory (the committed
    ``.ipynb`` files are left alone),
 2. collects the CLAIM records the notebook wrote into ``<output>/claims/``,
 
