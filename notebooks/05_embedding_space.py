@@ -283,11 +283,12 @@ distance_figure(f"Synthetic (seed {SEEDS[-1]}): distance to the nearest centre",
 # (notebooks/README.md). The bootstrap runs over clips (and seeds) of training runs that
 # were each computed once; a change of rounding moves a trained network as a different
 # seed would, which the interval of one seed does not contain. The detectable effect is
-# then the half-width plus the resolution. *Why this rule was added* (after the stored run
-# below, before this one): with the rule "clears 0" alone, C5.d was SUPPORTED on the AMD Zen 4
-# CPU that stored this notebook (AUC vs Deep SVDD [0.002, 0.222]) and INCONCLUSIVE on an
-# Intel Xeon with the same code and data ([-0.029, 0.200]). A verdict that two CPUs print
-# differently was decided by rounding; the rule makes such a verdict INCONCLUSIVE on both.
+# then the half-width plus the resolution. *Why this rule was added* (after the previous
+# stored run, before this one; the old rule was "the interval clears 0"): under the old rule
+# C5.d was SUPPORTED on the AMD Zen 4 CPU that stored this notebook then (AUC vs Deep SVDD
+# [0.002, 0.222]) and INCONCLUSIVE on an Intel Xeon with the same code and data
+# ([-0.029, 0.200]). A verdict that two CPUs print differently was decided by rounding; the
+# rule makes such a verdict INCONCLUSIVE on both.
 #
 # * **C5.a** rival's mean noise ratio minus the angular model's > 0. *Why*: the paper's
 #   argument is that the auxiliary task makes the representation ignore what does not
