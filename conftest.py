@@ -1,8 +1,10 @@
 """Test-session settings shared by the unit tests and the nbval notebook runs.
 
-Validated runs use ci mode and the XLA flags of ``notebook_run``, so that the stored notebook
-outputs are reproducible (on the CPU type and CPU count that stored them; notebooks/README.md);
-the notebook kernels started by nbval inherit this environment.
+Validated runs use ci mode, the XLA flags of ``notebook_run`` and one CPU per kernel, so that the
+stored notebook outputs are reproducible (on the CPU type that stored them; notebooks/README.md);
+the notebook kernels started by nbval inherit this environment. Each test process is pinned to
+one CPU (worker ``gwN`` of ``pytest -n`` to the N-th): its kernels inherit the pin, and two
+workers no longer compete for the same cores.
 Flags already in XLA_FLAGS are kept (``XLA_FLAGS=--xla_cpu_max_isa=SSE4_2 pytest`` checks the
 notebooks as another CPU type would; notebooks/README.md). How the re-executed outputs are
 compared with the stored ones is the plugin ``asdtheory.repro.notebook_check`` (pyproject.toml).
@@ -13,7 +15,7 @@ outputs would go missing and nbval would report a mismatch.
 import os
 from pathlib import Path
 
-from asdtheory.repro.notebook_run import xla_flags
+from asdtheory.repro.notebook_run import pin_to_one_cpu, xla_flags
 
 # The recordings for tests and ci-mode notebooks sit beside the repository unless
 # ASDTHEORY_DATA says otherwise (tests/conftest.py turns a missing folder into an error).
@@ -21,3 +23,11 @@ SHARED_DATA = Path(__file__).resolve().parent.parent / "shared" / "data"
 os.environ.setdefault("ASDTHEORY_DATA", str(SHARED_DATA))
 os.environ.setdefault("ASDTHEORY_MODE", "ci")
 os.environ["XLA_FLAGS"] = xla_flags(os.environ.get("XLA_FLAGS"))
+
+
+def pytest_configure(config):
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is not None:
+        pin_to_one_cpu(int(worker.removeprefix("gw")))
+    elif not getattr(config.option, "numprocesses", None):
+        pin_to_one_cpu()  # no xdist; an xdist controller is left alone: its workers inherit it

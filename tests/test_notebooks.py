@@ -3,6 +3,9 @@ machinery that executes them (asdtheory.repro.notebook_run) and sanitises them f
 
 import os
 import re
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import jupytext
@@ -106,23 +109,70 @@ def _write_source(path: Path, cells: list[str]) -> Path:
     return path
 
 
-def test_execute_notebook_runs_a_clean_kernel_with_mode_and_xla_flags(tmp_path):
+def _on_every_cpu(run):
+    """``run()`` in a thread allowed on every CPU of the machine (the test processes are pinned
+    to one), with the thread's affinity after it; ``run``'s result or exception is returned."""
+    outcome = {}
+
+    def thread():
+        try:
+            os.sched_setaffinity(0, range(os.cpu_count()))
+        except OSError:  # a container that allows fewer CPUs than the machine has
+            pass
+        outcome["allowed"] = os.sched_getaffinity(0)
+        outcome["result"] = run()
+        outcome["after"] = os.sched_getaffinity(0)
+
+    worker = threading.Thread(target=thread)
+    worker.start()
+    worker.join()
+    return outcome
+
+
+needs_affinity = pytest.mark.skipif(not hasattr(os, "sched_setaffinity"),
+                                    reason="CPU affinity is a Linux interface")
+
+
+@needs_affinity
+def test_execute_notebook_runs_a_clean_kernel_on_one_cpu_with_mode_and_xla_flags(tmp_path):
     source = _write_source(tmp_path / "01_probe.py", [
         "import os",
         'print(os.environ["ASDTHEORY_MODE"], "|", os.environ["XLA_FLAGS"], "|", '
-        'os.environ["PROBE"], "|", os.path.basename(os.getcwd()))',
+        'os.environ["PROBE"], "|", os.path.basename(os.getcwd()), "|", '
+        'len(os.sched_getaffinity(0)))',
     ])
-    written = notebook_run.execute_notebook(source, mode="full", env={"PROBE": "yes"})
+    outcome = _on_every_cpu(
+        lambda: notebook_run.execute_notebook(source, mode="full", env={"PROBE": "yes"}))
+    written = outcome["result"]
     assert written == tmp_path / "01_probe.ipynb"
     outputs = nbformat.read(written, as_version=4).cells[1].outputs
     flags = notebook_run.xla_flags(os.environ.get("XLA_FLAGS"))
     assert flags.startswith(notebook_run.XLA_FLAGS)
-    assert outputs[0].text.strip() == f"full | {flags} | yes | {tmp_path.name}"
+    assert outputs[0].text.strip() == f"full | {flags} | yes | {tmp_path.name} | 1"
+    assert outcome["after"] == outcome["allowed"]  # the caller gets its CPUs back
     # CPU type, count and flags are recorded: stored numbers reproduce bit for bit only there.
     assert notebook_run.stored_cpu(written) == notebook_run.cpu_signature()
     assert nbformat.read(written, as_version=4).metadata.asdtheory.xla_flags == flags
-    assert nbformat.read(written, as_version=4).metadata.asdtheory.cpus == \
-        notebook_run.cpu_count()
+    assert nbformat.read(written, as_version=4).metadata.asdtheory.cpus == 1 == \
+        notebook_run.kernel_cpus()
+
+
+@needs_affinity
+def test_pin_to_one_cpu_pins_the_thread_and_the_processes_it_starts():
+    probe = [sys.executable, "-c", "import os; print(sorted(os.sched_getaffinity(0)))"]
+
+    def pin_second():
+        before = notebook_run.pin_to_one_cpu(1)
+        return before, os.sched_getaffinity(0), subprocess.run(
+            probe, capture_output=True, text=True, check=True).stdout.strip()
+
+    outcome = _on_every_cpu(pin_second)
+    before, pinned, child = outcome["result"]
+    assert before == outcome["allowed"]
+    expected = sorted(before)[1 % len(before)]
+    assert pinned == {expected} and child == f"[{expected}]"
+    with pytest.raises(ValueError, match="index must be >= 0"):
+        notebook_run.pin_to_one_cpu(-1)
 
 
 def test_a_developers_xla_flags_are_kept_beside_ours(monkeypatch):

@@ -249,8 +249,8 @@ CPUS_BEFORE_RECORDED = 2
 
 
 def rounding(cpu: str, xla_flags: str, cpus: int) -> str:
-    """What decides how XLA rounds: the CPU type, the number of CPUs (the size of XLA's
-    intra-op pool) and any ``--xla_cpu_max_isa`` cap.
+    """What decides how XLA rounds: the CPU type, the number of CPUs the kernel ran on (the
+    size of XLA's intra-op pool) and any ``--xla_cpu_max_isa`` cap.
 
     >>> rounding("Xeon (GenuineIntel family 6 model 207, AVX-512)", "", 2)
     'Xeon (GenuineIntel family 6 model 207, AVX-512), 2 CPUs'
@@ -273,9 +273,9 @@ def rounding_of_notebook(path: str) -> str:
 def this_rounding() -> str:
     import os
 
-    from asdtheory.repro.notebook_run import cpu_count, cpu_signature
+    from asdtheory.repro.notebook_run import cpu_signature, kernel_cpus
 
-    return rounding(cpu_signature(), os.environ.get("XLA_FLAGS", ""), cpu_count())
+    return rounding(cpu_signature(), os.environ.get("XLA_FLAGS", ""), kernel_cpus())
 
 
 # --- the pytest plugin ------------------------------------------------------------------------

@@ -5,15 +5,17 @@ converts it to a notebook, runs it in a fresh Jupyter kernel with
 
 * ``ASDTHEORY_MODE`` set to the run mode (``ci`` for the stored outputs),
 * ``XLA_FLAGS`` that turn off Eigen's multi-threading, plus any flag of the caller's
-  ``XLA_FLAGS`` (see :func:`xla_flags`). They do not make XLA single-threaded: in jax 0.10
-  its CPU runtime still runs matmuls and convolutions (YNNPACK, Eigen) on an intra-op pool
-  with one thread per CPU the process may use, and the work is split by that count (notebook
-  05 moved by up to 0.03 when pinned to one of two cores),
+  ``XLA_FLAGS`` (see :func:`xla_flags`),
+* one CPU (:func:`pin_to_one_cpu`). The XLA flags do not make XLA single-threaded: in jax
+  0.10 its CPU runtime runs matmuls and convolutions (YNNPACK, Eigen) on an intra-op pool with
+  one thread per CPU the process may use, and splits the work by that count (notebook 05 moved
+  by up to 0.03 between one and two CPUs). On one CPU the numbers no longer depend on how many
+  cores the machine has, and two notebooks run side by side without competing for cores,
 
 and writes the executed ``.ipynb`` (by default beside the source, which is how the committed
 outputs are produced), recording in its metadata the CPU type it ran on
-(:func:`cpu_signature`), the number of CPUs (:func:`cpu_count`) and the XLA flags: the numbers
-reproduce bit for bit only on the same type with the same count and flags
+(:func:`cpu_signature`), the number of CPUs it ran on (:func:`cpu_count`) and the XLA flags:
+the numbers reproduce bit for bit only on the same type with the same count and flags
 (:mod:`asdtheory.repro.notebook_check` compares them exactly there, and at each cell's declared
 tolerance elsewhere). From the repository root::
 
@@ -33,7 +35,8 @@ from pathlib import Path
 from asdtheory.repro.runmode import MODES
 
 __all__ = ["XLA_FLAGS", "NotebookFailed", "cpu_count", "cpu_signature", "execute_notebook",
-           "kernel_environment", "read_source", "render_html", "stored_cpu", "xla_flags"]
+           "kernel_cpus", "kernel_environment", "pin_to_one_cpu", "read_source", "render_html",
+           "stored_cpu", "xla_flags"]
 
 XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 KERNEL_NAME = "python3"
@@ -90,6 +93,32 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def pin_to_one_cpu(index: int = 0) -> set[int] | None:
+    """Restricts the calling thread, and every thread and process it starts from now on (a
+    notebook kernel, XLA's thread pools), to one CPU: the ``index``-th (modulo their number)
+    of the CPUs it may use now. pytest-xdist worker ``gwN`` takes ``index=N``, so that two
+    workers run on two different cores.
+
+    Returns:
+      The CPUs the thread could use before (restore them with ``os.sched_setaffinity(0,
+      before)``), or None where the affinity cannot be set (not Linux); then XLA uses every
+      CPU and the numbers carry that count (:func:`kernel_cpus`).
+    """
+    if index < 0:
+        raise ValueError(f"index must be >= 0, got {index}.")
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {sorted(before)[index % len(before)]})
+    return before
+
+
+def kernel_cpus() -> int:
+    """How many CPUs a notebook kernel started by :func:`execute_notebook` or the test command
+    runs on: one where :func:`pin_to_one_cpu` can pin it, else all of them."""
+    return 1 if hasattr(os, "sched_setaffinity") else cpu_count()
+
+
 def stored_cpu(ipynb_path: str | os.PathLike) -> str | None:
     """The :func:`cpu_signature` recorded in an executed notebook's metadata (None if
     absent)."""
@@ -120,7 +149,8 @@ def read_source(py_path: str | os.PathLike):
 def execute_notebook(py_path: str | os.PathLike, *, mode: str = "ci",
                      output: str | os.PathLike | None = None, timeout: int = 1800,
                      env: Mapping[str, str] | None = None) -> Path:
-    """Executes the jupytext source ``py_path`` in a fresh kernel and writes the result.
+    """Executes the jupytext source ``py_path`` in a fresh kernel on one CPU
+    (:func:`pin_to_one_cpu`) and writes the result.
 
     Args:
       py_path: ``notebooks/NN_name.py``.
@@ -153,11 +183,16 @@ def execute_notebook(py_path: str | os.PathLike, *, mode: str = "ci",
             record_timing=False,
             resources={"metadata": {"path": str(py_path.resolve().parent)}},
         )
+        before = pin_to_one_cpu()
+        kernel_cpu_count = cpu_count()
         try:
             client.execute(env=kernel_env)
         except (CellExecutionError, CellTimeoutError, DeadKernelError) as err:
             error = err
-    notebook.metadata["asdtheory"] = {"cpu": cpu_signature(), "cpus": cpu_count(),
+        finally:
+            if before is not None:
+                os.sched_setaffinity(0, before)
+    notebook.metadata["asdtheory"] = {"cpu": cpu_signature(), "cpus": kernel_cpu_count,
                                       "xla_flags": kernel_env["XLA_FLAGS"]}
     output.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, output)
