@@ -183,12 +183,23 @@ print(f"protocol {PROTOCOL}; machines {MACHINES}; seeds {SEEDS}; {STEPS} optimis
 # (`evaluation.paired_difference(..., metric="official")`). Pairing removes what the clips
 # do to both systems alike; the interval covers the test clips and the training seeds.
 #
-# * **C4.a** clean: SUPPORTED when the interval of the difference lies above 0,
-#   CONTRADICTED when it lies below 0, INCONCLUSIVE otherwise, with the smallest difference
-#   the run could have detected (the interval's half-width).
+# * **C4.a** clean: SUPPORTED when the interval of the difference lies above 0 by more than
+#   its resolution (below), CONTRADICTED when it lies below 0 by more, INCONCLUSIVE
+#   otherwise, with the smallest difference the run could have detected (the interval's
+#   half-width plus the resolution).
 # * **C4.b** noise: the same at 0 dB and at −5 dB; SUPPORTED when both are, CONTRADICTED when
 #   either is (`claims.all_of`).
 # * **C4** = C4.a and C4.b, combined the same way.
+#
+# **Clear of the rounding, not only of 0** (the rule of notebook 05, added here after the
+# previous stored run and before this one; until then an interval had only to clear 0).
+# The *resolution* is twice the largest move of the interval ends measured under a change
+# of rounding alone: 0.25 official score, from a move of 0.122 between the previous stored
+# run (AMD Zen 4, 2 CPUs) and this code on an Intel Xeon on one CPU. Each system is trained
+# once per seed; 20 optimiser steps of a network this size end wherever the rounding takes
+# them, and the bootstrap over clips and two seeds does not contain that. No verdict of
+# this notebook was decided under the old rule; the change makes the detectable effects
+# say what a ci-mode run can resolve.
 #
 # *Replaced criterion.* Until this version (iii) had to beat the best rival's *estimate*
 # by more than (iii)'s own jackknife interval of seed 0; a failed check was printed as
@@ -232,8 +243,8 @@ official = np.array([[[evaluation.official_score(evaluation.dcase_table(**fields
                      for per_condition in scores])
 
 # %%
-# tolerance: abs=0.15; AUC, pAUC, scores; moved 0.072 between Zen 4 and an Intel Xeon, x2
-# (0.058 under a change of the library's convolutions on Zen 4; the SSE4_2 cap changes nothing)
+# tolerance: abs=0.2; AUC, pAUC, scores; moved 0.097 between Zen 4 (2 CPUs) and an Intel Xeon
+# (1 CPU), x2 (0.072 between the two on 2 CPUs; the SSE4_2 cap changes nothing)
 for c, name in enumerate(CONDITION_NAMES):
     for m, label in enumerate(LABELS):
         print(f"--- {label}, {name}, seed {SEEDS[0]}" + ("" if name == "clean" else f" ({NOISE})"))
@@ -280,12 +291,13 @@ plt.show()
 # ## Verdict
 
 # %%
-# tolerance: abs=0.12; scores, interval ends; moved 0.056 under a rounding change, x2
-# (the library's convolutions, same CPU; the SSE4_2 ISA cap leaves these cells unchanged)
+# tolerance: abs=0.25; scores, interval ends; moved 0.122 between Zen 4 (2 CPUs) and an Intel
+# Xeon (1 CPU), x2 (the SSE4_2 ISA cap leaves these cells unchanged)
 METHODS = [(method, size) for _, method, size in SYSTEMS]
 BEST = METHODS.index(("subcluster-adacos", "steps"))
 RIVALS = [m for m, (method, _) in enumerate(METHODS) if method in ("deep-svdd", "autoencoder")]
 BOOTSTRAP_KEY = jax.random.key(4)
+RESOLUTION = 0.25  # twice the largest measured move of the interval ends (criteria above)
 
 
 def versus_rival(c):
@@ -297,7 +309,8 @@ def versus_rival(c):
 
 
 comparisons = [versus_rival(c) for c in range(len(CONDITIONS))]
-parts = [from_interval(diff, unit=f"official score ({CONDITION_NAMES[c]})")
+parts = [from_interval(diff, unit=f"official score ({CONDITION_NAMES[c]})",
+                       resolution=RESOLUTION)
          for c, (_, diff) in enumerate(comparisons)]
 
 
@@ -374,8 +387,8 @@ verdict = claim(
 # --machine all`) and a GPU-sized budget (README, "Full mode").
 
 # %%
-# tolerance: abs=0.12; scores, interval ends; moved 0.056 under a rounding change, x2
-# (the library's convolutions, same CPU; the SSE4_2 ISA cap leaves these cells unchanged)
+# tolerance: abs=0.25; scores, interval ends; moved 0.122 between Zen 4 (2 CPUs) and an Intel
+# Xeon (1 CPU), x2 (the SSE4_2 ISA cap leaves these cells unchanged)
 print(f"{'claim':6s} {'verdict':14s} summary")
 for record in records():
     print(f"{record.id:6s} {record.verdict:14s} {record.summary}")

@@ -283,8 +283,9 @@ distance_figure(f"Synthetic (seed {SEEDS[-1]}): distance to the nearest centre",
 # (notebooks/README.md). The bootstrap runs over clips (and seeds) of training runs that
 # were each computed once; a change of rounding moves a trained network as a different
 # seed would, which the interval of one seed does not contain. The detectable effect is
-# then the half-width plus the resolution. *Why this rule was added* (after the previous
-# stored run, before this one; the old rule was "the interval clears 0"): under the old rule
+# then the half-width plus the resolution. *Why this rule was added* (on 2026-12-05, after
+# the run stored on Zen 4 and before the two runs stored since; the old rule was "the
+# interval clears 0"): under the old rule
 # C5.d was SUPPORTED on the AMD Zen 4 CPU that stored this notebook then (AUC vs Deep SVDD
 # [0.002, 0.222]) and INCONCLUSIVE on an Intel Xeon with the same code and data
 # ([-0.029, 0.200]). A verdict that two CPUs print differently was decided by rounding; the
@@ -504,35 +505,36 @@ claim("C5.d", verdict,
 #
 # **C5.a (CONTRADICTED).** Sub-cluster AdaCos is far more noise-invariant than Deep SVDD
 # (noise ratio 0.067 against 4.86), but the autoencoder bottleneck is more invariant still
-# (0.007; rival minus AdaCos -0.061 [-0.100, -0.015], clear of its resolution 0.004):
+# (0.007; rival minus AdaCos -0.060 [-0.100, -0.015], clear of its resolution 0.004):
 # relative to its own between-class spread the autoencoder's code moves least when only the
 # noise segment changes. The claim "better organised than both" fails on this measure.
 #
 # **C5.b (SUPPORTED).** Training adds class purity for the angular model only: its kNN
-# purity rises over its untrained twin by 0.292 [0.167, 0.404], Deep SVDD's falls (-0.372,
-# its objective pulls classes together) and the autoencoder's rises little (0.074); the paired
+# purity rises over its untrained twin by 0.290 [0.163, 0.403], Deep SVDD's falls (-0.372,
+# its objective pulls classes together) and the autoencoder's rises little (0.078); the paired
 # gains of AdaCos over both rivals clear their resolution (0.012).
 #
 # **C5.c (INCONCLUSIVE).** Within each class the distance to the nearest centre separates
-# anomalies best for AdaCos (per-class AUC 0.741 against 0.638 and 0.556; the level-only
+# anomalies best for AdaCos (per-class AUC 0.736 against 0.638 and 0.554; the level-only
 # reference scores 0.489, so loudness does not carry these anomalies); the lead over the
-# autoencoder is clear, the lead over Deep SVDD (0.103 [-0.018, 0.223]) is not.
+# autoencoder is clear, the lead over Deep SVDD (0.098 [-0.018, 0.212]) is not.
 #
 # **C5.d (INCONCLUSIVE, valve).** With the reference system (the two-branch network on the
 # raw clips, half width, one seed) the angular embedding gains kNN attribute purity over
-# its untrained twin (0.445 against 0.310) while Deep SVDD's and the autoencoder's hardly
+# its untrained twin (0.460 against 0.310) while Deep SVDD's and the autoencoder's hardly
 # move, and its distance to the nearest k-means centre separates each attribute's anomalies
-# better (per-attribute AUC 0.770 against 0.684 and 0.492). Every difference points the way
-# the claim says, but only the AUC lead over the autoencoder (0.278 [0.159, 0.397]) clears
+# better (per-attribute AUC 0.766 against 0.677 and 0.507). Every difference points the way
+# the claim says, but only the AUC lead over the autoencoder (0.259 [0.152, 0.367]) clears
 # the resolution of these single-seed numbers (0.09): the purity gains over Deep SVDD and the
-# autoencoder (0.145 [0.075, 0.215], 0.135 [0.050, 0.225]) clear 0 but not the rounding, and
-# the AUC lead over Deep SVDD (0.086 [-0.029, 0.200]) does not clear 0 here. This is the
-# verdict that flipped between CPUs under the old rule (SUPPORTED on Zen 4 with
-# [0.002, 0.222], see the criteria); one seed on 140 clips cannot decide it, and more seeds
+# autoencoder (0.130 [0.055, 0.205], 0.145 [0.060, 0.230]) clear 0 but not the rounding, and
+# the AUC lead over Deep SVDD (0.089 [-0.039, 0.223]) does not clear 0. This is the verdict
+# that flipped between CPUs under the old rule (SUPPORTED on Zen 4 with [0.002, 0.222],
+# INCONCLUSIVE on the Intel Xeon with [-0.029, 0.200] on two CPUs and with this run's
+# interval on one; see the criteria); one seed on 140 clips cannot decide it, and more seeds
 # (full mode) are what would. Two facts temper the picture further. The clip level alone
-# reaches a per-attribute AUC of 0.752, and AdaCos's lead over it, 0.018 [-0.072, 0.103], is
+# reaches a per-attribute AUC of 0.752, and AdaCos's lead over it, 0.014 [-0.086, 0.108], is
 # not resolved; and the untrained two-branch network already separates anomalies by its
-# distance (0.810, no lower than the trained 0.770): on these clips the network's
+# distance (0.810, no lower than the trained 0.766): on these clips the network's
 # architecture, not its training, carries most of the separation, while the purity gain is
 # what training adds.
 # (The earlier version of this check, on small log-mel CNNs that scored near chance, was

@@ -233,6 +233,21 @@ def test_exact_only_on_the_stored_cpu_type_count_and_flags(tmp_path):
     assert f", {notebook_check.CPUS_BEFORE_RECORDED} CPUs" in read["unrecorded"]
 
 
+def test_cell_moves_measure_numbers_however_the_kernel_cut_its_prints(tmp_path):
+    def executed(name, chunks):
+        notebook = nbformat.v4.new_notebook()
+        notebook.cells = [nbformat.v4.new_code_cell("print(...)", outputs=[
+            nbformat.v4.new_output("stream", name="stdout", text=t) for t in chunks])]
+        nbformat.write(notebook, tmp_path / name)
+        return tmp_path / name
+
+    stored = executed("stored.ipynb", ["AUC 0.785\nline 0.716", "\n", "clicks 12.5\n"])
+    rerun = executed("rerun.ipynb", ["AUC 0.782\n", "line 0.725\nclicks 12.0\n"])
+    (move,) = notebook_check.cell_moves(stored, [rerun])
+    assert move.text == []
+    assert move.abs == pytest.approx(0.009) and move.rel == pytest.approx(0.04)
+
+
 def test_images_are_left_out_before_the_sanitisers_run():
     # nbval's sanitiser regexes take quadratic time on a long base64 string (a 100 kB PNG
     # took minutes per cell), so images must never reach them.

@@ -3,10 +3,11 @@
 nbval re-executes every stored notebook; this pytest plugin (``-p asdtheory.repro.notebook_check``,
 set in ``pyproject.toml``) replaces nbval's exact comparison of a cell's outputs:
 
-* **Same rounding, exact comparison.** When this machine's CPU type, the number of CPUs the
-  process may use (XLA splits its matmuls and convolutions by it) and the XLA flags that
-  change rounding (``--xla_cpu_max_isa``) are those recorded in the notebook's metadata, every
-  output must reproduce exactly (what catches a lost PRNG key).
+* **Same rounding, exact comparison.** When this machine's CPU type, the number of CPUs a
+  kernel runs on (XLA splits its matmuls and convolutions by it; one, where
+  ``notebook_run.pin_to_one_cpu`` can pin it) and the XLA flags that change rounding
+  (``--xla_cpu_max_isa``) are those recorded in the notebook's metadata, every output must
+  reproduce exactly (what catches a lost PRNG key).
 * **Another rounding, declared tolerances.** Otherwise a cell's text is split into numbers and
   the text between them. The text (verdict words, labels, table layout up to the width of
   blank runs) must be equal; integers (counts) must be equal; decimals must agree within the
@@ -449,9 +450,15 @@ def cell_moves(reference, others) -> list[CellMove]:
 
 
 def _code_cells(path) -> list:
+    """The code cells of an executed notebook, each cell's stream outputs merged as nbval
+    merges them (how a print is cut into chunks depends on when the kernel flushed)."""
     import nbformat
+    from nbval.plugin import coalesce_streams
 
-    return [c for c in nbformat.read(Path(path), as_version=4).cells if c.cell_type == "code"]
+    cells = [c for c in nbformat.read(Path(path), as_version=4).cells if c.cell_type == "code"]
+    for cell in cells:
+        cell.outputs = coalesce_streams(cell.outputs)
+    return cells
 
 
 def _brief(outputs) -> str:
