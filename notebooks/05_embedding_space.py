@@ -111,11 +111,11 @@ def centre_distances(method, detector, train_z, test_z, n_classes, seed):
     return scoring.nearest_centre_score(test_z, centres)
 
 
-def interval_verdicts(diffs, unit):
+def interval_verdicts(diffs, unit, resolutions):
     """{rival: PairedDifference} oriented so that > 0 favours the angular model ->
-    all_of verdict (SUPPORTED only if every interval clears 0 by its resolution)."""
-    return all_of(*(from_interval(d, unit=f"{unit} vs {LABELS[r]}", resolution=RESOLUTION[unit])
-                    for r, d in diffs.items()))
+    all_of verdict (SUPPORTED only if every interval clears 0 by ``resolutions[unit]``)."""
+    return all_of(*(from_interval(d, unit=f"{unit} vs {LABELS[r]}",
+                                  resolution=resolutions[unit]) for r, d in diffs.items()))
 
 
 def tsne_figure(title, embeddings, colourings):
@@ -326,7 +326,7 @@ groups = syn_labels[~syn_is_anomaly]
 A = "subcluster-adacos"
 ratio_diff = {r: metrics.paired_mean_contrast([syn["ratio"][r], syn["ratio"][A]], [1, -1],
                                               key=syn_key, groups=groups) for r in RIVALS}
-verdict, detectable = interval_verdicts(ratio_diff, "noise ratio")
+verdict, detectable = interval_verdicts(ratio_diff, "noise ratio", RESOLUTION)
 claim("C5.a", verdict,
       "mean noise ratio (within-clip noise variance / between-class variance) AdaCos "
       f"{fmt(syn['ratio'][A].mean())}, Deep SVDD {fmt(syn['ratio']['deep-svdd'].mean())}, "
@@ -345,7 +345,7 @@ gain = {m: syn["purity"][m] - syn["purity0"][m] for m in METHODS}
 gain_diff = {r: metrics.paired_mean_contrast([gain[A], gain[r]], [1, -1], key=syn_key,
                                              groups=groups) for r in RIVALS}
 gain_floor = metrics.paired_mean_contrast([gain[A]], [1.0], key=syn_key, groups=groups)
-verdict, detectable = all_of(interval_verdicts(gain_diff, "purity gain"),
+verdict, detectable = all_of(interval_verdicts(gain_diff, "purity gain", RESOLUTION),
                              from_interval(gain_floor, unit="purity gain over the floor",
                                            resolution=RESOLUTION["purity gain"]))
 claim("C5.b", verdict,
@@ -368,7 +368,7 @@ auc_diff = {r: evaluation.paired_difference(syn["distance"][A], syn["distance"][
 level_diff = evaluation.paired_difference(syn["distance"][A], level_scores,
                                           is_anomaly=syn_is_anomaly, groups=syn_labels,
                                           metric="auc", key=syn_key)
-verdict, detectable = interval_verdicts(auc_diff, "per-class AUC")
+verdict, detectable = interval_verdicts(auc_diff, "per-class AUC", RESOLUTION)
 claim("C5.c", verdict,
       "per-class AUC of the nearest-centre distance AdaCos "
       f"{fmt(per_class_auc(syn['distance'][A]))}, Deep SVDD "
@@ -477,8 +477,8 @@ vauc_diff = {r: evaluation.paired_difference(valve[A]["distance"], valve[r]["dis
 vlevel_diff = evaluation.paired_difference(valve[A]["distance"], level_valve,
                                            is_anomaly=valve_is_anomaly, groups=codes,
                                            metric="auc", key=valve_key)
-verdict, detectable = all_of(interval_verdicts(vgain_diff, "valve purity gain"),
-                             interval_verdicts(vauc_diff, "valve per-attribute AUC"))
+verdict, detectable = all_of(interval_verdicts(vgain_diff, "valve purity gain", RESOLUTION),
+                             interval_verdicts(vauc_diff, "valve per-attribute AUC", RESOLUTION))
 claim("C5.d", verdict,
       "valve, AdaCos - rival: purity gain over the untrained twin "
       + ", ".join(f"{LABELS[r]} {fmt_interval(d)}" for r, d in vgain_diff.items())

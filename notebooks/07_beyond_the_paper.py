@@ -695,10 +695,11 @@ verdict = claim("B5", SUPPORTED if faithful_ok and code_diverges else CONTRADICT
 #
 # **B1 (INCONCLUSIVE).** Trainable and fixed centres detect equally well here: trainable
 # minus fixed is 0.003 [-0.004, 0.010] on the synthetic data and 0.004 [-0.043, 0.043] on
-# the valve data; differences above about 0.007 (synthetic) and 0.04 (valve) would have
-# been detected.
+# the valve data. The intervals alone would resolve differences of about 0.007 (synthetic)
+# and 0.04 (valve); with the rounding resolutions (0.04, 0.06) the detectable effects are
+# 0.047 and 0.103.
 # The centres themselves behave exactly as the theory says: trained centres end with pairwise
-# cosines of -0.330 (synthetic) and -0.324 (valve), essentially the regular-simplex value
+# cosines of -0.330 (synthetic) and -0.326 (valve), essentially the regular-simplex value
 # -1/3, while fixed random centres keep -0.03 +- 0.12. On the synthetic data the
 # trainable-centre model is also far more compact (normal test clips 0.036 vs 0.273), yet
 # this does not buy any detection performance: the back-end scores distances to k-means
@@ -711,7 +712,8 @@ verdict = claim("B5", SUPPORTED if faithful_ok and code_diverges else CONTRADICT
 #
 # **B2 (CONTRADICTED).** More sub-clusters made detection *worse* on data built to have 4
 # modes per class: 0.695 (M = 1), 0.594 (M = 4), 0.544 (M = 16); the best of M = 4, 16
-# minus M = 1 is -0.101 [-0.170, -0.046], below 0 over clips and seeds. (M = 1 is
+# minus M = 1 is -0.101 [-0.170, -0.046], below 0 over clips and seeds and clear of the
+# rounding resolution 0.04, though only by 0.006. (M = 1 is
 # AdaCos, and its numbers coincide with B1's fixed-centre AdaCos run for run, as they must.)
 # The compactness to the nearest own sub-centre does fall with M (0.273, 0.257, 0.112), so
 # the loss does what the bound says — it is the detection that does not follow. A plausible
@@ -721,7 +723,8 @@ verdict = claim("B5", SUPPORTED if faithful_ok and code_diverges else CONTRADICT
 #
 # **B3 (INCONCLUSIVE).** AdaProj is not measurably better or worse than sub-cluster AdaCos
 # with the same M = 4: -0.012 [-0.071, 0.056] synthetic, -0.019 [-0.072, 0.036] valve
-# (detectable 0.06 and 0.05). Its own compactness, to the class
+# (the intervals resolve about 0.06 and 0.05; with the rounding resolutions the detectable
+# effects are 0.103 and 0.114). Its own compactness, to the class
 # subspace, is lower than sub-cluster AdaCos's compactness to the nearest sub-centre (0.152 vs
 # 0.257 synthetic, 1.027 vs 1.249 valve), and on the synthetic data its classes spread more
 # (intra-class angle 27.2 vs 21.8 degrees) — the freedom AdaProj is designed to give — but on
