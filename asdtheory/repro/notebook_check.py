@@ -345,7 +345,6 @@ def pytest_report_header(config):
             f"outputs compared {how}")
 
 
-
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     failed = [r for r in terminalreporter.stats.get("failed", []) if ".ipynb::" in r.nodeid]
     if not failed:
@@ -353,13 +352,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     terminalreporter.section("notebook outputs")
     terminalreporter.write_line(
         "Cells compared exactly (same CPU type, CPU count and XLA flags as the stored run) "
-        "fail when the "
-        "code, a library version or a lost PRNG key changed the numbers; cells compared at "
-        "their declared tolerance fail when a verdict, a text or a count changed or a number "
-        "moved beyond the tolerance. Changed code: re-execute the notebook (python -m "
-        "asdtheory.repro.notebook_run notebooks/NN_name.py). A move on another CPU type: "
-        "measure it (python -m asdtheory.repro.notebook_check STORED.ipynb RERUN.ipynb) and read "
-        "notebooks/README.md before touching a tolerance.")
+        "fail when the code, a library version or a lost PRNG key changed the numbers; cells "
+        "compared at their declared tolerance fail when a verdict, a text or a count changed "
+        "or a number moved beyond the tolerance. Changed code: re-execute the notebook "
+        "(python -m asdtheory.repro.notebook_run notebooks/NN_name.py). A move on another CPU "
+        "type: measure it (python -m asdtheory.repro.notebook_check STORED.ipynb RERUN.ipynb) "
+        "and read notebooks/README.md before touching a tolerance.")
 
 # --- measuring how far outputs move ---------------------------------------------------------
 
