@@ -6,11 +6,13 @@ converts it to a notebook, runs it in a fresh Jupyter kernel with
 * ``ASDTHEORY_MODE`` set to the run mode (``ci`` for the stored outputs),
 * ``XLA_FLAGS`` that turn off Eigen's multi-threading, plus any flag of the caller's
   ``XLA_FLAGS`` (see :func:`xla_flags`),
-* one CPU (:func:`pin_to_one_cpu`). The XLA flags do not make XLA single-threaded: in jax
-  0.10 its CPU runtime runs matmuls and convolutions (YNNPACK, Eigen) on an intra-op pool with
-  one thread per CPU the process may use, and splits the work by that count (notebook 05 moved
-  by up to 0.03 between one and two CPUs). On one CPU the numbers no longer depend on how many
-  cores the machine has, and two notebooks run side by side without competing for cores,
+* in ci mode, one CPU (:func:`pin_to_one_cpu`). The XLA flags do not make XLA
+  single-threaded: in jax 0.10 its CPU runtime runs matmuls and convolutions (YNNPACK, Eigen)
+  on an intra-op pool with one thread per CPU the process may use, and splits the work by that
+  count (notebook 05 moved by up to 0.03 between one and two CPUs). On one CPU the stored
+  numbers no longer depend on how many cores the machine has, and two notebooks run side by
+  side without competing for cores. Full mode keeps every CPU (and whatever accelerator JAX
+  sees): its outputs are not compared with stored ones, and its data pipeline needs the cores,
 
 and writes the executed ``.ipynb`` (by default beside the source, which is how the committed
 outputs are produced), recording in its metadata the CPU type it ran on
@@ -114,8 +116,8 @@ def pin_to_one_cpu(index: int = 0) -> set[int] | None:
 
 
 def kernel_cpus() -> int:
-    """How many CPUs a notebook kernel started by :func:`execute_notebook` or the test command
-    runs on: one where :func:`pin_to_one_cpu` can pin it, else all of them."""
+    """How many CPUs a ci-mode notebook kernel started by :func:`execute_notebook` or the test
+    command runs on: one where :func:`pin_to_one_cpu` can pin it, else all of them."""
     return 1 if hasattr(os, "sched_setaffinity") else cpu_count()
 
 
@@ -149,8 +151,8 @@ def read_source(py_path: str | os.PathLike):
 def execute_notebook(py_path: str | os.PathLike, *, mode: str = "ci",
                      output: str | os.PathLike | None = None, timeout: int = 1800,
                      env: Mapping[str, str] | None = None) -> Path:
-    """Executes the jupytext source ``py_path`` in a fresh kernel on one CPU
-    (:func:`pin_to_one_cpu`) and writes the result.
+    """Executes the jupytext source ``py_path`` in a fresh kernel (on one CPU in ci mode,
+    :func:`pin_to_one_cpu`) and writes the result.
 
     Args:
       py_path: ``notebooks/NN_name.py``.
@@ -183,7 +185,7 @@ def execute_notebook(py_path: str | os.PathLike, *, mode: str = "ci",
             record_timing=False,
             resources={"metadata": {"path": str(py_path.resolve().parent)}},
         )
-        before = pin_to_one_cpu()
+        before = pin_to_one_cpu() if mode == "ci" else None
         kernel_cpu_count = cpu_count()
         try:
             client.execute(env=kernel_env)
