@@ -111,7 +111,8 @@ def _write_source(path: Path, cells: list[str]) -> Path:
 
 def _on_every_cpu(run):
     """``run()`` in a thread allowed on every CPU of the machine (the test processes are pinned
-    to one), with the thread's affinity after it; ``run``'s result or exception is returned."""
+    to one): {"allowed": its CPUs, "result": what ``run`` returned, "after": its CPUs after};
+    an exception of ``run`` is raised here."""
     outcome = {}
 
     def thread():
@@ -120,12 +121,17 @@ def _on_every_cpu(run):
         except OSError:  # a container that allows fewer CPUs than the machine has
             pass
         outcome["allowed"] = os.sched_getaffinity(0)
-        outcome["result"] = run()
+        try:
+            outcome["result"] = run()
+        except BaseException as err:  # re-raised in the calling thread
+            outcome["error"] = err
         outcome["after"] = os.sched_getaffinity(0)
 
     worker = threading.Thread(target=thread)
     worker.start()
     worker.join()
+    if "error" in outcome:
+        raise outcome["error"]
     return outcome
 
 
