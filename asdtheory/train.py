@@ -297,12 +297,10 @@ def fit(model: nnx.Module, head: nnx.Module, inputs, labels=None, *, config: Tra
         # Top up the last batch with the first examples of this epoch's own order.
         order = np.concatenate([order, order[:(-n) % bs]])
         step_losses = []
-        for i in range(schedule[epoch]):
+        for i, batch_key in enumerate(_fold_in_range(step_key, schedule[epoch])):
             idx = order[i * bs:(i + 1) * bs][local]
-            x = jax.make_array_from_process_local_data(sharded, inputs[idx])
-            y = jax.make_array_from_process_local_data(sharded, labels[idx])
-            params, rest, opt_state, loss = step(params, rest, opt_state, x, y,
-                                                 jax.random.fold_in(step_key, i))
+            x, y = _place(sharded, inputs[idx], labels[idx])
+            params, rest, opt_state, loss = step(params, rest, opt_state, x, y, batch_key)
             step_losses.append(loss)
         nnx.update((model, head), params, rest)
         metrics = {"loss": float(jnp.mean(jnp.stack(step_losses)))}
@@ -314,6 +312,22 @@ def fit(model: nnx.Module, head: nnx.Module, inputs, labels=None, *, config: Tra
             save_checkpoint(checkpoint, model, head, opt_state=opt_state, epoch=epoch + 1,
                             history=history)
     return history
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _fold_in_range(key: jax.Array, count: int) -> jax.Array:
+    """``[fold_in(key, i) for i in range(count)]`` in one call (the same keys, bit for bit;
+    one dispatch per epoch instead of one per step)."""
+    return jax.vmap(functools.partial(jax.random.fold_in, key))(jnp.arange(count))
+
+
+def _place(sharded: NamedSharding, *rows: np.ndarray) -> tuple[jax.Array, ...]:
+    """This process's rows of a global batch, placed on the devices of ``sharded``: one
+    transfer in a single-process run, the global array assembled across processes
+    otherwise."""
+    if jax.process_count() == 1:
+        return jax.device_put(rows, sharded)
+    return tuple(jax.make_array_from_process_local_data(sharded, r) for r in rows)
 
 
 def _process_slice(batch_size: int) -> slice:
@@ -365,7 +379,7 @@ def compactness_callback(inputs, labels=None, *, batch_size: int = 256) -> Callb
 
     def callback(model, head):
         z = embed(model, inputs, batch_size=batch_size)
-        return {"compactness": float(jnp.mean(head.compactness(z, y)))}
+        return {"compactness": _head_mean(head, "compactness", z, y)}
 
     return callback
 
@@ -379,9 +393,24 @@ def fixed_scale_loss_callback(inputs, labels, *, scale: float,
 
     def callback(model, head):
         z = embed(model, inputs, batch_size=batch_size)
-        return {"loss_fixed_scale": float(jnp.mean(head.loss_at_scale(z, y, scale=scale)))}
+        return {"loss_fixed_scale": _head_mean(head, "loss_at_scale", z, y, scale=scale)}
 
     return callback
+
+
+def _head_mean(head: nnx.Module, method: str, z, labels, **kwargs) -> float:
+    """``float(mean(head.<method>(z, labels, **kwargs)))`` as one jitted call (callbacks run
+    after every epoch; op-by-op dispatch cost more than the epoch's steps of a small model)."""
+    graphdef, state = nnx.split(head)
+    names = tuple(sorted(kwargs))
+    return float(_merged_mean(graphdef, method, names, nnx.as_pure(state), z, labels,
+                              tuple(kwargs[name] for name in names)))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _merged_mean(graphdef, method: str, names: tuple, state, z, labels, values: tuple):
+    head = nnx.merge(graphdef, state)
+    return jnp.mean(getattr(head, method)(z, labels, **dict(zip(names, values, strict=True))))
 
 
 def scale_callback() -> Callback:
