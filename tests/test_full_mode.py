@@ -101,16 +101,16 @@ def test_bad_calls_fail_before_training_naming_the_folder(dataset, tmp_path, cap
 
 
 def test_notebook_04_runs_its_full_mode_path(tmp_path):
-    # The claim notebook's full-mode code, on 2-s clips of the generated dataset with the
+    # The claim notebook's full-mode code, on 1-s clips of the generated dataset with the
     # budget cut to a smoke run (ASDTHEORY_BUDGET): it must execute, train one system over
     # all machines and print its verdict lines. Its numbers mean nothing.
-    root = write_dcase2023_dataset(tmp_path / "data", key=jax.random.key(1), seconds=2.0,
+    root = write_dcase2023_dataset(tmp_path / "data", key=jax.random.key(1), seconds=1.0,
                                    machines=MACHINES)
     executed = notebook_run.execute_notebook(
         REPO / "notebooks" / "04_real_machine_sounds.py", mode="full",
         output=tmp_path / "04.ipynb", timeout=600,
         env={"ASDTHEORY_DATA": str(root),
-             "ASDTHEORY_BUDGET": "seeds=2,batch=32,epochs=1,seconds=2"})
+             "ASDTHEORY_BUDGET": "seeds=2,batch=32,epochs=1,seconds=1"})
     notebook = nbformat.read(executed, as_version=4)
     text = "\n".join(o.get("text", "") or o.get("data", {}).get("text/plain", "")
                      for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
