@@ -233,7 +233,7 @@ def test_centres_depend_on_the_rngs_only():
 def test_two_branch_has_the_authors_layer_sizes_for_ten_second_clips():
     # The author's 10-s network: |FFT| of 80 000 bins -> 1250 -> 40 -> 10 positions x 128
     # filters; spectrogram 311 frames x 513 bins -> 16 bins x 128 channels after the stages.
-    model = models.TwoBranchEmbedder(rngs=nnx.Rngs(0))
+    model = nnx.eval_shape(lambda: models.TwoBranchEmbedder(rngs=nnx.Rngs(0)))  # shapes only
     params = _params(model)
     assert params["spectrum_dense"][0]["kernel"].shape == (1280, 128)
     assert params["spectrogram_out"]["kernel"].shape == (2048, 128)
@@ -249,7 +249,8 @@ SHORT = dict(num_samples=8000, embed_dim=4, channels=(2, 2, 4), spectrum_channel
 
 @pytest.mark.parametrize("norm_offset", [True, False])
 def test_two_branch_layers_without_additive_constants(norm_offset):
-    model = models.TwoBranchEmbedder(**SHORT, norm_offset=norm_offset, rngs=nnx.Rngs(0))
+    model = nnx.eval_shape(lambda: models.TwoBranchEmbedder(**SHORT, norm_offset=norm_offset,
+                                                            rngs=nnx.Rngs(0)))
     names = ["/".join(n) for n in _leaf_names(_params(model))]
     assert not [n for n in names if n.endswith("bias") and "norm" not in n]
     assert any("norm" in n and n.endswith("bias") for n in names) == norm_offset
