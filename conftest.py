@@ -25,7 +25,29 @@ os.environ.setdefault("ASDTHEORY_MODE", "ci")
 os.environ["XLA_FLAGS"] = xla_flags(os.environ.get("XLA_FLAGS"))
 
 
+# The longest files first (times in notebooks/README.md), so that the two workers of the
+# README's `pytest -n 2 --dist loadfile` finish together: xdist hands each worker the next
+# file of the collection when it runs short of work, and a notebook of several minutes
+# started last would leave the other worker idle for its whole run. A stale order costs
+# only time.
+LONGEST_FIRST = ("notebooks/04_", "notebooks/01_", "notebooks/06_", "notebooks/05_",
+                 "notebooks/02_", "notebooks/03_", "tests/test_full_mode.py", "notebooks/07_")
+
+
+def _rank(nodeid: str) -> int:
+    return next((i for i, prefix in enumerate(LONGEST_FIRST) if nodeid.startswith(prefix)),
+                len(LONGEST_FIRST))
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: _rank(item.nodeid))  # stable: cells keep their order
+
+
 def pytest_configure(config):
+    if hasattr(config.option, "loadscopereorder"):
+        # xdist would otherwise reorder the files by their number of tests, which puts the
+        # notebooks (a dozen cells of minutes in all) last.
+        config.option.loadscopereorder = False
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if worker is not None:
         pin_to_one_cpu(int(worker.removeprefix("gw")))
