@@ -175,16 +175,17 @@ def _split(model: nnx.Module, head: nnx.Module):
 
 
 @functools.lru_cache(maxsize=64)
-def _train_step(graphdef, config: TrainConfig, num_classes: int, replicated: NamedSharding,
-                sharded: NamedSharding):
+def _train_step(graphdef, config: TrainConfig, num_classes: int, sharded: NamedSharding):
     """The pure, jitted training step (params, rest, opt_state, x, y, key) -> new + loss.
 
     Cached per architecture, optimiser settings and device mesh, so repeated ``fit`` calls on
     models of the same structure reuse the compiled step. The state is replicated over the
-    mesh and the batch (x, y) sharded over it; x and y may be NumPy rows, which the call
-    transfers as it starts (a separate ``device_put`` per step took 4x as long).
+    mesh of ``sharded`` and the batch (x, y) sharded as ``sharded`` says; x and y may be NumPy
+    rows, which the call transfers as it starts (a separate ``device_put`` per step took 4x
+    as long).
     """
     tx = config.optimizer()
+    replicated = NamedSharding(sharded.mesh, P())
 
     def step(params, rest, opt_state, inputs, labels, key):
         if config.mixup_alpha > 0:
@@ -288,8 +289,7 @@ def fit(model: nnx.Module, head: nnx.Module, inputs, labels=None, *, config: Tra
     # Only the fields that change the step are part of the cache key.
     step_config = TrainConfig(learning_rate=config.learning_rate,
                               weight_decay=config.weight_decay, mixup_alpha=config.mixup_alpha)
-    step = _train_step(graphdef, step_config, getattr(head, "num_classes", 1), replicated,
-                       sharded)
+    step = _train_step(graphdef, step_config, getattr(head, "num_classes", 1), sharded)
     n, bs = inputs.shape[0], config.batch_size
     local = _process_slice(bs)
     schedule = config.schedule(n)
