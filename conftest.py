@@ -10,9 +10,18 @@ notebooks as another CPU type would; notebooks/README.md). How the re-executed o
 compared with the stored ones is the plugin ``asdtheory.repro.notebook_check`` (pyproject.toml).
 The matplotlib backend is left alone: kernels must keep their inline backend, or figure
 outputs would go missing and nbval would report a mismatch.
+
+The session shares one JAX persistent compilation cache, in a fresh temporary folder, among
+the xdist workers, the processes tests start and the notebook kernels (unless
+JAX_COMPILATION_CACHE_DIR is set already): they compile many of the same programs (the
+two-branch network's initialisers, the log-mel kernels, the training steps of notebooks 04 and
+06). A cached executable is the compiled one, so no output changes. Fresh per session because
+XLA compiles for the host CPU and the CPU type may differ next time.
 """
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from asdtheory.repro.notebook_run import pin_to_one_cpu, xla_flags
@@ -23,6 +32,14 @@ SHARED_DATA = Path(__file__).resolve().parent.parent / "shared" / "data"
 os.environ.setdefault("ASDTHEORY_DATA", str(SHARED_DATA))
 os.environ.setdefault("ASDTHEORY_MODE", "ci")
 os.environ["XLA_FLAGS"] = xla_flags(os.environ.get("XLA_FLAGS"))
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:  # xdist workers inherit the controller's
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _SESSION_CACHE = tempfile.mkdtemp(
+        prefix="asdtheory-jax-cache-")
+    # A size limit makes JAX lock the folder (filelock) around each read and write, so that no
+    # process reads an entry another one is still writing.
+    os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(4 << 30))
+else:
+    _SESSION_CACHE = None
 
 
 # The longest files first (times in notebooks/README.md), so that the two workers of the
@@ -53,3 +70,8 @@ def pytest_configure(config):
         pin_to_one_cpu(int(worker.removeprefix("gw")))
     elif not getattr(config.option, "numprocesses", None):
         pin_to_one_cpu()  # no xdist; an xdist controller is left alone: its workers inherit it
+
+
+def pytest_unconfigure(config):
+    if _SESSION_CACHE is not None:
+        shutil.rmtree(_SESSION_CACHE, ignore_errors=True)
