@@ -19,8 +19,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import os
 import struct
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jax
@@ -235,11 +237,10 @@ def segment(waveform, *, window: int, hop: int):
 
 
 _CHUNK_SAMPLES = 3 << 18  # windowed-frame samples per chunk of log_mel (3 MB in float32)
-_STREAMS = 2  # chunks of log_mel computed side by side in each loop step
 _ALIGNMENT = 64  # bytes: XLA's CPU client takes such host buffers without copying them
 _STAGING_BYTES = 1 << 27  # largest host input whose staging buffer log_mel keeps for reuse
 _staging_lock = threading.Lock()
-_staging: list[np.ndarray] = []  # at most one reusable uint8 buffer
+_staging: list[np.ndarray] = []  # reusable uint8 buffers not in use, one per usable CPU at most
 
 
 @contextlib.contextmanager
@@ -249,26 +250,28 @@ def _staged(host: np.ndarray):
 
     The values are copied once into a 64-byte aligned host buffer, which ``device_put`` hands
     to XLA without a second copy (``jnp.asarray`` of 41 MB takes a slow path, 30-80 ms). The
-    buffer of inputs up to _STAGING_BYTES is kept and reused: a fresh one costs a page fault
+    buffers of inputs up to _STAGING_BYTES are kept and reused: a fresh one costs a page fault
     per 4 KB on its first write, as long as the copy itself. A buffer in use (another thread
-    inside the block) is never shared: that caller gets a fresh one.
+    inside the block) is never shared.
     """
     nbytes = host.size * 4
-    reuse = nbytes <= _STAGING_BYTES and _staging_lock.acquire(blocking=False)
+    reuse = nbytes <= _STAGING_BYTES
+    with _staging_lock:
+        fitting = [i for i, b in enumerate(_staging) if b.size >= nbytes + _ALIGNMENT]
+        raw = _staging.pop(min(fitting, key=lambda i: _staging[i].size)) if (
+            reuse and fitting) else None
+    if raw is None:
+        raw = np.empty(nbytes + _ALIGNMENT, np.uint8)
     try:
-        if reuse and _staging and _staging[0].size >= nbytes + _ALIGNMENT:
-            raw = _staging[0]
-        else:
-            raw = np.empty(nbytes + _ALIGNMENT, np.uint8)
-            if reuse:
-                _staging[:] = [raw]
         start = -raw.ctypes.data % _ALIGNMENT
         buffer = raw[start:start + nbytes].view(np.float32).reshape(host.shape)
         np.copyto(buffer, host, casting="unsafe")
         yield jax.device_put(buffer)
     finally:
         if reuse:
-            _staging_lock.release()
+            with _staging_lock:
+                if len(_staging) < _usable_cpus():
+                    _staging.append(raw)
 
 
 def _frames_cover(length: int, n_fft: int, hop_length: int) -> bool:
@@ -469,7 +472,9 @@ def log_mel(waveforms, *, sample_rate: int = 16000, n_fft: int = 1024, hop_lengt
     frames = 1 + T // hop_length. Equals ``librosa.power_to_db(librosa.feature.melspectrogram(
     y=x, sr=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels, fmin=fmin,
     fmax=fmax, power=power), ref=1.0, amin=1e-10, top_db=top_db)`` up to float32 rounding.
-    Pure and ``jax.jit``-able (all keyword arguments static).
+    Pure and ``jax.jit``-able (all keyword arguments static). Called on a NumPy or device
+    array on the CPU, the clips are split into one part per CPU the process may use, computed
+    in parallel threads (the same result bit for bit).
     """
     check_scalar(sample_rate, "sample_rate", low=1, integer=True)
     check_scalar(n_fft, "n_fft", low=2, integer=True)
@@ -490,15 +495,11 @@ def log_mel(waveforms, *, sample_rate: int = 16000, n_fft: int = 1024, hop_lengt
     if not (host or device) or waveforms.size == 0 or not _frames_cover(
             waveforms.shape[-1] if waveforms.ndim else 0, int(n_fft), int(hop_length)):
         # Traced, other types, or samples outside every frame: the checks on the input itself.
-        return kernel(as_float_array(waveforms, "waveforms"))
+        return _whole(kernel, as_float_array(waveforms, "waveforms"))
     # A NaN or inf sample makes its frames' log-mel values non-finite, so the finiteness of
     # the input is checked on the 4x smaller output (one pass over the input saved), and the
     # input counted only when that fails (finite input can still overflow to inf).
-    if host:
-        with _staged(waveforms) as x:
-            out = kernel(x).block_until_ready()
-    else:
-        out = kernel(waveforms)
+    out = _on_each_cpu(kernel, waveforms)
     # The output is in dB, |values| <= 400, so its float32 sum overflows for no batch size
     # that fits in memory: the sum is finite exactly when every value is.
     if not np.isfinite(np.sum(np.asarray(out))):
@@ -509,11 +510,63 @@ def log_mel(waveforms, *, sample_rate: int = 16000, n_fft: int = 1024, hop_lengt
     return out
 
 
+def _whole(kernel, x) -> jax.Array:
+    """The log-mel spectrograms of all clips of ``x`` (..., T) in one call of ``kernel``."""
+    if x.ndim < 2:
+        return kernel(x, 0, count=1)
+    flat = x.reshape(-1, x.shape[-1])
+    out = kernel(flat, 0, count=flat.shape[0])
+    return out.reshape(*x.shape[:-1], *out.shape[-2:])
+
+
+def _usable_cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
+
+
+def _on_each_cpu(kernel, x) -> jax.Array:
+    """:func:`_whole` of the NumPy or device array ``x``, with the clips split into one
+    contiguous part per usable CPU, each part (staged, if on the host, and) computed by
+    ``kernel`` in its own thread: XLA's CPU runtime runs one call's chunks one after another
+    (its FFT kernel on one core), while calls from several threads run side by side. Each
+    part holds whole chunks, and a clip's result does not depend on its chunk, so the result
+    is the same bit for bit."""
+    host = isinstance(x, np.ndarray)
+    device = jax.devices()[0] if host else next(iter(x.devices()))
+    flat = x.reshape(-1, x.shape[-1]) if x.ndim >= 2 else x[None]  # (clips, T)
+    clips = flat.shape[0]
+    parts = 1 if device.platform != "cpu" else min(
+        _usable_cpus(), clips // _clips_per_chunk(x.shape[-1], kernel.keywords))
+
+    def part(first: int, stop: int) -> jax.Array:
+        if not host:
+            return kernel(flat, first, count=stop - first).block_until_ready()
+        with _staged(flat[first:stop]) as staged:
+            return kernel(staged, 0, count=stop - first).block_until_ready()
+
+    if parts < 2:
+        if not host:
+            return _whole(kernel, x)
+        with _staged(x) as staged:
+            return _whole(kernel, staged).block_until_ready()
+    bounds = [clips * k // parts for k in range(parts + 1)]
+    with ThreadPoolExecutor(parts) as pool:
+        out = jnp.concatenate(list(pool.map(part, bounds[:-1], bounds[1:])))
+    return out.reshape(*x.shape[:-1], *out.shape[-2:])
+
+
+def _clips_per_chunk(length: int, params: dict) -> int:
+    frames = 1 + length // params["hop_length"]
+    return max(1, params["chunk_samples"] // (frames * params["n_fft"]))
+
+
 @functools.partial(jax.jit, static_argnames=("sample_rate", "n_fft", "hop_length", "n_mels",
                                              "fmin", "fmax", "power", "top_db",
-                                             "chunk_samples"))
-def _log_mel(x, *, sample_rate, n_fft, hop_length, n_mels, fmin, fmax, power, top_db,
-             chunk_samples):
+                                             "chunk_samples", "count"))
+def _log_mel(x, start, *, sample_rate, n_fft, hop_length, n_mels, fmin, fmax, power, top_db,
+             chunk_samples, count):
+    """The log-mel spectrograms of clips start .. start + count - 1 of ``x`` (clips, T), or
+    of the single clip ``x`` (T,) (then start = 0, count = 1)."""
     bands = _mel_bands(sample_rate=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin,
                        fmax=fmax)
 
@@ -528,30 +581,19 @@ def _log_mel(x, *, sample_rate, n_fft, hop_length, n_mels, fmin, fmax, power, to
     if x.ndim < 2:
         return one(x)
     # A few clips at a time: the frames, spectra and mel energies of a chunk stay in the CPU
-    # caches. The clips are split into _STREAMS contiguous parts walked in step, one chunk of
-    # each part per loop step: XLA's CPU runtime runs independent operations concurrently,
-    # while its FFT kernel uses one core. Chunks are sliced straight from the input and written
-    # in place; a part's last chunk is shifted back to end at the part's last clip (recomputing
-    # a few clips), so nothing is padded or concatenated. A clip's result does not depend on
-    # its chunk.
-    flat = x.reshape(-1, x.shape[-1])
-    clips = flat.shape[0]
-    per_chunk = max(1, chunk_samples // ((1 + x.shape[-1] // hop_length) * n_fft))
-    streams = min(_STREAMS, clips // per_chunk)
-    if streams == 0:
-        out = one(flat)
-    else:
-        part = -(-clips // streams)
+    # caches. Chunks are sliced straight from the input and written in place; the last chunk
+    # is shifted back to end at the last clip (recomputing a few clips), so nothing is padded
+    # or concatenated. A clip's result does not depend on its chunk.
+    per_chunk = _clips_per_chunk(x.shape[-1], {"hop_length": hop_length, "n_fft": n_fft,
+                                               "chunk_samples": chunk_samples})
+    if count < per_chunk:
+        return one(jax.lax.dynamic_slice_in_dim(x, start, count))
 
-        def step(i, out):
-            offset = jnp.minimum(i * per_chunk, part - per_chunk)
-            starts = [jnp.minimum(k * part + offset, clips - per_chunk) for k in range(streams)]
-            pieces = [one(jax.lax.dynamic_slice_in_dim(flat, s, per_chunk)) for s in starts]
-            for start, piece in zip(starts, pieces, strict=True):
-                out = jax.lax.dynamic_update_slice_in_dim(out, piece, start, axis=0)
-            return out
+    def step(i, out):
+        offset = jnp.minimum(i * per_chunk, count - per_chunk)
+        piece = one(jax.lax.dynamic_slice_in_dim(x, start + offset, per_chunk))
+        return jax.lax.dynamic_update_slice_in_dim(out, piece, offset, axis=0)
 
-        shape = jax.eval_shape(one, flat[:1]).shape[1:]
-        out = jax.lax.fori_loop(0, -(-part // per_chunk), step,
-                                jnp.empty((clips, *shape), jnp.float32))
-    return out.reshape(*x.shape[:-1], *out.shape[-2:])
+    shape = jax.eval_shape(one, x[:1]).shape[1:]
+    return jax.lax.fori_loop(0, -(-count // per_chunk), step,
+                             jnp.empty((count, *shape), jnp.float32))

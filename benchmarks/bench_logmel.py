@@ -111,8 +111,8 @@ def worker() -> dict:
                              n_mels=PARAMS["n_mels"], fmin=0.0, fmax=None)
     mel_flops = NUM_CLIPS * frames * sum(2 * w.size for _, _, w in bands)
     # The time the two kernels alone would take, the FFTs spread over as many cores as log_mel
-    # runs streams of chunks: the floor for this design.
-    cores = min(audio._STREAMS, os.cpu_count() or 1)
+    # runs parts of the batch (one per usable CPU): the floor for this design.
+    cores = audio._usable_cpus()
     t_floor = t_fft / cores + mel_flops / (matmul_gflops * 1e9)
 
     best = {name: min(t) for name, t in times.items()}

@@ -72,9 +72,8 @@ def test_log_mel_jit_batch_shapes(clips):
 
 @pytest.mark.parametrize("clips_per_chunk", [1, 2])
 def test_log_mel_chunking_gives_the_per_clip_result(clips, clips_per_chunk, monkeypatch):
-    # Large batches are processed a few clips at a time in two streams: 1 clip per chunk
-    # splits the 3 clips into parts of 2 and 1; 2 per chunk leaves one stream whose last
-    # chunk overlaps the first.
+    # Large batches are processed a few clips at a time: 1 clip per chunk gives three chunks;
+    # with 2 per chunk the last chunk overlaps the first.
     short = clips[:, :16000]
     monkeypatch.setattr(audio, "_CHUNK_SAMPLES", clips_per_chunk * 63 * 512)
     chunked = np.asarray(audio.log_mel(short.reshape(3, 1, -1), n_fft=512, hop_length=256,
@@ -82,6 +81,30 @@ def test_log_mel_chunking_gives_the_per_clip_result(clips, clips_per_chunk, monk
     whole = np.stack([np.asarray(audio.log_mel(c, n_fft=512, hop_length=256, n_mels=32,
                                                top_db=30.0)) for c in short])
     np.testing.assert_allclose(chunked[:, 0], whole, atol=1e-3)
+
+
+@pytest.mark.parametrize("cpus", [2, 3])
+def test_log_mel_split_over_cpus_equals_the_single_call_bit_for_bit(clips, cpus, monkeypatch):
+    # One contiguous part of whole chunks per usable CPU, each in its own thread: 7 clips of
+    # 1 chunk each make parts of 3 + 4 clips (2 CPUs) or 2 + 2 + 3 (3 CPUs).
+    waves = np.concatenate([clips[:, :16000], clips[:, 16000:32000], clips[:1, 32000:48000]])
+    params = dict(n_fft=512, hop_length=256, n_mels=32)
+    monkeypatch.setattr(audio, "_CHUNK_SAMPLES", 63 * 512)
+    monkeypatch.setattr(audio, "_usable_cpus", lambda: 1)
+    single = np.asarray(audio.log_mel(waves, **params))
+    monkeypatch.setattr(audio, "_usable_cpus", lambda: cpus)
+    counts, kernel = [], audio._log_mel
+
+    def counting_kernel(x, start, **kwargs):
+        counts.append(kwargs["count"])
+        return kernel(x, start, **kwargs)
+
+    monkeypatch.setattr(audio, "_log_mel", counting_kernel)
+    for x in (waves, jax.device_put(waves), waves.reshape(7, 1, -1)):
+        counts.clear()
+        np.testing.assert_array_equal(np.asarray(audio.log_mel(x, **params)).reshape(
+            single.shape), single)
+        assert sorted(counts) == ([3, 4] if cpus == 2 else [2, 2, 3])
 
 
 def test_top_db_floors_each_clip_separately(clips):
