@@ -535,8 +535,9 @@ def _on_each_cpu(kernel, x) -> jax.Array:
     device = jax.devices()[0] if host else next(iter(x.devices()))
     flat = x.reshape(-1, x.shape[-1]) if x.ndim >= 2 else x[None]  # (clips, T)
     clips = flat.shape[0]
-    parts = 1 if device.platform != "cpu" else min(
-        _usable_cpus(), clips // _clips_per_chunk(x.shape[-1], kernel.keywords))
+    params = kernel.keywords
+    parts = 1 if device.platform != "cpu" else min(_usable_cpus(), clips // _clips_per_chunk(
+        x.shape[-1], params["hop_length"], params["n_fft"], params["chunk_samples"]))
 
     def part(first: int, stop: int) -> jax.Array:
         if not host:
@@ -555,9 +556,8 @@ def _on_each_cpu(kernel, x) -> jax.Array:
     return out.reshape(*x.shape[:-1], *out.shape[-2:])
 
 
-def _clips_per_chunk(length: int, params: dict) -> int:
-    frames = 1 + length // params["hop_length"]
-    return max(1, params["chunk_samples"] // (frames * params["n_fft"]))
+def _clips_per_chunk(length: int, hop_length: int, n_fft: int, chunk_samples: int) -> int:
+    return max(1, chunk_samples // ((1 + length // hop_length) * n_fft))
 
 
 @functools.partial(jax.jit, static_argnames=("sample_rate", "n_fft", "hop_length", "n_mels",
@@ -584,8 +584,7 @@ def _log_mel(x, start, *, sample_rate, n_fft, hop_length, n_mels, fmin, fmax, po
     # caches. Chunks are sliced straight from the input and written in place; the last chunk
     # is shifted back to end at the last clip (recomputing a few clips), so nothing is padded
     # or concatenated. A clip's result does not depend on its chunk.
-    per_chunk = _clips_per_chunk(x.shape[-1], {"hop_length": hop_length, "n_fft": n_fft,
-                                               "chunk_samples": chunk_samples})
+    per_chunk = _clips_per_chunk(x.shape[-1], hop_length, n_fft, chunk_samples)
     if count < per_chunk:
         return one(jax.lax.dynamic_slice_in_dim(x, start, count))
 
