@@ -142,14 +142,15 @@ def test_fit_with_weight_decay_takes_a_naive_coupled_l2_adam_step():
 
 
 class _SpyHead(nnx.Module):
-    """A loss head whose labels are example ids; every training step records them."""
+    """A loss head whose labels are example ids; every training step records them (with
+    ``soft_labels``, the (B, N) mixup weights it receives instead)."""
 
     method = "spy"
     needs_initial_pass = False
-    supports_soft_labels = False
 
-    def __init__(self, num_classes: int):
+    def __init__(self, num_classes: int, soft_labels: bool = False):
         self.num_classes = num_classes
+        self.supports_soft_labels = soft_labels
 
     def __call__(self, outputs, labels, inputs):
         jax.debug.callback(lambda ids: _SEEN.append(np.asarray(ids)), labels, ordered=True)
@@ -159,10 +160,10 @@ class _SpyHead(nnx.Module):
 _SEEN: list[np.ndarray] = []
 
 
-def _spy_fit(n: int, config: train.TrainConfig, **kwargs):
+def _spy_fit(n: int, config: train.TrainConfig, soft_labels: bool = False, **kwargs):
     _SEEN.clear()
     model = models.MLPEmbedder(8, 6, hidden=(16,), rngs=nnx.Rngs(0))
-    history = train.fit(model, _SpyHead(n), INPUTS[:n], np.arange(n, dtype=np.int32),
+    history = train.fit(model, _SpyHead(n, soft_labels), INPUTS[:n], np.arange(n, dtype=np.int32),
                         config=config, key=jax.random.key(0), devices=jax.devices()[:1],
                         **kwargs)
     jax.effects_barrier()
@@ -180,6 +181,17 @@ def test_every_example_is_used_in_every_epoch_when_the_batch_size_does_not_divid
         np.testing.assert_array_equal(np.sort(ids[:20]), np.arange(20))
         np.testing.assert_array_equal(ids[20:], ids[:4])
     assert not np.array_equal(np.concatenate(batches[:3]), np.concatenate(batches[3:]))
+
+
+def test_every_training_step_draws_its_own_mixup():
+    # 20 examples, batches of 8: 3 steps per epoch, 2 epochs. Each row's mixup weight on its
+    # own example is lambda (or 1 - lambda); a step that reused another step's key (within
+    # the epoch or across epochs) would repeat its lambdas row for row.
+    _, soft = _spy_fit(20, train.TrainConfig.tiny(epochs=2, mixup_alpha=0.4), soft_labels=True)
+    assert len(soft) == 6 and all(w.shape == (8, 20) for w in soft)
+    np.testing.assert_allclose([w.sum(axis=1) for w in soft], 1.0, rtol=1e-6)
+    largest = [np.round(w.max(axis=1), 6) for w in soft]
+    assert len({w.tobytes() for w in largest}) == 6
 
 
 @pytest.mark.parametrize(("n", "steps", "schedule"), [(20, 7, [3, 3, 1]), (20, 6, [3, 3]),
