@@ -471,7 +471,7 @@ with jax.enable_x64(True):
                     else:
                         ref = dynamics.free_embedding_run(loss_fn, comp_fn, x0, centres, y,
                                                           scale=s, steps=REF_STEPS,
-                                                          learning_rate=LR)
+                                                          learning_rate=LR, trajectory=False)
                         ref_angle, ref_loss = degrees(ref["final_compactness"]), ref["final_loss"]
                         how = "long run"
                     angle = degrees(run["final_compactness"])

@@ -127,6 +127,20 @@ def test_free_embedding_run_matches_a_naive_loop():
     np.testing.assert_allclose(run["final_compactness"], _comp(x, centres, y), rtol=1e-5)
 
 
+def test_free_embedding_run_without_trajectory_ends_at_the_same_embeddings_bit_for_bit():
+    key_c, key_x = jax.random.split(jax.random.key(5))
+    centres = random_centres(key_c, 3, 5)
+    y = jnp.repeat(jnp.arange(3), 2)
+    x0 = jax.random.normal(key_x, (6, 5))
+    full = dynamics.free_embedding_run(_ns, _comp, x0, centres, y, scale=4.0, steps=50)
+    bare = dynamics.free_embedding_run(_ns, _comp, x0, centres, y, scale=4.0, steps=50,
+                                       trajectory=False)
+    assert "loss" not in bare and "compactness" not in bare
+    assert full["loss"].shape == full["compactness"].shape == (50,)
+    for name in ("x", "final_loss", "final_compactness"):
+        np.testing.assert_array_equal(bare[name], full[name])
+
+
 def test_free_embedding_run_reaches_the_orthonormal_minimiser_in_float64():
     from asdtheory import bounds
 
