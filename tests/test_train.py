@@ -207,6 +207,44 @@ def test_steps_set_the_number_of_optimiser_steps(n, steps, schedule):
     assert len(history["loss"]) == len(schedule)
 
 
+@pytest.mark.parametrize("method", ["subcluster-adacos", "deep-svdd"])
+def test_data_on_the_device_and_data_fed_from_the_host_train_alike(method, monkeypatch):
+    # Small data runs every epoch as one compiled loop; above DEVICE_DATA_BYTES the host feeds
+    # the same batches step by step. 20 examples, batches of 8, 7 steps: 3 + 3 + 1, the last
+    # epoch partial; mixup draws per step.
+    config = train.TrainConfig.tiny(steps=7, mixup_alpha=0.0 if method == "deep-svdd" else 0.3)
+    labels = None if method == "deep-svdd" else LABELS[:20]
+    runs = []
+    for device_data_bytes in (train.DEVICE_DATA_BYTES, 0):
+        monkeypatch.setattr(train, "DEVICE_DATA_BYTES", device_data_bytes)
+        model, head = _setup(method)
+        loops = _epoch_loop_calls()
+        history = train.fit(model, head, INPUTS[:20], labels, config=config,
+                            key=jax.random.key(0))
+        runs.append((history["loss"], _param_leaves(model, head), _epoch_loop_calls() - loops))
+    (loss_device, params_device, loops), (loss_host, params_host, no_loops) = runs
+    assert (loops, no_loops) == (1, 0)  # one fit call built (or reused) its epoch loop
+    assert len(loss_device) == 3
+    np.testing.assert_allclose(loss_device, loss_host, rtol=1e-5)
+    for on_device, host_fed in zip(params_device, params_host, strict=True):
+        np.testing.assert_allclose(on_device, host_fed, rtol=1e-5, atol=1e-6)
+
+
+def _epoch_loop_calls() -> int:
+    info = train._train_epoch.cache_info()
+    return info.hits + info.misses
+
+
+def test_networks_with_convolutions_are_fed_step_by_step():
+    # XLA's CPU backend runs convolutions inside a compiled loop 13-30x slower.
+    model = models.CNNEmbedder(8, 6, channels=(4,), rngs=nnx.Rngs(0))
+    head = models.make_head("arcface", embed_dim=6, num_classes=4, rngs=nnx.Rngs(1))
+    loops = _epoch_loop_calls()
+    train.fit(model, head, INPUTS[:16].reshape(16, 1, 8), LABELS[:16],
+              config=train.TrainConfig.tiny(epochs=1), key=jax.random.key(0))
+    assert _epoch_loop_calls() == loops
+
+
 def test_resume_with_a_step_budget_is_bit_identical(tmp_path):
     # 20 examples in batches of 8: epochs of 3 steps, the last one topped up; a budget of 8
     # steps is 3 + 3 + 2.
@@ -354,17 +392,29 @@ _PARALLEL = textwrap.dedent("""
     # 60 examples in batches of 16: the last batch of every epoch is topped up.
     y = rng.integers(0, 4, 60).astype(np.int32)
     x = rng.normal(size=(60, 3, 8)).astype(np.float32)
+    on_device = train.DEVICE_DATA_BYTES
     out = {}
-    for name, devices in (("one", jax.devices()[:1]), ("two", jax.devices())):
-        model = models.CNNEmbedder(8, 6, channels=(4, 4), rngs=nnx.Rngs(0))
+    # The CNN is fed batch by batch; the MLP runs each epoch as one compiled loop, or is fed
+    # from the host with DEVICE_DATA_BYTES = 0.
+    runs = (("cnn", "one", jax.devices()[:1], on_device), ("cnn", "two", jax.devices(), on_device),
+            ("mlp", "one", jax.devices()[:1], on_device), ("mlp", "two", jax.devices(), on_device),
+            ("mlp", "two, host-fed", jax.devices(), 0))
+    for kind, name, devices, device_data_bytes in runs:
+        train.DEVICE_DATA_BYTES = device_data_bytes
+        if kind == "cnn":
+            model = models.CNNEmbedder(8, 6, channels=(4, 4), rngs=nnx.Rngs(0))
+        else:
+            model = models.MLPEmbedder(24, 6, hidden=(16,), rngs=nnx.Rngs(0))
         head = models.make_head("subcluster-adacos", embed_dim=6, num_classes=4,
                                 num_subclusters=2, rngs=nnx.Rngs(1))
         config = train.TrainConfig.tiny(epochs=2, batch_size=16, mixup_alpha=0.3)
-        train.fit(model, head, x, y, config=config, key=jax.random.key(0), devices=devices)
+        inputs = x if kind == "cnn" else x.reshape(60, 24)
+        train.fit(model, head, inputs, y, config=config, key=jax.random.key(0), devices=devices)
         leaves = jax.tree_util.tree_leaves(nnx.state((model, head)))
-        out[name] = [np.asarray(leaf).ravel().tolist() for leaf in leaves]
+        out.setdefault(kind, {})[name] = [np.asarray(leaf).ravel().tolist() for leaf in leaves]
     print(json.dumps(out))
 """)
+
 
 
 def test_data_parallel_step_matches_single_device():
@@ -374,6 +424,9 @@ def test_data_parallel_step_matches_single_device():
                             text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
-    assert len(out["one"]) == len(out["two"]) > 4
-    for one, two in zip(out["one"], out["two"], strict=True):
-        np.testing.assert_allclose(two, one, rtol=1e-5, atol=1e-5)
+    for kind, runs in out.items():
+        one, *others = runs.values()
+        assert len(one) > 4 and len(others) == (1 if kind == "cnn" else 2)
+        for other in others:
+            for want, got in zip(one, other, strict=True):
+                np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
