@@ -162,8 +162,8 @@ def free_embedding_run(loss_fn: Callable, compactness_fn: Callable, x0, centres,
       x0: (B, D) initial embeddings; centres, labels: as ``loss_fn`` takes them.
       scale: the (fixed) scale s; steps: T; learning_rate: the initial step size.
       trajectory: record the mean loss and compactness at every step. Without it the run
-        computes only the steps (the same final embeddings bit for bit, in about half the
-        time for the margin losses): for reference runs whose end point is all that counts.
+        computes only the steps (the same final embeddings bit for bit; an ArcFace step in
+        about half the time): for reference runs whose end point is all that counts.
 
     Returns:
       dict: "x" (B, D) final embeddings, "final_loss" and "final_compactness" (B,)
