@@ -205,8 +205,8 @@ def _step_fn(graphdef, config: TrainConfig, num_classes: int) -> Callable:
 
 @functools.lru_cache(maxsize=64)
 def _train_step(graphdef, config: TrainConfig, num_classes: int, sharded: NamedSharding):
-    """One jitted training step, fed batch by batch from the host (large data, several
-    processes).
+    """One jitted training step, fed batch by batch from the host (large data, networks with
+    convolutions, several processes).
 
     Cached per architecture, optimiser settings and device mesh, so repeated ``fit`` calls on
     models of the same structure reuse the compiled step. The state is replicated over the

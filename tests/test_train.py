@@ -416,7 +416,6 @@ _PARALLEL = textwrap.dedent("""
 """)
 
 
-
 def test_data_parallel_step_matches_single_device():
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
            "JAX_PLATFORMS": "cpu"}
