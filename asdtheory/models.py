@@ -198,6 +198,22 @@ def lecun_normal(key: jax.Array, shape: Sequence[int], dtype=jnp.float32) -> jax
     return flat.reshape(shape)
 
 
+def glorot_uniform(key: jax.Array, shape: Sequence[int], dtype=jnp.float32) -> jax.Array:
+    """Glorot (Xavier) uniform initialisation, Keras' default: U(-a, a) with
+    a = sqrt(6 / (fan_in + fan_out)), fan_in = prod(shape[:-1]), fan_out = shape[-1] x the
+    receptive field (prod(shape[:-2])).
+
+    The same numbers, bit for bit, as ``nnx.initializers.glorot_uniform()``, drawn as a flat
+    vector and reshaped for the reason given in :func:`lecun_normal` (1-2 s of compilation
+    per 4-d kernel shape on one CPU core, ~0.2 s flat).
+    """
+    receptive_field = math.prod(shape[:-2])
+    fan_in, fan_out = shape[-2] * receptive_field, shape[-1] * receptive_field
+    variance = jnp.array(1.0 / ((fan_in + fan_out) / 2), dtype=dtype)
+    flat = jax.random.uniform(key, (math.prod(shape),), dtype, -1) * jnp.sqrt(3 * variance)
+    return flat.reshape(shape)
+
+
 KERNEL_INIT = lecun_normal
 
 
@@ -357,7 +373,7 @@ class _BranchNorms:
     """Factories shared by the layers of :class:`TwoBranchEmbedder`."""
 
     def __init__(self, *, use_bias: bool, norm_offset: bool, rngs: nnx.Rngs):
-        init = nnx.initializers.glorot_uniform()  # Keras' default, as in the author's code
+        init = glorot_uniform  # Keras' default, as in the author's code
         self.conv = functools.partial(nnx.Conv, use_bias=use_bias, kernel_init=init,
                                       padding="SAME", rngs=rngs)
         self.dense = functools.partial(nnx.Linear, use_bias=use_bias, kernel_init=init,

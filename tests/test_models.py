@@ -350,3 +350,12 @@ def test_strided_conv2d_is_xla_same_convolution(shape, kernel, stride):
                              (0, 1))(x, w),
                     jax.grad(lambda x, w: jnp.sum(xla(x, w) * cot), (0, 1))(x, w), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape, dtype", [((3, 3, 2, 4), jnp.float32), ((16, 1, 8), jnp.float32),
+                                          ((5, 7), jnp.float32), ((3, 3, 2, 4), jnp.bfloat16)])
+def test_glorot_uniform_draws_the_numbers_of_nnx_glorot_uniform(shape, dtype):
+    key = jax.random.key(5)
+    ours = models.glorot_uniform(key, shape, dtype)
+    assert ours.shape == shape and ours.dtype == dtype
+    np.testing.assert_array_equal(ours, nnx.initializers.glorot_uniform()(key, shape, dtype))
