@@ -56,6 +56,11 @@ def _rank(nodeid: str) -> int:
                 len(LONGEST_FIRST))
 
 
+# --doctest-modules runs the library's docstring examples; the notebooks' jupytext sources are
+# programs, not modules with doctests (nbval runs the notebooks from their .ipynb files).
+collect_ignore_glob = ["notebooks/*.py", "benchmarks/*.py"]
+
+
 def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: _rank(item.nodeid))  # stable: cells keep their order
 

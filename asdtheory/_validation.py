@@ -150,13 +150,3 @@ def check_clip_labels(labels, n: int, name: str = "train_labels") -> np.ndarray:
         raise ValueError(f"{name} must be ({n},) non-negative integer classes, one per "
                          f"training clip; got shape {labels.shape}, dtype {labels.dtype}.")
     return labels
-
-
-def check_target_mask(is_target, n: int, name: str) -> np.ndarray:
-    """(n,) bool mask of target-domain training clips (None: all source); at least one
-    source clip is needed for the k-means back-end."""
-    mask = np.zeros(n, bool) if is_target is None else np.asarray(is_target)
-    if mask.shape != (n,) or mask.dtype != np.bool_ or mask.all():
-        raise ValueError(f"{name} must be a ({n},) bool array with at least one False "
-                         f"(source) clip, got shape {mask.shape}, dtype {mask.dtype}.")
-    return mask

@@ -2,7 +2,6 @@
 
 * :func:`load` reads a file as float32 mono at a required sample rate, refusing silently
   ambiguous cases (several channels, another sample rate, truncated files).
-* :func:`load_noise` reads one of the real background recordings under ``<data root>/noise``.
 * :func:`mix_at_snr` adds noise scaled to a signal-to-noise ratio relative to the clip or to a
   fixed, label-free reference level, looping or cropping it.
 * :func:`segment` cuts waveforms into fixed windows.
@@ -16,13 +15,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
-import os
 import struct
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jax
@@ -30,12 +25,12 @@ import jax.numpy as jnp
 import numpy as np
 import soundfile as sf
 
+from asdtheory import kernels
 from asdtheory._validation import as_float_array, broadcasts_to, check_scalar, is_traced
 
 __all__ = [
     "istft",
     "load",
-    "load_noise",
     "log_mel",
     "mel_filterbank",
     "mix_at_snr",
@@ -136,21 +131,6 @@ def load(path, *, sample_rate: int = 16000, channel: int | None = None, mix: str
     return np.ascontiguousarray(wave, dtype=np.float32)
 
 
-def load_noise(name: str, root=None, *, sample_rate: int = 16000) -> np.ndarray:
-    """Loads a real background recording ``<data root>/noise/<name>.wav`` (see
-    :func:`asdtheory.data.dcase.data_root`), e.g. ``"running_tap"``."""
-    from asdtheory.data.dcase import data_root
-
-    folder = data_root(root) / "noise"
-    path = folder / (name if name.endswith(".wav") else f"{name}.wav")
-    if not path.is_file():
-        available = sorted(p.stem for p in folder.glob("*.wav")) if folder.is_dir() else []
-        raise FileNotFoundError(
-            f"noise recording {name!r} not found in {folder}; available: {available or 'none'}."
-        )
-    return load(path, sample_rate=sample_rate)
-
-
 # ------------------------------------------------------------------- mixing, segmenting
 
 
@@ -237,43 +217,6 @@ def segment(waveform, *, window: int, hop: int):
 
 
 _CHUNK_SAMPLES = 3 << 18  # windowed-frame samples per chunk of log_mel (3 MB in float32)
-_ALIGNMENT = 64  # bytes: XLA's CPU client takes such host buffers without copying them
-_STAGING_BYTES = 1 << 27  # largest host input whose staging buffer log_mel keeps for reuse
-_staging_lock = threading.Lock()
-_staging: list[np.ndarray] = []  # reusable uint8 buffers not in use, one per usable CPU at most
-
-
-@contextlib.contextmanager
-def _staged(host: np.ndarray):
-    """A float32 device array holding the values of the NumPy array ``host``, valid inside
-    the ``with`` block only.
-
-    The values are copied once into a 64-byte aligned host buffer, which ``device_put`` hands
-    to XLA without a second copy (``jnp.asarray`` of 41 MB takes a slow path, 30-80 ms). The
-    buffers of inputs up to _STAGING_BYTES are kept and reused: a fresh one costs a page fault
-    per 4 KB on its first write, as long as the copy itself. A buffer in use (another thread
-    inside the block) is never shared.
-    """
-    nbytes = host.size * 4
-    reuse = nbytes <= _STAGING_BYTES
-    with _staging_lock:
-        fitting = [i for i, b in enumerate(_staging) if b.size >= nbytes + _ALIGNMENT]
-        raw = _staging.pop(min(fitting, key=lambda i: _staging[i].size)) if (
-            reuse and fitting) else None
-    if raw is None:
-        raw = np.empty(nbytes + _ALIGNMENT, np.uint8)
-    try:
-        start = -raw.ctypes.data % _ALIGNMENT
-        buffer = raw[start:start + nbytes].view(np.float32).reshape(host.shape)
-        np.copyto(buffer, host, casting="unsafe")
-        yield jax.device_put(buffer)
-    finally:
-        if reuse:
-            with _staging_lock:
-                if len(_staging) < _usable_cpus():
-                    _staging.append(raw)
-
-
 def _frames_cover(length: int, n_fft: int, hop_length: int) -> bool:
     """Whether every sample of a clip of ``length`` samples lies in some centred frame (then
     a NaN or inf sample makes the whole frame's spectrum, hence the log-mel output,
@@ -474,7 +417,7 @@ def log_mel(waveforms, *, sample_rate: int = 16000, n_fft: int = 1024, hop_lengt
     fmax=fmax, power=power), ref=1.0, amin=1e-10, top_db=top_db)`` up to float32 rounding.
     Pure and ``jax.jit``-able (all keyword arguments static). Called on a NumPy or device
     array on the CPU, the clips are split into one part per CPU the process may use, computed
-    in parallel threads (the same result bit for bit).
+    in parallel threads (``kernels.split_over_cpus``; the same result bit for bit).
     """
     check_scalar(sample_rate, "sample_rate", low=1, integer=True)
     check_scalar(n_fft, "n_fft", low=2, integer=True)
@@ -495,11 +438,12 @@ def log_mel(waveforms, *, sample_rate: int = 16000, n_fft: int = 1024, hop_lengt
     if not (host or device) or waveforms.size == 0 or not _frames_cover(
             waveforms.shape[-1] if waveforms.ndim else 0, int(n_fft), int(hop_length)):
         # Traced, other types, or samples outside every frame: the checks on the input itself.
-        return _whole(kernel, as_float_array(waveforms, "waveforms"))
+        return kernels.in_one_call(kernel, as_float_array(waveforms, "waveforms"))
     # A NaN or inf sample makes its frames' log-mel values non-finite, so the finiteness of
     # the input is checked on the 4x smaller output (one pass over the input saved), and the
     # input counted only when that fails (finite input can still overflow to inf).
-    out = _on_each_cpu(kernel, waveforms)
+    out = kernels.split_over_cpus(kernel, waveforms, min_clips_per_part=_clips_per_chunk(
+        waveforms.shape[-1], int(hop_length), int(n_fft), _CHUNK_SAMPLES))
     # The output is in dB, |values| <= 400, so its float32 sum overflows for no batch size
     # that fits in memory: the sum is finite exactly when every value is.
     if not np.isfinite(np.sum(np.asarray(out))):
@@ -508,52 +452,6 @@ def log_mel(waveforms, *, sample_rate: int = 16000, n_fft: int = 1024, hop_lengt
         if bad:
             raise ValueError(f"waveforms contains {bad} non-finite value(s) (NaN or inf).")
     return out
-
-
-def _whole(kernel, x) -> jax.Array:
-    """The log-mel spectrograms of all clips of ``x`` (..., T) in one call of ``kernel``."""
-    if x.ndim < 2:
-        return kernel(x, 0, count=1)
-    flat = x.reshape(-1, x.shape[-1])
-    out = kernel(flat, 0, count=flat.shape[0])
-    return out.reshape(*x.shape[:-1], *out.shape[-2:])
-
-
-def _usable_cpus() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
-        os.cpu_count() or 1)
-
-
-def _on_each_cpu(kernel, x) -> jax.Array:
-    """:func:`_whole` of the NumPy or device array ``x``, with the clips split into one
-    contiguous part per usable CPU, each part (staged, if on the host, and) computed by
-    ``kernel`` in its own thread: XLA's CPU runtime runs one call's chunks one after another
-    (its FFT kernel on one core), while calls from several threads run side by side. Each
-    part holds whole chunks, and a clip's result does not depend on its chunk, so the result
-    is the same bit for bit."""
-    host = isinstance(x, np.ndarray)
-    device = jax.devices()[0] if host else next(iter(x.devices()))
-    flat = x.reshape(-1, x.shape[-1]) if x.ndim >= 2 else x[None]  # (clips, T)
-    clips = flat.shape[0]
-    params = kernel.keywords
-    parts = 1 if device.platform != "cpu" else min(_usable_cpus(), clips // _clips_per_chunk(
-        x.shape[-1], params["hop_length"], params["n_fft"], params["chunk_samples"]))
-
-    def part(first: int, stop: int) -> jax.Array:
-        if not host:
-            return kernel(flat, first, count=stop - first).block_until_ready()
-        with _staged(flat[first:stop]) as staged:
-            return kernel(staged, 0, count=stop - first).block_until_ready()
-
-    if parts < 2:
-        if not host:
-            return _whole(kernel, x)
-        with _staged(x) as staged:
-            return _whole(kernel, staged).block_until_ready()
-    bounds = [clips * k // parts for k in range(parts + 1)]
-    with ThreadPoolExecutor(parts) as pool:
-        out = jnp.concatenate(list(pool.map(part, bounds[:-1], bounds[1:])))
-    return out.reshape(*x.shape[:-1], *out.shape[-2:])
 
 
 def _clips_per_chunk(length: int, hop_length: int, n_fft: int, chunk_samples: int) -> int:

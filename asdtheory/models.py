@@ -27,7 +27,7 @@ Loss heads own the state of an objective and return per-example losses from
   fixed, or trainable (the collapse-prone variant).
 * :class:`ReconstructionHead` -- mean squared reconstruction error of the autoencoder.
 
-:func:`make_head` builds the head of a method name from :data:`METHODS`. Trainable state is
+:func:`make_head` builds the head of a method of ``asdtheory.methods``. Trainable state is
 ``nnx.Param``; fixed centres are :class:`Constant` and the scale is :class:`Scale`, so
 ``nnx.Optimizer(..., wrt=nnx.Param)`` / ``train.fit`` never move them by gradient descent.
 """
@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import math
 from collections.abc import Callable, Sequence
 from typing import Literal
 
@@ -45,14 +44,12 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from asdtheory import losses
+from asdtheory import kernels, losses, methods
 from asdtheory._validation import check_scalar
 from asdtheory.geometry import random_centres
 
 __all__ = [
     "ACTIVATIONS",
-    "ANGULAR_METHODS",
-    "METHODS",
     "AngularHead",
     "Autoencoder",
     "CNNEmbedder",
@@ -71,150 +68,11 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "tanh": jnp.tanh,
 }
 
-ANGULAR_METHODS = (
-    "normalized-softmax",
-    "arcface",
-    "cosface",
-    "adacos",
-    "subcluster-adacos",
-    "adaproj",
-)
-METHODS = (*ANGULAR_METHODS, "deep-svdd", "autoencoder")
-
 # Scale of the fixed-scale losses when none is given (CosFace's s = 30, Wang et al. 2018).
 DEFAULT_FIXED_SCALE = 30.0
 
 
-def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
-    """TF/flax 'SAME' padding (low, high) of one axis: ceil(size / stride) outputs, the odd
-    padding element on the high side."""
-    total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
-    return total // 2, total - total // 2
-
-
-def strided_conv1d(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
-    """1-D 'SAME' convolution (B, L, C) * (k, C, O) -> (B, ceil(L / stride), O) for a kernel
-    length k that is a multiple of the stride, as reshape + one matmul.
-
-    The padded signal is cut into blocks of ``stride`` samples; k / stride neighbouring
-    blocks side by side form each output's window. Same function as ``nnx.Conv(...,
-    padding="SAME")``; on the CPU its gradient is ~6x faster than XLA's strided convolution
-    for the spectrum branch's second layer (``benchmarks/bench_reference.py --diagnose``).
-    """
-    k = kernel.shape[0]
-    blocks_per_window, rem = divmod(k, stride)
-    if rem:
-        raise ValueError(f"kernel length {k} is not a multiple of the stride {stride}.")
-    out = -(-x.shape[1] // stride)
-    low, _ = same_padding(x.shape[1], k, stride)
-    total = (out + blocks_per_window - 1) * stride  # 'SAME' padding rounded up to blocks
-    x = jnp.pad(x, ((0, 0), (low, total - x.shape[1] - low), (0, 0)))
-    blocks = x.reshape(x.shape[0], out + blocks_per_window - 1, stride * x.shape[2])
-    windows = jnp.concatenate([blocks[:, j:j + out] for j in range(blocks_per_window)], -1)
-    return windows @ kernel.reshape(k * kernel.shape[1], kernel.shape[2])
-
-
-def _space_to_depth_conv2d(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
-    """'SAME' stride-s convolution as a stride-1 'VALID' convolution of s x s blocks: the
-    padded input's blocks become s * s * C_in channels, the kernel (zero-padded to a
-    multiple of s) is cut the same way."""
-    (kh, kw), c_in, c_out = kernel.shape[:2], kernel.shape[2], kernel.shape[3]
-    qh, qw = -(-kh // stride), -(-kw // stride)
-    pads = []
-    for size, q, k in ((x.shape[1], qh, kh), (x.shape[2], qw, kw)):
-        out = -(-size // stride)
-        low, _ = same_padding(size, k, stride)
-        pads.append((low, stride * (out - 1 + q) - size - low))
-    x = jnp.pad(x, ((0, 0), *pads, (0, 0)))
-    b, h, w = x.shape[:3]
-    x = x.reshape(b, h // stride, stride, w // stride, stride, c_in)
-    x = x.transpose(0, 1, 3, 2, 4, 5).reshape(b, h // stride, w // stride, -1)
-    kernel = jnp.pad(kernel, ((0, qh * stride - kh), (0, qw * stride - kw), (0, 0), (0, 0)))
-    kernel = kernel.reshape(qh, stride, qw, stride, c_in, c_out).transpose(0, 2, 1, 3, 4, 5)
-    return jax.lax.conv_general_dilated(x, kernel.reshape(qh, qw, -1, c_out), (1, 1), "VALID",
-                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
-
-
-def _xla_conv2d(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
-    return jax.lax.conv_general_dilated(x, kernel, (stride, stride), "SAME",
-                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def strided_conv2d(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
-    """2-D 'SAME' convolution (B, H, W, C_in) * (kh, kw, C_in, O) with a square stride.
-
-    Same function as ``nnx.Conv(..., strides=stride, padding="SAME")``, computed the way
-    XLA runs fastest on the CPU for each part: the output and the input gradient through
-    space-to-depth (a stride-1 convolution over stride^2 * C_in channels), the kernel
-    gradient through XLA's strided convolution. For the two-branch network's 7x7 stride-2
-    stem this halves the layer's forward + backward time
-    (``benchmarks/bench_reference.py --diagnose``).
-    """
-    return _space_to_depth_conv2d(x, kernel, stride)
-
-
-def _strided_conv2d_fwd(x, kernel, stride):
-    return _space_to_depth_conv2d(x, kernel, stride), (x, kernel)
-
-
-def _strided_conv2d_bwd(stride, residuals, g):
-    x, kernel = residuals
-    _, input_vjp = jax.vjp(lambda x: _space_to_depth_conv2d(x, kernel, stride), x)
-    _, kernel_vjp = jax.vjp(lambda k: _xla_conv2d(x, k, stride), kernel)
-    return input_vjp(g)[0], kernel_vjp(g)[0]
-
-
-strided_conv2d.defvjp(_strided_conv2d_fwd, _strided_conv2d_bwd)
-
-
-def max_pool2d(x: jax.Array, window: int, stride: int, *, same: bool) -> jax.Array:
-    """``nnx.max_pool`` over (B, H, W, C) with a square window, as maxima of strided slices,
-    first along the rows, then along the columns (padding "SAME" if ``same`` else "VALID").
-
-    Same function; on the CPU its gradient (elementwise selects) is 3-10x faster than XLA's
-    select-and-scatter (``benchmarks/bench_reference.py --diagnose``).
-    """
-    if same:
-        pads = [same_padding(n, window, stride) for n in x.shape[1:3]]
-        x = jnp.pad(x, ((0, 0), *pads, (0, 0)), constant_values=-jnp.inf)
-    for axis in (1, 2):  # separable: rows, then columns
-        n = (x.shape[axis] - window) // stride + 1
-        parts = [jax.lax.slice_in_dim(x, i, i + (n - 1) * stride + 1, stride, axis)
-                 for i in range(window)]
-        x = functools.reduce(jnp.maximum, parts)
-    return x
-
-
-def lecun_normal(key: jax.Array, shape: Sequence[int], dtype=jnp.float32) -> jax.Array:
-    """LeCun normal initialisation: N(0, 1 / fan_in), fan_in = prod(shape[:-1]) (inputs x
-    receptive field for a conv kernel (kh, kw, c_in, c_out)).
-
-    Drawn as a flat vector and reshaped: the XLA CPU compilation of JAX's (partitionable)
-    threefry sampler takes seconds for every 4-d shape, but well under a second in 1-d.
-    """
-    fan_in = math.prod(shape[:-1])
-    flat = jax.random.normal(key, (math.prod(shape),), dtype) / math.sqrt(fan_in)
-    return flat.reshape(shape)
-
-
-def glorot_uniform(key: jax.Array, shape: Sequence[int], dtype=jnp.float32) -> jax.Array:
-    """Glorot (Xavier) uniform initialisation, Keras' default: U(-a, a) with
-    a = sqrt(6 / (fan_in + fan_out)), fan_in = prod(shape[:-1]), fan_out = shape[-1] x the
-    receptive field (prod(shape[:-2])).
-
-    The same numbers, bit for bit, as ``nnx.initializers.glorot_uniform()``, drawn as a flat
-    vector and reshaped for the reason given in :func:`lecun_normal` (1-2 s of compilation
-    per 4-d kernel shape on one CPU core, ~0.2 s flat).
-    """
-    receptive_field = math.prod(shape[:-2])
-    fan_in, fan_out = shape[-2] * receptive_field, shape[-1] * receptive_field
-    variance = jnp.array(1.0 / ((fan_in + fan_out) / 2), dtype=dtype)
-    flat = jax.random.uniform(key, (math.prod(shape),), dtype, -1) * jnp.sqrt(3 * variance)
-    return flat.reshape(shape)
-
-
-KERNEL_INIT = lecun_normal
+KERNEL_INIT = kernels.lecun_normal
 
 
 class Constant(nnx.Variable):
@@ -246,6 +104,8 @@ class MLPEmbedder(nnx.Module):
       activation: "relu", "sigmoid" or "tanh" (bounded activations allow trivial solutions).
       rngs: ``nnx.Rngs`` for the initialisation.
     """
+
+    convolutional = False
 
     def __init__(self, in_dim: int, embed_dim: int, *, hidden: Sequence[int] = (64, 64),
                  use_bias: bool = True, activation: str = "relu", rngs: nnx.Rngs):
@@ -302,6 +162,8 @@ class CNNEmbedder(nnx.Module):
       rngs: ``nnx.Rngs``.
     """
 
+    convolutional = True  # train.compiled_loop_default: a CPU runs its steps one call each
+
     def __init__(self, n_mels: int, embed_dim: int = 128, *,
                  channels: Sequence[int] = (16, 32, 64), use_bias: bool = True,
                  activation: str = "relu", rngs: nnx.Rngs):
@@ -352,6 +214,8 @@ class Autoencoder(nnx.Module):
     ``model(x)`` returns the reconstruction (B, F); ``embed(x)`` the bottleneck code (B, K).
     """
 
+    convolutional = False
+
     def __init__(self, in_dim: int, *, hidden: Sequence[int] = (128, 128, 128, 128),
                  bottleneck: int = 8, use_bias: bool = True, activation: str = "relu",
                  rngs: nnx.Rngs):
@@ -373,7 +237,7 @@ class _BranchNorms:
     """Factories shared by the layers of :class:`TwoBranchEmbedder`."""
 
     def __init__(self, *, use_bias: bool, norm_offset: bool, rngs: nnx.Rngs):
-        init = glorot_uniform  # Keras' default, as in the author's code
+        init = kernels.glorot_uniform  # Keras' default, as in the author's code
         self.conv = functools.partial(nnx.Conv, use_bias=use_bias, kernel_init=init,
                                       padding="SAME", rngs=rngs)
         self.dense = functools.partial(nnx.Linear, use_bias=use_bias, kernel_init=init,
@@ -414,7 +278,7 @@ class _SpectrogramStage(nnx.Module):
             return x + self.conv4(self.norm3(relu(self.conv3(relu(x)))))
         x = self.norm_in(x)
         h = self.conv2(relu(self.norm1(self.conv1(relu(x)))))
-        x = self.norm_mid(self.shortcut(max_pool2d(x, 2, 2, same=True)) + h)
+        x = self.norm_mid(self.shortcut(kernels.max_pool2d(x, 2, 2, same=True)) + h)
         return x + self.conv4(relu(self.norm3(self.conv3(relu(x)))))
 
 
@@ -450,6 +314,8 @@ class TwoBranchEmbedder(nnx.Module):
     """
 
     N_FFT, HOP = 1024, 512
+
+    convolutional = True  # train.compiled_loop_default: a CPU runs its steps one call each
 
     def __init__(self, num_samples: int = 160_000, embed_dim: int = 128, *,
                  channels: Sequence[int] = (16, 16, 32, 64, 128), spectrum_channels: int = 128,
@@ -503,7 +369,7 @@ class TwoBranchEmbedder(nnx.Module):
         h = jax.nn.relu(first(h))  # c_in = 1: XLA's convolution is the faster one here
         for layer in rest:
             stride = layer.strides if isinstance(layer.strides, int) else layer.strides[0]
-            h = strided_conv1d(h, layer.kernel[...], stride)
+            h = kernels.conv1d_same(h, layer.kernel[...], stride)
             h = jax.nn.relu(h if layer.bias is None else h + layer.bias[...])
         h = h.reshape(h.shape[0], -1)
         for layer, norm in zip(self.spectrum_dense, self.spectrum_norms, strict=True):
@@ -517,9 +383,9 @@ class TwoBranchEmbedder(nnx.Module):
         h = jnp.abs(jnp.fft.rfft(x[:, idx] * window, axis=-1))  # (B, frames, bins)
         h = h - jnp.mean(h, axis=1, keepdims=True)
         h = self.bin_norm(h)[..., None]
-        h = strided_conv2d(h, self.stem.kernel[...], 2)
+        h = kernels.conv2d_same(h, self.stem.kernel[...], 2)
         h = h if self.stem.bias is None else h + self.stem.bias[...]
-        h = max_pool2d(jax.nn.relu(self.stem_norm(h)), 3, 2, same=False)
+        h = kernels.max_pool2d(jax.nn.relu(self.stem_norm(h)), 3, 2, same=False)
         for stage in self.stages:
             h = stage(h)
         h = jnp.max(h, axis=1)
@@ -561,7 +427,7 @@ class AngularHead(nnx.Module):
     trainable (``nnx.Param``); AdaProj subspaces are always fixed.
 
     Args:
-      method: one of :data:`ANGULAR_METHODS`.
+      method: a method of ``asdtheory.methods`` with class centres (``methods.LABELLED``).
       num_classes: N (auxiliary classes); embed_dim: D.
       num_subclusters: M for "subcluster-adacos" (sub-centres) and "adaproj" (subspace
         dimension); must be 1 for the other methods.
@@ -581,62 +447,56 @@ class AngularHead(nnx.Module):
                  scale: float | None = None, adaptive_scale: bool | None = None,
                  margin: float | None = None,
                  variant: Literal["faithful", "code"] = "faithful", rngs: nnx.Rngs):
-        if method not in ANGULAR_METHODS:
-            raise ValueError(f"method must be one of {ANGULAR_METHODS}, got {method!r}.")
+        spec = methods.get(method)
+        if spec.head != "centres":
+            raise ValueError(f"method must be one with class centres "
+                             f"({', '.join(methods.LABELLED)}), got {method!r}.")
         num_classes = _check_dim(num_classes, "num_classes")
         embed_dim = _check_dim(embed_dim, "embed_dim")
         num_subclusters = _check_dim(num_subclusters, "num_subclusters")
-        has_subcentres = method in ("subcluster-adacos", "adaproj")
-        if num_subclusters != 1 and not has_subcentres:
-            raise ValueError(f"num_subclusters applies to subcluster-adacos and adaproj only; "
-                             f"{method} has one centre per class (got {num_subclusters}).")
-        if margin is not None and method not in ("arcface", "cosface"):
+        if num_subclusters != 1 and not spec.has_subcentres:
+            raise ValueError(f"num_subclusters applies to methods with sub-centres or "
+                             f"subspaces only; {method} has one centre per class (got "
+                             f"{num_subclusters}).")
+        if margin is not None and not spec.margin:
             raise ValueError(f"margin applies to arcface and cosface only, not {method}.")
-        if method == "adaproj" and trainable_centres:
-            raise ValueError("adaproj uses fixed random subspaces; trainable_centres must be "
+        if trainable_centres and not spec.trainable_centres:
+            raise ValueError(f"{method} uses fixed random subspaces; trainable_centres must be "
                              "False.")
         if variant not in ("faithful", "code"):
             raise ValueError(f"variant must be 'faithful' or 'code', got {variant!r}.")
         if adaptive_scale is None:
-            adaptive_scale = method in ("adacos", "subcluster-adacos", "adaproj")
+            adaptive_scale = spec.adaptive_scale
+        if adaptive_scale and not spec.adaptive_scale:
+            raise ValueError(f"{method} has no AdaCos scale update; pass adaptive_scale=False.")
         if scale is None:
             scale = (losses.adacos_fixed_scale(num_classes, num_subclusters) if adaptive_scale
                      else DEFAULT_FIXED_SCALE)
         check_scalar(scale, "scale", low=0.0)
         centres = random_centres(rngs.params(), num_classes, embed_dim,
-                                 num_subcentres=num_subclusters if has_subcentres else None)
+                                 num_subcentres=num_subclusters if spec.has_subcentres else None)
         self.method = method
         self.num_classes = num_classes
         self.adaptive_scale = bool(adaptive_scale)
         self.margin = margin
         self.variant = variant
-        self.supports_soft_labels = method not in ("arcface", "cosface")
+        self.supports_soft_labels = spec.soft_labels
         self.centres = _fixed_or_param(centres, trainable_centres)
         self.scale = Scale(jnp.asarray(scale, jnp.float32))
 
-    def _loss_fn(self):
-        kw = {} if self.margin is None else {"margin": self.margin}
-        return {
-            "normalized-softmax": losses.normalized_softmax,
-            "arcface": lambda x, c, y, *, scale: losses.arcface(x, c, y, scale=scale, **kw),
-            "cosface": lambda x, c, y, *, scale: losses.cosface(x, c, y, scale=scale, **kw),
-            "adacos": losses.adacos,
-            "subcluster-adacos": losses.subcluster_adacos,
-            "adaproj": losses.adaproj,
-        }[self.method]
+    @property
+    def spec(self) -> methods.Method:
+        return methods.get(self.method)
+
+    def _loss(self, embeddings, labels, scale):
+        options = {} if self.margin is None else {"margin": self.margin}
+        return self.spec.loss(embeddings, self.centres[...], labels, scale=scale, **options)
 
     def next_scale(self, embeddings: jax.Array, labels: jax.Array) -> jax.Array:
         """The AdaCos scale update from one batch (no gradient flows into it)."""
-        scale_fn = {
-            "adacos": losses.adacos_scale,
-            "subcluster-adacos": lambda *a, scale: losses.subcluster_adacos_scale(
-                *a, scale=scale, variant=self.variant),
-            "adaproj": losses.adaproj_scale,
-        }.get(self.method)
-        if scale_fn is None:
-            raise ValueError(f"{self.method} has no AdaCos scale update; pass "
-                             "adaptive_scale=False.")
-        return scale_fn(embeddings, self.centres[...], labels, scale=self.scale[...])
+        update = self.spec.scale_update
+        options = {"variant": self.variant} if self.spec.scale_variants else {}
+        return update(embeddings, self.centres[...], labels, scale=self.scale[...], **options)
 
     def __call__(self, embeddings: jax.Array, labels: jax.Array, inputs=None, *,
                  update_scale: bool = True) -> jax.Array:
@@ -648,19 +508,18 @@ class AngularHead(nnx.Module):
         del inputs
         if self.adaptive_scale and update_scale:
             self.scale[...] = self.next_scale(embeddings, labels)
-        return self._loss_fn()(embeddings, self.centres[...], labels, scale=self.scale[...])
+        return self._loss(embeddings, labels, self.scale[...])
 
     def loss_at_scale(self, embeddings: jax.Array, labels: jax.Array, *,
                       scale: float) -> jax.Array:
         """Per-example loss (B,) at the given scale, leaving the head's scale untouched: the
         same objective at every point of a training run even when the scale adapts."""
-        return self._loss_fn()(embeddings, self.centres[...], labels,
-                               scale=jnp.asarray(scale, jnp.float32))
+        return self._loss(embeddings, labels, jnp.asarray(scale, jnp.float32))
 
     def compactness(self, embeddings: jax.Array, labels: jax.Array) -> jax.Array:
         """Per-example compactness 2 - 2 cos(theta_y) w.r.t. the own class centre (nearest
         sub-centre), or for AdaProj w.r.t. the own class subspace."""
-        if self.method == "adaproj":
+        if self.spec.centres == "subspaces":
             cos = losses.subspace_cosines(embeddings, self.centres[...])
             return 2.0 - 2.0 * jnp.take_along_axis(cos, labels[:, None], axis=-1)[:, 0]
         return losses.compactness(embeddings, self.centres[...], labels)
@@ -726,20 +585,19 @@ class ReconstructionHead(nnx.Module):
 
 def make_head(method: str, *, embed_dim: int, num_classes: int = 1, rngs: nnx.Rngs,
               trainable_centres: bool = False, **kwargs) -> nnx.Module:
-    """The loss head of a method in :data:`METHODS`.
+    """The loss head of a method of ``asdtheory.methods`` (its ``head`` field).
 
-    Angular methods give an :class:`AngularHead` (``kwargs``: num_subclusters, scale,
-    adaptive_scale, margin, variant); "deep-svdd" a :class:`DeepSVDDHead` (``kwargs``: eps;
-    ``trainable_centres`` is its trainable-centre switch); "autoencoder" a
+    "centres" methods give an :class:`AngularHead` (``kwargs``: num_subclusters, scale,
+    adaptive_scale, margin, variant); "one-class" a :class:`DeepSVDDHead` (``kwargs``: eps;
+    ``trainable_centres`` is its trainable-centre switch); "reconstruction" a
     :class:`ReconstructionHead` (``embed_dim`` and ``num_classes`` unused).
     """
-    if method in ANGULAR_METHODS:
+    head = methods.get(method).head
+    if head == "centres":
         return AngularHead(method, num_classes, embed_dim, trainable_centres=trainable_centres,
                            rngs=rngs, **kwargs)
-    if method == "deep-svdd":
+    if head == "one-class":
         return DeepSVDDHead(embed_dim, trainable_centre=trainable_centres, **kwargs)
-    if method == "autoencoder":
-        if kwargs:
-            raise ValueError(f"the autoencoder head takes no options, got {sorted(kwargs)}.")
-        return ReconstructionHead()
-    raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
+    if kwargs:
+        raise ValueError(f"the {method} head takes no options, got {sorted(kwargs)}.")
+    return ReconstructionHead()

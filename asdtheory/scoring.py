@@ -1,7 +1,10 @@
-"""Anomaly-score back-ends: higher = more anomalous. NumPy or JAX arrays in, NumPy out.
+"""Anomaly-score back-ends: higher = more anomalous. NumPy or JAX arrays in, JAX arrays out;
+each is jit-able (shape checks are static; value checks run on concrete arrays only) and is
+the one implementation that ``detect.Detector``, the notebooks and the tests use.
 
 * :func:`nearest_centre_score` -- cosine distance to the nearest class (sub-)centre, the
   score of an angular margin model used as it is,
+* :func:`nearest_subspace_score` -- the same for AdaProj's class subspaces,
 * :func:`kmeans_centres` -- the back-end of Wilkinghoff's public DCASE systems: k-means
   centres of the normalised source-domain training embeddings plus every target-domain
   training embedding as a centre of its own; score test clips with
@@ -22,9 +25,10 @@ from sklearn.cluster import KMeans
 
 from asdtheory._validation import as_float_array, check_scalar
 from asdtheory.geometry import cosine_matrix, l2_normalize
+from asdtheory.losses import subspace_cosines
 
 __all__ = ["kmeans_centres", "knn_score", "level_score", "nearest_centre_score",
-           "reconstruction_error"]
+           "nearest_subspace_score", "reconstruction_error"]
 
 
 def _same_dim(a: jax.Array, b: jax.Array, name_a: str, name_b: str) -> None:
@@ -38,7 +42,7 @@ def _count(value, name: str, *, low: int = 1) -> int:
     return int(value)
 
 
-def nearest_centre_score(embeddings, centres) -> np.ndarray:
+def nearest_centre_score(embeddings, centres) -> jax.Array:
     """Cosine distance to the nearest centre: 1 - max_k cos(x, c_k), in [0, 2].
 
     Args:
@@ -52,7 +56,24 @@ def nearest_centre_score(embeddings, centres) -> np.ndarray:
     centres = as_float_array(centres, "centres", ndim=(2, 3))
     _same_dim(centres, embeddings, "centres", "embeddings")
     cos = cosine_matrix(embeddings, centres.reshape(-1, centres.shape[-1]))
-    return np.asarray(1.0 - jnp.max(cos, axis=-1))
+    return 1.0 - jnp.max(cos, axis=-1)
+
+
+def nearest_subspace_score(embeddings, subspaces) -> jax.Array:
+    """AdaProj's score: 1 - max_k cos(x, P_k x), the cosine distance to the projection onto
+    the nearest class subspace (``losses.subspace_cosines``), in [0, 1].
+
+    Args:
+      embeddings: (B, D) test embeddings.
+      subspaces: (N, M, D) orthonormal bases of the N class subspaces.
+
+    Returns:
+      (B,) anomaly scores.
+    """
+    embeddings = as_float_array(embeddings, "embeddings", ndim=2)
+    subspaces = as_float_array(subspaces, "subspaces", ndim=3)
+    _same_dim(subspaces, embeddings, "subspaces", "embeddings")
+    return 1.0 - jnp.max(subspace_cosines(embeddings, subspaces), axis=-1)
 
 
 def kmeans_centres(train_embeddings, *, n_clusters: int, seed: int,
@@ -97,7 +118,7 @@ def kmeans_centres(train_embeddings, *, n_clusters: int, seed: int,
     return np.asarray(centres)
 
 
-def knn_score(train_embeddings, test_embeddings, *, k: int = 1) -> np.ndarray:
+def knn_score(train_embeddings, test_embeddings, *, k: int = 1) -> jax.Array:
     """Mean cosine distance 1 - cos(x, t) over the k nearest (most similar) training
     embeddings t of each test embedding x.
 
@@ -117,10 +138,10 @@ def knn_score(train_embeddings, test_embeddings, *, k: int = 1) -> np.ndarray:
         raise ValueError(f"k={k} exceeds the {train.shape[0]} training embeddings; use "
                          f"k <= {train.shape[0]}.")
     nearest_cos, _ = jax.lax.top_k(cosine_matrix(test, train), k)
-    return np.asarray(jnp.mean(1.0 - nearest_cos, axis=-1))
+    return jnp.mean(1.0 - nearest_cos, axis=-1)
 
 
-def reconstruction_error(inputs, reconstructions) -> np.ndarray:
+def reconstruction_error(inputs, reconstructions) -> jax.Array:
     """Per-example mean squared error over all non-batch axes, mean((x - x^)^2).
 
     Args:
@@ -136,7 +157,7 @@ def reconstruction_error(inputs, reconstructions) -> np.ndarray:
         raise ValueError(f"inputs and reconstructions must have the same shape (B, ...), got "
                          f"{tuple(inputs.shape)} and {tuple(reconstructions.shape)}.")
     axes = tuple(range(1, inputs.ndim))
-    return np.asarray(jnp.mean((inputs - reconstructions) ** 2, axis=axes))
+    return jnp.mean((inputs - reconstructions) ** 2, axis=axes)
 
 
 def _levels_db(waveforms, name: str) -> np.ndarray:

@@ -17,13 +17,15 @@ How it runs:
   centres, AdaCos scale); one pure step maps (params, rest, optimiser state, batch, key) to
   new ones; ``model`` and ``head`` are updated in place at the end of every epoch (so
   callbacks see the current state) -- no ``nnx.jit`` overhead per step;
-* training data up to :data:`DEVICE_DATA_BYTES` is placed on the device once and each epoch
-  is one ``jax.jit``-compiled loop over its steps, for networks without convolutions; larger
-  data, networks with convolutions (XLA's CPU backend runs them far slower inside a loop)
-  and multi-process runs are gathered on the host and fed to a jitted step batch by batch.
-  Both run the same steps on the same batches with the same keys; XLA may round the
-  compiled loop differently from the single step (float32 rounding; for many shapes the
-  parameters agree bit for bit);
+* two ways to run an epoch, chosen by ``TrainConfig.loop``: "compiled" places the training
+  data on the device once and runs each epoch as one ``jax.jit``-compiled loop over its
+  steps; "stepwise" gathers each batch on the host and calls a jitted step. "auto" (the
+  default) picks per platform in one place, :func:`compiled_loop_default`: the compiled
+  loop for data up to :data:`DEVICE_DATA_BYTES` in a single-process run, except on the CPU
+  for networks that declare ``convolutional = True`` (XLA's CPU backend runs convolutions
+  inside a compiled loop many times slower). Both run the same steps on the same batches
+  with the same keys; XLA may round the compiled loop differently from the single step
+  (float32 rounding; for many shapes the parameters agree bit for bit);
 * data parallelism: the batch is sharded over a 1-d ``jax.sharding`` mesh of all devices
   (``devices=``) and the parameters are replicated; XLA inserts the gradient all-reduce. The
   same code runs on one CPU, several GPUs or several hosts after ``jax.distributed``
@@ -63,10 +65,12 @@ from asdtheory._validation import check_scalar
 
 __all__ = [
     "DEVICE_DATA_BYTES",
+    "LOOPS",
     "Callback",
     "History",
     "TrainConfig",
     "compactness_callback",
+    "compiled_loop_default",
     "embed",
     "embedding_callback",
     "fit",
@@ -78,6 +82,7 @@ __all__ = [
     "scale_callback",
 ]
 
+LOOPS = ("auto", "compiled", "stepwise")
 # A callback maps the current (model, head) to named floats, recorded once per epoch.
 Callback = Callable[[nnx.Module, nnx.Module], Mapping[str, float]]
 
@@ -100,6 +105,9 @@ class TrainConfig:
       mixup_alpha: mixup Beta(alpha, alpha) parameter (Zhang et al., ICLR 2018); 0 = off.
         Only for heads that accept soft labels (not arcface/cosface/deep-svdd/autoencoder).
       progress: show a tqdm bar with the loss.
+      loop: how an epoch runs: "compiled" (data on the device, one compiled loop per
+        epoch), "stepwise" (batches fed from the host to a jitted step) or "auto"
+        (:func:`compiled_loop_default`); the same steps either way (module docstring).
       steps: total number of optimiser steps; when set it decides the budget instead of
         ``epochs`` (which is then ignored): ``ceil(steps / steps_per_epoch)`` epochs run
         (``steps_per_epoch = ceil(n / batch_size)``), the last one possibly partial (it
@@ -114,8 +122,11 @@ class TrainConfig:
     mixup_alpha: float = 0.0
     progress: bool = True
     steps: int | None = None
+    loop: str = "auto"
 
     def __post_init__(self):
+        if self.loop not in LOOPS:
+            raise ValueError(f"loop must be one of {LOOPS}, got {self.loop!r}.")
         check_scalar(self.epochs, "epochs", low=1, integer=True)
         check_scalar(self.batch_size, "batch_size", low=1, integer=True)
         if self.steps is not None:
@@ -265,29 +276,19 @@ def _train_epoch(graphdef, config: TrainConfig, num_classes: int, sharded: Named
 
 
 DEVICE_DATA_BYTES = 256 * 2**20
-"""Training data up to this size (inputs and labels) is placed on the device once, and each
-epoch runs as one compiled loop, for networks without convolutions; larger data, networks
-with convolutions, and every multi-process run are fed from the host batch by batch (the
-same steps; see the module docstring on rounding)."""
+"""Training data up to this size (inputs and labels) may be placed on the device for the
+compiled loop (``TrainConfig.loop``)."""
 
 
-def _convolves(graphdef, config: TrainConfig, num_classes: int, *args) -> bool:
-    """Whether the training step on ``args`` (params, rest, opt_state, x, y) convolves.
-
-    XLA's CPU backend runs convolutions inside a compiled loop 13-30x slower than in a
-    single step (jax 0.10: the reference CNN's epoch 0.86 s -> 24.5 s, the two-branch
-    network's step 1.6 s -> 21 s), so such steps stay one call per batch."""
-    leaves, treedef = jax.tree_util.tree_flatten(args)
-    shapes = tuple(jax.ShapeDtypeStruct(np.shape(a), a.dtype) for a in leaves)
-    return _step_convolves(graphdef, config, num_classes, treedef, shapes)
-
-
-@functools.lru_cache(maxsize=64)
-def _step_convolves(graphdef, config, num_classes, treedef, shapes) -> bool:
-    step = _step_fn(graphdef, config, num_classes)
-    key = jax.ShapeDtypeStruct((), jax.random.key(0).dtype)
-    jaxpr = jax.make_jaxpr(step)(*jax.tree_util.tree_unflatten(treedef, shapes), key)
-    return "conv_general_dilated" in str(jaxpr)
+def compiled_loop_default(model: nnx.Module, data_bytes: int) -> bool:
+    """Whether ``loop="auto"`` runs the compiled loop: the data fit
+    :data:`DEVICE_DATA_BYTES`, one process, and, on the CPU, a network that does not declare
+    ``convolutional = True`` (networks of unknown kind count as convolutional there). XLA's
+    CPU backend runs convolutions inside a compiled loop 13-30x slower than in a single
+    step (``benchmarks/bench_train.py``); accelerators have no such penalty."""
+    if jax.process_count() > 1 or data_bytes > DEVICE_DATA_BYTES:
+        return False
+    return jax.default_backend() != "cpu" or not getattr(model, "convolutional", True)
 
 
 def _check_training_data(head, inputs, labels, config: TrainConfig, n_devices: int):
@@ -377,10 +378,12 @@ def fit(model: nnx.Module, head: nnx.Module, inputs, labels=None, *, config: Tra
     num_classes = getattr(head, "num_classes", 1)
     n, bs = inputs.shape[0], config.batch_size
     schedule = config.schedule(n)
-    on_device = (jax.process_count() == 1
-                 and inputs.nbytes + labels.nbytes <= DEVICE_DATA_BYTES
-                 and not _convolves(graphdef, step_config, num_classes, params, rest,
-                                    opt_state, inputs[:bs], labels[:bs]))
+    if config.loop == "compiled" and jax.process_count() > 1:
+        raise ValueError('loop="compiled" runs in one process; use "stepwise" or "auto" for '
+                         "a multi-process run.")
+    on_device = (config.loop == "compiled"
+                 or (config.loop == "auto"
+                     and compiled_loop_default(model, inputs.nbytes + labels.nbytes)))
     if on_device:
         run_epoch = _train_epoch(graphdef, step_config, num_classes, sharded, n, bs)
         device_inputs, device_labels = jax.device_put((inputs, labels), replicated)

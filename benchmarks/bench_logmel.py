@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import librosa
 import numpy as np
 
-from asdtheory import audio
+from asdtheory import audio, kernels
 from asdtheory.data import dcase
 
 REPO = Path(__file__).resolve().parents[1]
@@ -112,7 +112,7 @@ def worker() -> dict:
     mel_flops = NUM_CLIPS * frames * sum(2 * w.size for _, _, w in bands)
     # The time the two kernels alone would take, the FFTs spread over as many cores as log_mel
     # runs parts of the batch (one per usable CPU): the floor for this design.
-    cores = audio._usable_cpus()
+    cores = kernels.usable_cpus()
     t_floor = t_fft / cores + mel_flops / (matmul_gflops * 1e9)
 
     best = {name: min(t) for name, t in times.items()}

@@ -3,7 +3,7 @@
 What is timed, side by side in one process, interleaved (the machine may be shared):
 
 * **JAX**: the call users make -- ``train.fit(model, head, x, y, config=TrainConfig(steps=k))``
-  on the model and head that ``Detector.fit`` builds for ``REFERENCE_DETECTOR``
+  on the model and head that ``Detector.fit`` builds for the ``reference`` system
   (``detect._build``: ``models.TwoBranchEmbedder`` defaults, sub-cluster AdaCos with 16 fixed
   sub-centres per class, mixup alpha 1, Adam lr 1e-3 with coupled L2 2e-5) on ``k`` batches
   of random 10-s waveforms (160 000 samples); wall time / k after a first call that compiles
@@ -22,7 +22,7 @@ What is timed, side by side in one process, interleaved (the machine may be shar
   counted from the layer shapes (:func:`step_flops`), so each side's share of the CPU's
   matmul throughput is reported.
 * ``--diagnose``: forward and forward + backward of each branch, of every conv layer and
-  max pooling (the library's ``models.strided_conv1d`` and ``models.max_pool2d`` beside
+  max pooling (the library's ``kernels.strided_conv1d`` and ``kernels.sliced_max_pool2d`` beside
   XLA's convolution and ``nnx.max_pool``, which compute the same function more slowly on
   the CPU) and of the front ends, JAX vs PyTorch.
 
@@ -54,15 +54,16 @@ import torch.nn.functional as F
 from flax import nnx
 from torch import nn
 
-from asdtheory import detect, models, train
-from asdtheory.detect.dcase import REFERENCE_DETECTOR
+from asdtheory import detect, kernels, models, train
+from asdtheory.detect import systems
 from asdtheory.repro import bench
 
 REPO = Path(__file__).resolve().parents[1]
 RESULT = REPO / "benchmarks" / "results" / "reference.json"
 SAMPLES = 160_000  # 10 s at 16 kHz
 NUM_CLASSES = 32  # auxiliary classes of the head (their number hardly changes the cost)
-BATCHES = (32, 64)  # the mini protocol's batch and REFERENCE_DETECTOR's
+REFERENCE = systems.get("reference").config()
+BATCHES = (32, 64)  # the mini protocol's batch and the reference system's
 FIT_STEPS = 3  # optimiser steps per timed train.fit call
 REPEATS = {32: 3, 64: 2}  # timed train.fit calls per batch size (keeps the run < 5 min)
 TORCH_STEPS_PER_ROUND = 3  # PyTorch steps after each of them
@@ -88,7 +89,7 @@ class SameConv(nn.Module):
 
     def _padding(self, spatial: tuple[int, ...]):
         if spatial not in self._pads:
-            pads = [models.same_padding(n, k, s)
+            pads = [kernels.same_padding(n, k, s)
                     for n, k, s in zip(spatial, self.kernel, self.stride, strict=True)]
             sym = tuple(min(lo, hi) for lo, hi in pads)
             extra = []  # F.pad order: last axis first, (low, high) each
@@ -291,8 +292,8 @@ def torch_sync(device) -> None:
 # --- the JAX side: the library's own path ---------------------------------------------------
 
 def reference_config(batch: int):
-    """REFERENCE_DETECTOR at this batch size (64 = the full protocol, 32 = the mini one)."""
-    return dataclasses.replace(REFERENCE_DETECTOR, batch_size=batch, progress=False)
+    """The reference system at this batch size (64 = the full protocol, 32 = the mini one)."""
+    return dataclasses.replace(REFERENCE, batch_size=batch, progress=False)
 
 
 def build_jax(batch: int, seed: int = 0):
@@ -582,12 +583,12 @@ def _conv_table(batch: int, device) -> list[dict]:
         xj, wj = jnp.asarray(x), jnp.asarray(w)
         impls = {"jax_xla_conv": _xla_conv}
         if len(kernel) == 1:
-            impls["jax_library_strided_conv1d"] = lambda x, w, s: models.strided_conv1d(x, w,
+            impls["jax_library_strided_conv1d"] = lambda x, w, s: kernels.strided_conv1d(x, w,
                                                                                       s[0])
         else:
             impls["jax_xla_conv_nchw"] = _xla_conv_nchw
             if stride != (1, 1):
-                impls["jax_library_strided_conv2d"] = lambda x, w, s: models.strided_conv2d(
+                impls["jax_library_strided_conv2d"] = lambda x, w, s: kernels.strided_conv2d(
                     x, w, s[0])
         row = {"layer": name, "batch": batch}
         ref = None
@@ -650,7 +651,7 @@ def _pool_table(batch: int, device) -> list[dict]:
         xj = jnp.asarray(x)
         impls = {"jax_nnx_max_pool": lambda x, w=window, s=same: nnx.max_pool(
                      x, (w, w), strides=(2, 2), padding="SAME" if s else "VALID"),
-                 "jax_library_max_pool2d": lambda x, w=window, s=same: models.max_pool2d(
+                 "jax_library_max_pool2d": lambda x, w=window, s=same: kernels.sliced_max_pool2d(
                      x, w, 2, same=s)}
         row = {"pool": name, "batch": batch}
         ref = None
@@ -850,11 +851,11 @@ def main() -> dict:
     result = {
         "benchmark": "two-branch reference network: training step, JAX vs PyTorch",
         "setup": {
-            "network": "models.TwoBranchEmbedder defaults = REFERENCE_DETECTOR (channels "
+            "network": "models.TwoBranchEmbedder defaults = the reference system (channels "
                        "16/16/32/64/128, spectrum 128/128, 2 x 128-d embedding), built by "
                        "detect._build; PyTorch twin TorchTwoBranch with the same weights",
             "head": f"sub-cluster AdaCos, {NUM_CLASSES} classes x "
-                    f"{REFERENCE_DETECTOR.num_subclusters} fixed random sub-centres, adaptive "
+                    f"{REFERENCE.num_subclusters} fixed random sub-centres, adaptive "
                     "scale ('faithful' update), identical centres in both",
             "step": "mixup (alpha 1) on device, forward in training mode, loss, backward, "
                     "Adam lr 1e-3 with coupled L2 2e-5 on every parameter",

@@ -39,7 +39,7 @@ import jax
 import matplotlib.pyplot as plt
 import numpy as np
 
-from asdtheory import audio, detect, evaluation, plots, scoring
+from asdtheory import audio, detect, evaluation, methods, plots, scoring
 from asdtheory.data import dcase
 from asdtheory.data.synthetic import ANOMALY_TYPES, machine_sounds
 from asdtheory.repro import claims
@@ -94,7 +94,7 @@ SNRS = (None, 6, 0, -6)
 CONDITIONS = ["clean" if s is None else f"{s} dB" for s in SNRS]
 PER_CLASS = TRAIN + 2 * TEST
 noise = np.concatenate([w / np.std(w) for w in (
-    audio.load_noise(name, DATA) for name in
+    dcase.load_noise(name, DATA) for name in
     ("doing_the_dishes", "dude_miaowing", "exercise_bike", "running_tap"))])
 
 
@@ -147,11 +147,11 @@ print(f"{MACHINES} machines x {ATTRIBUTES} attributes = {MACHINES * ATTRIBUTES} 
 
 # %%
 METHODS = ("deep-svdd", "autoencoder", "subcluster-adacos",
-           "subcluster-adacos" + detect.RANDOM_LABELS)
+           "subcluster-adacos" + methods.RANDOM_LABELS)
 LABELS = ("(i) Deep SVDD", "(ii) autoencoder", "(iii) sub-cluster AdaCos",
           "(iv) random labels", "level only (reference)")
 BEST, CONTROL, RIVALS = 2, 3, (0, 1)
-CONFIG = detect.DetectorConfig(steps=STEPS)
+CONFIG = detect.DetectorConfig(steps=STEPS, progress=False)
 
 # %% [markdown]
 # ## The test, fixed before the results

@@ -55,7 +55,8 @@ import numpy as np
 
 from asdtheory import evaluation
 from asdtheory.data import dcase
-from asdtheory.detect.dcase import BASELINE_N_MELS, RunConfig, run, system
+from asdtheory.detect import systems
+from asdtheory.detect.dcase import RunConfig, run
 from asdtheory.repro.claims import all_of, claim, fmt, fmt_interval, from_interval, records
 from asdtheory.repro.runmode import budget, run_mode
 
@@ -79,9 +80,10 @@ print("run mode:", MODE)
 # present (all seven when fetched), **one** system trained on the training clips of all of
 # them, 3 seeds, 10 epochs of the reference system's batches of 64.
 #
-# **Systems** (`detect.dcase.system("reference", method)`, run by `asdtheory.detect.dcase.run`,
-# one call per method, condition and seed): our re-implementation of K. Wilkinghoff's public
-# DCASE 2022/2023 system (`detect.dcase.REFERENCE_DETECTOR`, deviations listed there) --
+# **Systems** (`detect.systems.get("reference").config(method)`, run by
+# `asdtheory.detect.dcase.run`, one call per method, condition and seed): our
+# re-implementation of K. Wilkinghoff's public DCASE 2022/2023 system
+# (`detect.systems`, deviations listed there) --
 # the two-branch network (`models.TwoBranchEmbedder`: |FFT| of the whole 10-s waveform with
 # strided 1-D convolutions and dense layers; STFT magnitude with a residual 2-D CNN; no bias
 # terms; batch norm) trained on the auxiliary classes (machine, section, attribute, domain),
@@ -170,8 +172,9 @@ LABELS = [label for label, _, _ in SYSTEMS]
 
 
 def detector(method, size):
-    config = dataclasses.replace(system("reference", method, protocol=PROTOCOL, width=WIDTH),
-                                 progress=False)
+    config = dataclasses.replace(
+        systems.get("reference").config(method, small_data=PROTOCOL == "mini", width=WIDTH),
+        progress=False)
     if method != "autoencoder":
         config = dataclasses.replace(config, batch_size=BATCH)
     if size == "epochs":
@@ -236,10 +239,9 @@ print(f"protocol {PROTOCOL}; machines {MACHINES}; seeds {SEEDS}; {STEPS} optimis
 # %%
 def run_condition(method, size, snr, seed):
     """One system trained on all machines of the protocol, for one condition and seed."""
-    n_mels = {"n_mels": BASELINE_N_MELS} if method == "autoencoder" else {}
     result = run(RunConfig(data=DATA, machines=MACHINES, protocol=PROTOCOL,
                            noise=None if snr is None else NOISE, snr=snr, seed=seed,
-                           seconds=SIZE["seconds"], detector=detector(method, size), **n_mels))
+                           seconds=SIZE["seconds"], detector=detector(method, size)))
     return result.test_clips, result.test_scores, result.level_scores
 
 

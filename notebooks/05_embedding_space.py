@@ -69,8 +69,8 @@ from sklearn.manifold import TSNE
 from asdtheory import evaluation, metrics, scoring
 from asdtheory.data import dcase
 from asdtheory.data.synthetic import ANOMALY_TYPES, machine_sounds
-from asdtheory.detect import Detector, DetectorConfig, log_mels
-from asdtheory.detect.dcase import BASELINE_N_MELS, RunConfig, run, system
+from asdtheory.detect import Detector, DetectorConfig, log_mels, systems
+from asdtheory.detect.dcase import RunConfig, run
 from asdtheory.repro.claims import all_of, claim, fmt, fmt_interval, from_interval
 from asdtheory.repro.runmode import run_mode
 
@@ -214,8 +214,9 @@ for seed in SEEDS:
     level_scores.append(scoring.level_score(train_set.waveforms, test_set.waveforms,
                                             train_groups=train_set.label, test_groups=labels))
     for i, method in enumerate(METHODS):
-        config = DetectorConfig(method=method, window_frames=train_mels.shape[1], window_hop=1,
-                                n_clusters=n_classes, epochs=SYN_EPOCHS)
+        config = DetectorConfig(window_frames=train_mels.shape[1], window_hop=1,
+                                n_clusters=n_classes, epochs=SYN_EPOCHS,
+                                progress=False).with_method(method)
         key = jax.random.fold_in(jax.random.key(seed), i)
         for suffix, cfg in (("", config), ("0", dataclasses.replace(config, **UNTRAINED))):
             detector = Detector.fit(train_mels, train_set.label, config=cfg, key=key)
@@ -391,7 +392,7 @@ claim("C5.c", verdict,
 #
 # `detect.dcase.run` with the valve mini protocol (60 normal training clips of four attributes
 # in two domains; 40 normal and 100 anomalous test clips) and the systems of notebook 04:
-# the reference system (`detect.dcase.system("reference", ...)`: K. Wilkinghoff's
+# the reference system (`detect.systems.get("reference")`: K. Wilkinghoff's
 # two-branch network on the raw 10-s waveforms, one embedding per clip, trained on the four
 # attribute classes; in ci mode at half width, as in notebook 04) for sub-cluster AdaCos
 # and Deep SVDD, and the DCASE 2023 baseline autoencoder (128 log-mel bands, 5 stacked
@@ -417,8 +418,8 @@ valve, valve_embeddings = {}, {}
 for method in METHODS:
     for suffix, extra in (("", {"epochs": VALVE_EPOCHS}), ("0", UNTRAINED)):
         result = run(RunConfig(
-            data=DATA, seed=0, n_mels=BASELINE_N_MELS, detector=dataclasses.replace(
-                system("reference", method, protocol="mini", width=VALVE_WIDTH),
+            data=DATA, seed=0, detector=dataclasses.replace(
+                systems.get("reference").config(method, small_data=True, width=VALVE_WIDTH),
                 progress=False, **extra)))
         clips = result.test_clips
         is_anomaly = np.array([c.is_anomaly for c in clips])

@@ -50,8 +50,8 @@ import numpy as np
 from asdtheory import audio, evaluation, explain, metrics, scoring
 from asdtheory.data import dcase
 from asdtheory.data.synthetic import machine_sounds
-from asdtheory.detect import Detector, DetectorConfig, log_mels
-from asdtheory.detect.dcase import BASELINE_N_MELS, RunConfig, run, system
+from asdtheory.detect import Detector, DetectorConfig, log_mels, systems
+from asdtheory.detect.dcase import RunConfig, run
 from asdtheory.repro.claims import all_of, claim, fmt, fmt_interval, from_interval
 from asdtheory.repro.runmode import run_mode
 
@@ -185,15 +185,15 @@ RIVALS = METHODS[1:]
 LABELS = {"subcluster-adacos": "sub-cluster AdaCos", "deep-svdd": "Deep SVDD",
           "autoencoder": "autoencoder"}
 CONFIG = DetectorConfig(window_frames=train_mels.shape[1], window_hop=1, n_clusters=6,
-                        epochs=EPOCHS)
-systems, detection = {}, {m: [] for m in (*METHODS, "level")}
+                        epochs=EPOCHS, progress=False)
+detectors, detection = {}, {m: [] for m in (*METHODS, "level")}
 for seed in SEEDS:
     d = data[seed]
     for i, method in enumerate(METHODS):
-        systems[seed, method] = Detector.fit(
-            d["train_mels"], d["train"].label, config=dataclasses.replace(CONFIG, method=method),
+        detectors[seed, method] = Detector.fit(
+            d["train_mels"], d["train"].label, config=CONFIG.with_method(method),
             key=jax.random.fold_in(jax.random.key(seed), i))
-        detection[method].append(systems[seed, method].score(d["test_mels"]))
+        detection[method].append(detectors[seed, method].score(d["test_mels"]))
     detection["level"].append(scoring.level_score(d["train"].waveforms, d["test_waves"]))
 for name, scores in detection.items():
     label = LABELS.get(name, "level only")
@@ -222,7 +222,7 @@ for s, seed in enumerate(SEEDS):
     baseline = d["train_mels"].mean(axis=0)
     chance[s] = d["dominant"].mean(axis=(1, 2))
     for method in METHODS:
-        score_fn = systems[seed, method].score_fn()
+        score_fn = detectors[seed, method].score_fn()
         for c, mel in enumerate(d["test_mels"][is_anomaly]):
             sal = np.asarray(explain.rise(score_fn, mel, mask_key, n_masks=N_MASKS, grid=GRID,
                                           keep_prob=KEEP, baseline=baseline, centre=True))
@@ -354,7 +354,7 @@ record = claim(
 # The three systems are those of notebooks 04 and 05, trained by `detect.dcase.run` on the
 # valve mini protocol (`dcase.valve_mini_protocol`: 60 normal training clips, auxiliary
 # classes = the four attributes; 140 test clips), 10 epochs: the reference system
-# (`detect.dcase.system("reference", ...)`, K. Wilkinghoff's two-branch network on the raw
+# (`detect.systems.get("reference")`, K. Wilkinghoff's two-branch network on the raw
 # 10-s waveforms, at half width in ci mode) for sub-cluster AdaCos (k-means back-end: 16
 # centres of the source-domain training clips plus every target-domain training clip) and
 # Deep SVDD, and the DCASE 2023 baseline autoencoder on 128-band log-mels.
@@ -374,8 +374,8 @@ record = claim(
 DATA = dcase.data_root()  # $ASDTHEORY_DATA, else the per-user data folder
 VALVE_WIDTH = 0.5 if MODE == "ci" else 1.0
 valve_runs = {method: run(RunConfig(
-    data=DATA, seed=1, n_mels=BASELINE_N_MELS, detector=dataclasses.replace(
-        system("reference", method, protocol="mini", width=VALVE_WIDTH), epochs=10,
+    data=DATA, seed=1, detector=dataclasses.replace(
+        systems.get("reference").config(method, small_data=True, width=VALVE_WIDTH), epochs=10,
         progress=False))) for method in METHODS}
 valve_is_anomaly = np.array([c.is_anomaly for c in valve_runs[METHODS[0]].test_clips])
 for method, result in valve_runs.items():

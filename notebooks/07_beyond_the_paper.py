@@ -87,7 +87,7 @@ from asdtheory import (
 )
 from asdtheory.data import dcase
 from asdtheory.data.synthetic import sphere_mixture
-from asdtheory.detect import Detector, DetectorConfig
+from asdtheory.detect import Detector, DetectorConfig, embedders
 from asdtheory.geometry import cosine_matrix, l2_normalize
 from asdtheory.repro.claims import (
     CONTRADICTED,
@@ -254,9 +254,9 @@ print("reference without a model (clip level vs the normal training level, "
 
 
 # An MLP on each example (one sample; a flattened 8-frame window), 4 k-means centres.
-SYN_CONFIG = DetectorConfig(method="adacos", embedder="mlp", window_frames=1, window_hop=1,
-                            embed_dim=32, hidden=(128, 128), n_clusters=4, epochs=30,
-                            batch_size=64)
+SYN_CONFIG = DetectorConfig(method="adacos", embedder=embedders.MLP(hidden=(128, 128)),
+                            window_frames=1, window_hop=1, embed_dim=32, n_clusters=4,
+                            epochs=30, batch_size=64, progress=False)
 VALVE_CONFIG = dataclasses.replace(SYN_CONFIG, window_frames=8, window_hop=8, epochs=10)
 
 

@@ -11,7 +11,8 @@ import soundfile as sf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asdtheory import audio
+from asdtheory import audio, kernels
+from asdtheory.data import dcase
 
 VALVE = "dcase2023t2/dev_data/raw/valve/test"
 
@@ -90,9 +91,9 @@ def test_log_mel_split_over_cpus_equals_the_single_call_bit_for_bit(clips, cpus,
     waves = np.concatenate([clips[:, :16000], clips[:, 16000:32000], clips[:1, 32000:48000]])
     params = dict(n_fft=512, hop_length=256, n_mels=32)
     monkeypatch.setattr(audio, "_CHUNK_SAMPLES", 63 * 512)
-    monkeypatch.setattr(audio, "_usable_cpus", lambda: 1)
+    monkeypatch.setattr(kernels, "usable_cpus", lambda: 1)
     single = np.asarray(audio.log_mel(waves, **params))
-    monkeypatch.setattr(audio, "_usable_cpus", lambda: cpus)
+    monkeypatch.setattr(kernels, "usable_cpus", lambda: cpus)
     counts, kernel = [], audio._log_mel
 
     def counting_kernel(x, start, **kwargs):
@@ -238,10 +239,10 @@ def test_load_corrupt_truncated_and_missing_files(tmp_path, shared_data):
 
 
 def test_load_noise(shared_data):
-    tap = audio.load_noise("running_tap", shared_data)
+    tap = dcase.load_noise("running_tap", shared_data)
     assert tap.dtype == np.float32 and 60 * 16000 < tap.size < 62 * 16000
     with pytest.raises(FileNotFoundError, match=r"'rain' not found .*available: \['doing_the_"):
-        audio.load_noise("rain", shared_data)
+        dcase.load_noise("rain", shared_data)
 
 
 # ------------------------------------------------------------------- mixing, segmenting
@@ -270,7 +271,7 @@ def test_mix_at_snr_hits_the_snr_and_matches_naive_looping(snr_db, seed):
 
 
 def test_mix_at_snr_batch_crops_long_noise_with_per_clip_offsets(shared_data):
-    noise = audio.load_noise("exercise_bike", shared_data)
+    noise = dcase.load_noise("exercise_bike", shared_data)
     signal = np.random.default_rng(0).standard_normal((3, 1000)).astype(np.float32)
     key = jax.random.key(1)
     mixed = np.asarray(audio.mix_at_snr(signal, noise, np.array([0.0, 5.0, -5.0]), key=key))

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from asdtheory import audio, detect, evaluation, scoring, train
+from asdtheory import audio, detect, evaluation, methods, scoring, train
 from asdtheory.data.synthetic import machine_sounds
-from asdtheory.detect import Detector, DetectorConfig
+from asdtheory.detect import Detector, DetectorConfig, embedders
 
-TINY = DetectorConfig.tiny(window_frames=8, window_hop=4, channels=(4,), embed_dim=4,
+TINY = DetectorConfig.tiny(window_frames=8, window_hop=4, embed_dim=4,
+                           embedder=embedders.CNN(channels=(4,)),
                            num_subclusters=2, epochs=1, batch_size=8)
 
 
@@ -49,7 +50,8 @@ def test_windows_and_stacked_frames_are_slices_of_the_input():
     x = np.arange(2 * 10 * 3, dtype=np.float32).reshape(2, 10, 3)  # (n, frames, F)
     windows = detect.examples(x, DetectorConfig(window_frames=4, window_hop=3))
     assert windows.shape == (2, 3, 4, 3)  # 1 + (10 - 4) // 3 windows
-    flat = detect.examples(x, DetectorConfig(window_frames=4, window_hop=3, embedder="mlp"))
+    flat = detect.examples(x, DetectorConfig(window_frames=4, window_hop=3,
+                                             embedder=embedders.MLP()))
     stacked = detect.examples(x, DetectorConfig(method="autoencoder", context_frames=5))
     assert flat.shape == (2, 3, 12) and stacked.shape == (2, 6, 15)
     for i in range(2):
@@ -169,7 +171,7 @@ def test_random_label_control_is_the_same_run_on_permuted_labels(data):
     inputs, labels, test = data
     key = jax.random.key(3)
     control = Detector.fit(inputs, labels, key=key, config=dataclasses.replace(
-        TINY, method="subcluster-adacos" + detect.RANDOM_LABELS)).score(test)
+        TINY, method="subcluster-adacos" + methods.RANDOM_LABELS)).score(test)
     permuted = np.asarray(jax.random.permutation(jax.random.split(key, 4)[2], labels))
     assert not np.array_equal(permuted, labels)
     same = Detector.fit(inputs, permuted, config=TINY, key=key).score(test)
@@ -200,8 +202,8 @@ def test_mlp_detector_separates_obvious_anomalies(trainable):
     train_labels = np.repeat(np.arange(4), 8)
     test_labels = np.repeat(np.arange(4), 4)
     test = np.concatenate([clips(test_labels), clips(test_labels, shift=6.0)])
-    config = DetectorConfig.tiny(method="adacos", embedder="mlp", window_frames=1,
-                                 window_hop=1, embed_dim=6, hidden=(16,), n_clusters=4,
+    config = DetectorConfig.tiny(method="adacos", embedder=embedders.MLP(hidden=(16,)),
+                                 window_frames=1, window_hop=1, embed_dim=6, n_clusters=4,
                                  epochs=20, trainable_centres=trainable)
     det = Detector.fit(clips(train_labels), train_labels, config=config, key=jax.random.key(0))
     assert det.train_embeddings.shape == (32, 6)
@@ -218,8 +220,9 @@ def test_two_branch_detector_trains_on_waveforms_and_scores_in_evaluation_mode()
     sounds = machine_sounds(jax.random.key(0), num_machines=2, num_attributes=2,
                             clips_per_class=6, duration=0.5, anomaly_fraction=0.25)
     normal = ~sounds.is_anomaly
-    config = DetectorConfig.tiny(embedder="two-branch", embed_dim=8, channels=(2, 2, 4),
-                                 hidden=(4, 8), num_subclusters=2, mixup_alpha=1.0)
+    config = DetectorConfig.tiny(
+        embedder=embedders.TwoBranch(channels=(2, 2, 4), spectrum_channels=4, dense=8),
+        embed_dim=8, num_subclusters=2, mixup_alpha=1.0)
     assert config.input_kind == "waveform"
     assert dataclasses.replace(config, method="autoencoder").input_kind == "log-mel"
     waves = detect.features(sounds.waveforms, config)
@@ -244,10 +247,11 @@ def test_waveform_score_fn_of_a_log_mel_detector_includes_its_front_end():
     sounds = machine_sounds(jax.random.key(2), num_machines=1, num_attributes=2,
                             clips_per_class=8, duration=0.5, anomaly_fraction=0.25)
     normal = ~sounds.is_anomaly
-    config = dataclasses.replace(TINY, window_frames=16, window_hop=16)
-    mels = detect.features(sounds.waveforms, config, n_mels=12)
+    config = dataclasses.replace(TINY, window_frames=16, window_hop=16, n_mels=12)
+    mels = detect.features(sounds.waveforms, config)
+    assert mels.shape[-1] == 12
     det = Detector.fit(mels[normal], sounds.label[normal], config=config, key=jax.random.key(3))
-    fn = detect.waveform_score_fn(det, n_mels=12)
+    fn = detect.waveform_score_fn(det)
     np.testing.assert_allclose(np.asarray(fn(jnp.asarray(sounds.waveforms))), det.score(mels),
                                rtol=1e-5, atol=1e-5)
 
@@ -256,21 +260,34 @@ def test_waveform_score_fn_of_a_log_mel_detector_includes_its_front_end():
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [
-    ({"method": "cnn"}, "method must be one of"),
-    ({"method": "deep-svdd+random-labels"}, "method must be one of"),
-    ({"embedder": "rnn"}, "embedder must be one of"),
+    ({"method": "cnn"}, "unknown method 'cnn'"),
+    ({"method": "deep-svdd+random-labels"}, "learns no labels"),
+    ({"embedder": "two-branch"}, "embedder must be a configuration"),
     ({"method": "deep-svdd", "backend": "kmeans"}, "does not apply to deep-svdd"),
     ({"scale_variant": "paper"}, "scale_variant"),
     ({"method": "adaproj", "trainable_centres": True}, "fixed random subspaces"),
     ({"window_hop": 0}, "window_hop"),
     ({"epochs": 0}, "epochs"),
     ({"steps": 0}, "steps"),
-    ({"embedder": "two-branch", "embed_dim": 7}, "even embed_dim"),
-    ({"embedder": "two-branch", "hidden": (8,)}, "hidden=.spectrum conv channels"),
+    ({"embedder": embedders.TwoBranch(), "embed_dim": 7}, "even embed_dim"),
+    ({"embedder": embedders.TwoBranch(), "method": "autoencoder", "embed_dim": 7}, None),
 ])
 def test_bad_configs_fail_on_construction(kwargs, match):
+    if match is None:  # the autoencoder ignores the embedder, so its embed_dim is free
+        DetectorConfig(**kwargs)
+        return
     with pytest.raises(ValueError, match=match):
         DetectorConfig(**kwargs)
+
+
+@pytest.mark.parametrize(("embedder", "match"), [
+    (lambda: embedders.TwoBranch(channels=(8,)), "at least one stage"),
+    (lambda: embedders.CNN(channels=()), "at least one width"),
+    (lambda: embedders.MLP(hidden=(0,)), "hidden"),
+])
+def test_bad_embedder_settings_fail_on_construction(embedder, match):
+    with pytest.raises(ValueError, match=match):
+        embedder()
 
 
 @pytest.mark.parametrize(("change", "match"), [
@@ -300,16 +317,17 @@ def test_compare_fills_the_grid_with_detector_results():
     mels = detect.log_mels(sounds.waveforms, n_mels=16)
     train_rows = (np.arange(sounds.label.size) % 8) < 4
     args = dict(train_groups=sounds.machine[train_rows], test_groups=sounds.machine[~train_rows])
-    config = DetectorConfig.tiny(window_frames=8, window_hop=8, channels=(4,))
-    methods, seeds = ("autoencoder", "subcluster-adacos"), (0, 4)
+    config = DetectorConfig.tiny(window_frames=8, window_hop=8,
+                                 embedder=embedders.CNN(channels=(4,)))
+    names, seeds = ("autoencoder", "subcluster-adacos"), (0, 4)
     out = detect.compare(mels[train_rows], sounds.label[train_rows], mels[~train_rows],
-                         sounds.is_anomaly[~train_rows], methods=methods, seeds=seeds,
+                         sounds.is_anomaly[~train_rows], methods=names, seeds=seeds,
                          config=config, **args)
     assert set(out) == {"auc", "pauc", "hmean", "scores"}
-    for i, method in enumerate(methods):
+    for i, method in enumerate(names):
         for j, seed in enumerate(seeds):
             det = Detector.fit(mels[train_rows], sounds.label[train_rows],
-                               config=dataclasses.replace(config, method=method),
+                               config=config.with_method(method),
                                key=jax.random.fold_in(jax.random.key(seed), i),
                                groups=args["train_groups"])
             scores = det.score(mels[~train_rows], groups=args["test_groups"])
@@ -318,3 +336,22 @@ def test_compare_fills_the_grid_with_detector_results():
                                             args["test_groups"])
             for name in ("auc", "pauc", "hmean"):
                 assert out[name][i, j] == pytest.approx(want[name], abs=1e-12)
+
+
+@pytest.mark.parametrize("name", [*methods.names(),
+                                  *(m + methods.RANDOM_LABELS for m in methods.LABELLED)])
+def test_every_registered_method_trains_and_scores_through_one_call(data, name):
+    """Each registry entry is a working detector: the same Detector.fit call trains it and
+    every back-end it lists scores the test clips."""
+    inputs, _, test = data
+    labels = np.arange(16) % 4  # AdaCos's fixed scale needs at least 3 classes
+    method, _ = methods.parse(name)
+    for backend in method.backends:
+        config = dataclasses.replace(TINY, method=name, backend=backend, knn_k=2)
+        det = Detector.fit(inputs, labels, config=config, key=jax.random.key(5))
+        z, scores = det.embed_and_score(test)
+        assert z.shape[0] == scores.shape[0] == 5, (name, backend)
+        assert np.all(np.isfinite(scores)) and np.all(np.isfinite(det.history["loss"]))
+        assert np.ptp(scores) > 0, (name, backend)  # a constant score detects nothing
+        np.testing.assert_allclose(np.asarray(det.score_fn()(jnp.asarray(test))), scores,
+                                   rtol=1e-5, atol=1e-6, err_msg=f"{name} {backend}")

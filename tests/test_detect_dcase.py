@@ -10,13 +10,15 @@ import pytest
 import asdtheory.detect.dcase as run_module
 from asdtheory import audio, detect, evaluation
 from asdtheory.data import dcase
-from asdtheory.detect.dcase import DCASE_DETECTOR, RunConfig, run
+from asdtheory.detect import embedders, systems
+from asdtheory.detect.dcase import RunConfig, run
 from asdtheory.repro import cli
 
 # Small enough to train in seconds on the real valve clips.
-TINY = dataclasses.replace(DCASE_DETECTOR, window_frames=32, window_hop=64, embed_dim=8,
-                           channels=(4, 8), num_subclusters=2, epochs=1, batch_size=16,
-                           n_clusters=4, progress=False)
+TINY = dataclasses.replace(systems.get("logmel-cnn").config(), window_frames=32, window_hop=64,
+                           embed_dim=8, embedder=embedders.CNN(channels=(4, 8)), n_mels=16,
+                           num_subclusters=2, epochs=1, batch_size=16, n_clusters=4,
+                           progress=False)
 
 
 @pytest.fixture
@@ -63,7 +65,7 @@ def test_data_dependent_problems_are_reported_before_training(shared_data, no_tr
                                                  ("adaproj", "nearest-centre"),
                                                  ("deep-svdd", None)])
 def test_end_to_end_on_the_valve_mini_protocol(shared_data, method, backend):
-    config = RunConfig(data=shared_data, n_mels=16,
+    config = RunConfig(data=shared_data,
                        detector=dataclasses.replace(TINY, method=method, backend=backend))
     result = run(config)
     clips = result.test_clips
@@ -116,7 +118,7 @@ def test_noise_level_is_set_from_the_normal_training_clips(shared_data, monkeypa
 def test_level_reference_scores_the_same_clips_without_a_model(shared_data):
     # The reference row: a clip's level against the normal training clips' level, on the
     # waveforms the detector saw; naive recomputation from the files.
-    result = run(RunConfig(data=shared_data, n_mels=16, detector=TINY))
+    result = run(RunConfig(data=shared_data, detector=TINY))
     level = lambda clips: np.array([10 * np.log10(np.mean(audio.load(c.path).astype(
         np.float64) ** 2)) for c in clips])
     train = level([c for c in result.train_clips if not c.is_anomaly])
@@ -156,7 +158,7 @@ def test_command_reports_bad_configs(shared_data, capsys, no_training):
 
 def test_interrupted_run_resumed_from_its_checkpoint_equals_an_uninterrupted_run(
         shared_data, tmp_path, monkeypatch):
-    config = RunConfig(data=shared_data, n_mels=16, detector=dataclasses.replace(TINY, epochs=3))
+    config = RunConfig(data=shared_data, detector=dataclasses.replace(TINY, epochs=3))
     whole = run(config)
     checkpoint = tmp_path / "run.npz"
     save = detect.train.save_checkpoint
@@ -189,11 +191,36 @@ def test_command_resumes_only_when_asked(shared_data, tmp_path, capsys):
 
 
 def test_system_width_scales_the_reference_network():
-    half = run_module.system("reference", "subcluster-adacos", protocol="mini", width=0.5)
-    assert (half.channels, half.hidden, half.embed_dim) == ((8, 8, 16, 32, 64), (64, 64), 128)
-    full = run_module.system("reference", "subcluster-adacos", protocol="mini")
-    assert dataclasses.replace(half, channels=full.channels, hidden=full.hidden,
-                               embed_dim=full.embed_dim) == full
-    assert run_module.system("reference", "deep-svdd", width=0.3).embed_dim % 2 == 0
+    reference = systems.get("reference")
+    half = reference.config("subcluster-adacos", small_data=True, width=0.5)
+    assert half.embedder == embedders.TwoBranch(channels=(8, 8, 16, 32, 64),
+                                                spectrum_channels=64, dense=64)
+    assert half.embed_dim == 128 and half.batch_size == 32
+    full = reference.config(small_data=True)
+    assert dataclasses.replace(half, embedder=full.embedder, embed_dim=full.embed_dim) == full
+    assert reference.config("deep-svdd", width=0.3).embed_dim % 2 == 0
     with pytest.raises(ValueError, match="width must be > 0"):
-        run_module.system("reference", "deep-svdd", width=0.0)
+        reference.config("deep-svdd", width=0.0)
+
+
+def test_systems_change_only_what_a_method_needs():
+    reference = systems.get("reference")
+    own = reference.config()
+    assert own == reference.detector and own.method == "subcluster-adacos"
+    # No soft labels, no mixup; everything else is the system's.
+    svdd = reference.config("deep-svdd")
+    assert svdd.mixup_alpha == 0.0
+    assert dataclasses.replace(svdd, method=own.method, mixup_alpha=own.mixup_alpha) == own
+    # The reconstruction method is the DCASE 2023 baseline autoencoder with its front-end.
+    baseline = reference.config("autoencoder", small_data=True)
+    assert (baseline.n_mels, baseline.batch_size, baseline.weight_decay) == (128, 256, 0.0)
+    assert baseline.input_kind == "log-mel"
+    with pytest.raises(ValueError, match=r"unknown system 'small'.*reference"):
+        systems.get("small")
+
+
+def test_the_reference_system_is_the_default_everywhere():
+    assert RunConfig().detector == systems.get("reference").config(small_data=True)
+    parser = cli.build_parser()
+    run_parser = parser._subparsers._group_actions[0].choices["run"]
+    assert run_parser.get_default("system") == "reference"

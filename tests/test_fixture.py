@@ -92,7 +92,7 @@ def test_clips_and_noise_are_16_bit_mono_16_khz_of_the_asked_length(default_root
             assert wave.shape == (round(seconds * 16000),) and wave.dtype == np.float32
             assert 0.01 < np.sqrt(np.mean(wave**2)) < 0.5  # machine-sound level, not silence
             assert np.allclose(wave * 32768, np.round(wave * 32768))  # 16-bit values
-    noise = audio.load_noise("doing_the_dishes", default_root)
+    noise = dcase.load_noise("doing_the_dishes", default_root)
     assert noise.shape == (30 * 16000,)
     assert sf.info(default_root / "noise" / "doing_the_dishes.wav").subtype == "PCM_16"
     assert 0.05 < noise.std() < 0.2
@@ -166,7 +166,7 @@ def test_counts_sections_and_noise_names_are_honoured(tmp_path):
     assert count(split.test) == {(s, d, label): n for s in (0, 2) for d in ("source", "target")
                                  for label, n in (("normal", 2), ("anomaly", 1))}
     assert sorted(p.name for p in (root / "noise").iterdir()) == ["cat.wav", "running_tap.wav"]
-    assert audio.load_noise("cat", root).shape == (16000,)
+    assert dcase.load_noise("cat", root).shape == (16000,)
     # Sections are different machines.
     raw = _raw(root) / "ToyCar" / "train"
     s0 = _mean_spectrum(sorted(raw.glob("section_00_source_*")))

@@ -38,7 +38,9 @@ def no_training(monkeypatch):
 
 
 def _run(capsys, *args):
-    code = cli.main(["run", "--protocol", "full", "--no-progress", *args])
+    # The log-mel CNN system unless a test names one: it trains in seconds on the fixture.
+    system = () if "--system" in args else ("--system", "logmel-cnn")
+    code = cli.main(["run", "--protocol", "full", "--no-progress", *system, *args])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
@@ -131,8 +133,9 @@ def test_two_processes_train_as_one(dataset, tmp_path, capsys):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    args = ["run", "--protocol", "full", "--no-progress", "--data", str(dataset),
-            "--machines", "fan", "--epochs", "2", "--batch-size", "8", "--seed", "3"]
+    args = ["run", "--protocol", "full", "--no-progress", "--system", "logmel-cnn", "--data",
+            str(dataset), "--machines", "fan", "--epochs", "2", "--batch-size", "8", "--seed",
+            "3"]
     outputs = [tmp_path / f"process{i}.json" for i in range(2)]
     processes = [subprocess.Popen(
         [sys.executable, "-m", "asdtheory.repro.cli", *args, "--coordinator",

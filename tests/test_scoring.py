@@ -1,12 +1,14 @@
 """Anomaly-score back-ends against naive per-sample NumPy references."""
 
 import hypothesis.extra.numpy as hnp
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from asdtheory import scoring
 from asdtheory.scoring import (
     kmeans_centres,
     knn_score,
@@ -30,9 +32,9 @@ def test_nearest_centre_score_matches_naive():
     x, centres = rng.normal(size=(20, 8)), rng.normal(size=(5, 8))
     expected = [naive_cos_distances(xi, centres).min() for xi in x]
     got = nearest_centre_score(x, centres)
-    assert isinstance(got, np.ndarray) and got.shape == (20,)
+    assert got.shape == (20,)
     np.testing.assert_allclose(got, expected, atol=1e-6)
-    # Sub-centres (N, M, D): all N M of them count; JAX input gives the same NumPy output.
+    # Sub-centres (N, M, D): all N M of them count; JAX and NumPy input give the same output.
     sub = centres[:4].reshape(2, 2, 8)
     np.testing.assert_array_equal(nearest_centre_score(jnp.asarray(x), jnp.asarray(sub)),
                                   nearest_centre_score(x, centres[:4]))
@@ -177,3 +179,20 @@ def test_level_score_is_the_level_distance_in_training_standard_deviations():
 def test_level_score_bad_input(train, test, kwargs, match):
     with pytest.raises(ValueError, match=match):
         level_score(train, test, **kwargs)
+
+
+def test_nearest_subspace_score_matches_naive_projection():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(6, 5))
+    bases = np.stack([np.linalg.qr(rng.normal(size=(5, 2)))[0].T for _ in range(3)])  # (3, 2, 5)
+    want = [1.0 - max(unit(xi) @ unit(b.T @ (b @ xi)) for b in bases) for xi in x]
+    np.testing.assert_allclose(scoring.nearest_subspace_score(x, bases), want, atol=1e-6)
+
+
+def test_backends_are_jit_compatible():
+    rng = np.random.default_rng(5)
+    x, centres = rng.normal(size=(7, 4)), rng.normal(size=(3, 4))
+    for fn, args in ((scoring.nearest_centre_score, (x, centres)),
+                     (lambda a, b: scoring.knn_score(a, b, k=2), (centres, x)),
+                     (scoring.reconstruction_error, (x, centres[:1].repeat(7, 0)))):
+        np.testing.assert_allclose(jax.jit(fn)(*args), fn(*args), rtol=1e-6, atol=1e-7)

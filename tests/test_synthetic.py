@@ -241,7 +241,7 @@ def test_identity_anomalies_change_pitch_modulation_and_profile_as_documented(id
 
 @pytest.mark.parametrize("noise", ["synthetic", "real"])
 def test_noise_is_mixed_at_the_requested_snr_of_the_nominal_level(clean, shared_data, noise):
-    from asdtheory.audio import load_noise
+    from asdtheory.data.dcase import load_noise
 
     # 60 s of the real recording: the length of the synthetic noise bank, so both cases share
     # one compiled program.

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import subprocess
@@ -208,15 +209,15 @@ def test_steps_set_the_number_of_optimiser_steps(n, steps, schedule):
 
 
 @pytest.mark.parametrize("method", ["subcluster-adacos", "deep-svdd"])
-def test_data_on_the_device_and_data_fed_from_the_host_train_alike(method, monkeypatch):
-    # Small data runs every epoch as one compiled loop; above DEVICE_DATA_BYTES the host feeds
-    # the same batches step by step. 20 examples, batches of 8, 7 steps: 3 + 3 + 1, the last
-    # epoch partial; mixup draws per step.
+def test_the_compiled_loop_and_the_stepwise_loop_train_alike(method):
+    # The compiled loop runs every epoch as one program on device data; the stepwise loop
+    # feeds the same batches from the host. 20 examples, batches of 8, 7 steps: 3 + 3 + 1,
+    # the last epoch partial; mixup draws per step.
     config = train.TrainConfig.tiny(steps=7, mixup_alpha=0.0 if method == "deep-svdd" else 0.3)
     labels = None if method == "deep-svdd" else LABELS[:20]
     runs = []
-    for device_data_bytes in (train.DEVICE_DATA_BYTES, 0):
-        monkeypatch.setattr(train, "DEVICE_DATA_BYTES", device_data_bytes)
+    for loop in ("compiled", "stepwise"):
+        config = dataclasses.replace(config, loop=loop)
         model, head = _setup(method)
         loops = _epoch_loop_calls()
         history = train.fit(model, head, INPUTS[:20], labels, config=config,
@@ -235,7 +236,7 @@ def _epoch_loop_calls() -> int:
     return info.hits + info.misses
 
 
-def test_networks_with_convolutions_are_fed_step_by_step():
+def test_networks_with_convolutions_are_fed_step_by_step_on_the_cpu():
     # XLA's CPU backend runs convolutions inside a compiled loop 13-30x slower.
     model = models.CNNEmbedder(8, 6, channels=(4,), rngs=nnx.Rngs(0))
     head = models.make_head("arcface", embed_dim=6, num_classes=4, rngs=nnx.Rngs(1))
@@ -243,6 +244,19 @@ def test_networks_with_convolutions_are_fed_step_by_step():
     train.fit(model, head, INPUTS[:16].reshape(16, 1, 8), LABELS[:16],
               config=train.TrainConfig.tiny(epochs=1), key=jax.random.key(0))
     assert _epoch_loop_calls() == loops
+
+
+def test_the_automatic_loop_is_decided_in_one_place():
+    small = 1024
+    mlp = models.MLPEmbedder(8, 6, rngs=nnx.Rngs(0))
+    cnn = models.CNNEmbedder(8, 6, channels=(4,), rngs=nnx.Rngs(0))
+    assert jax.default_backend() == "cpu"
+    assert train.compiled_loop_default(mlp, small)
+    assert not train.compiled_loop_default(mlp, train.DEVICE_DATA_BYTES + 1)
+    assert not train.compiled_loop_default(cnn, small)
+    assert not train.compiled_loop_default(nnx.Linear(8, 6, rngs=nnx.Rngs(0)), small)
+    with pytest.raises(ValueError, match="loop must be one of"):
+        train.TrainConfig(loop="scan")
 
 
 def test_resume_with_a_step_budget_is_bit_identical(tmp_path):
@@ -392,22 +406,20 @@ _PARALLEL = textwrap.dedent("""
     # 60 examples in batches of 16: the last batch of every epoch is topped up.
     y = rng.integers(0, 4, 60).astype(np.int32)
     x = rng.normal(size=(60, 3, 8)).astype(np.float32)
-    on_device = train.DEVICE_DATA_BYTES
     out = {}
     # The CNN is fed batch by batch; the MLP runs each epoch as one compiled loop, or is fed
-    # from the host with DEVICE_DATA_BYTES = 0.
-    runs = (("cnn", "one", jax.devices()[:1], on_device), ("cnn", "two", jax.devices(), on_device),
-            ("mlp", "one", jax.devices()[:1], on_device), ("mlp", "two", jax.devices(), on_device),
-            ("mlp", "two, host-fed", jax.devices(), 0))
-    for kind, name, devices, device_data_bytes in runs:
-        train.DEVICE_DATA_BYTES = device_data_bytes
+    # from the host by the stepwise loop.
+    runs = (("cnn", "one", jax.devices()[:1], "auto"), ("cnn", "two", jax.devices(), "auto"),
+            ("mlp", "one", jax.devices()[:1], "auto"), ("mlp", "two", jax.devices(), "auto"),
+            ("mlp", "two, host-fed", jax.devices(), "stepwise"))
+    for kind, name, devices, loop in runs:
         if kind == "cnn":
             model = models.CNNEmbedder(8, 6, channels=(4, 4), rngs=nnx.Rngs(0))
         else:
             model = models.MLPEmbedder(24, 6, hidden=(16,), rngs=nnx.Rngs(0))
         head = models.make_head("subcluster-adacos", embed_dim=6, num_classes=4,
                                 num_subclusters=2, rngs=nnx.Rngs(1))
-        config = train.TrainConfig.tiny(epochs=2, batch_size=16, mixup_alpha=0.3)
+        config = train.TrainConfig.tiny(epochs=2, batch_size=16, mixup_alpha=0.3, loop=loop)
         inputs = x if kind == "cnn" else x.reshape(60, 24)
         train.fit(model, head, inputs, y, config=config, key=jax.random.key(0), devices=devices)
         leaves = jax.tree_util.tree_leaves(nnx.state((model, head)))

@@ -28,6 +28,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
+import numpy as np
+
+from asdtheory import audio
+
 __all__ = [
     "DEV_MACHINES_2023",
     "ClipInfo",
@@ -62,6 +66,19 @@ def data_root(root=None) -> Path:
     else:
         base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return base / "asdtheory"
+
+
+def load_noise(name: str, root=None, *, sample_rate: int = 16000) -> np.ndarray:
+    """Loads a real background recording ``<data root>/noise/<name>.wav`` (see
+    :func:`data_root`), e.g. ``"running_tap"``."""
+    folder = data_root(root) / "noise"
+    path = folder / (name if name.endswith(".wav") else f"{name}.wav")
+    if not path.is_file():
+        available = sorted(p.stem for p in folder.glob("*.wav")) if folder.is_dir() else []
+        raise FileNotFoundError(
+            f"noise recording {name!r} not found in {folder}; available: {available or 'none'}."
+        )
+    return audio.load(path, sample_rate=sample_rate)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ as 16-bit PCM mono WAV files under the folders and names that :mod:`asdtheory.da
 
 (``<attrs>``: the clip's attribute string, e.g. ``pat_00`` or ``m-n_W``)
 
-so that ``dcase.official_split(root, machine)``, ``audio.load_noise(name, root)`` and
+so that ``dcase.official_split(root, machine)``, ``dcase.load_noise(name, root)`` and
 ``asdtheory.detect.dcase.run(RunConfig(data=root, protocol="full", ...))`` run on it without
 the real recordings: for tests, examples and trying the pipeline out. With
 ``machines=("valve",), test_normal=50, test_anomaly=50`` the valve test folder also has the
@@ -154,7 +154,7 @@ def write_dcase2023_dataset(
     each (section, domain, split, label) group. File names are ``ClipInfo(...).filename``, so
     ``dcase.parse_filename`` reads back exactly the fields written. The defaults give, per
     machine type, 16 source + 2 target training clips (8 and 1 per attribute value: enough
-    source clips for the 16 k-means centres of ``detect.dcase.DCASE_DETECTOR``) and 20 test
+    source clips for the 16 k-means centres of the systems of ``detect.systems``) and 20 test
     clips; the three default machine types take ~37 MB and ~6 s on one CPU core (mostly
     compiling the synthesis, once per process, clip length and count).
 

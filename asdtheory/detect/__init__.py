@@ -14,31 +14,34 @@ methods and seeds::
 Stages:
 
 1. **Inputs**: (n, frames, F) arrays, e.g. dB log-mel spectrograms (:func:`log_mels`), or
-   feature vectors as (n, 1, F); for the "two-branch" embedder raw waveforms (n, T)
+   feature vectors as (n, 1, F); for the two-branch embedder raw waveforms (n, T)
    (``DetectorConfig.input_kind``; :func:`features` computes the right one from waveforms).
    Standardised by the mean and standard deviation of all training values.
 2. **Examples** (:func:`examples`): windows of ``window_frames`` frames every
    ``window_hop`` frames (``audio.segment`` on the frame axis), as (frames, F) images for
    the CNN embedder and flattened for the MLP embedder; for the autoencoder, vectors of
    ``context_frames`` stacked frames at every frame (the DCASE baseline's input); for the
-   two-branch embedder the whole clip. Each example carries its clip's auxiliary class
-   (angular methods).
-3. **Training**: ``train.fit`` of the embedder (no bias terms for Deep SVDD, Ruff et al.'s
-   remedy; the two-branch network has none for any method, and no batch-norm offsets for
-   Deep SVDD) or the autoencoder, with the method's head (``models.make_head``).
-4. **Clip embeddings and scores** (higher = more anomalous), one jitted pass:
+   two-branch embedder the whole clip (``detect.embedders``). Each example carries its
+   clip's auxiliary class (methods that learn labels).
+3. **Training**: ``train.fit`` of the embedder (no bias terms for a method without them,
+   Deep SVDD, Ruff et al.'s remedy; the two-branch network has none for any method, and
+   no batch-norm offsets for Deep SVDD) or the autoencoder, with the method's head
+   (``models.make_head``).
+4. **Clip embeddings and scores** (higher = more anomalous; ``scoring``), one jitted pass,
+   by the back-end (the method's first by default):
 
-   * angular methods: e = mean of the unit-normalised example embeddings of the clip;
+   * class-centre methods: e = mean of the unit-normalised example embeddings of the clip;
      back-end "kmeans" (default, K. Wilkinghoff's DCASE systems): 1 - max cos(e, c) over
      ``n_clusters`` k-means centres of the group's source-domain training embeddings plus
      every target-domain training embedding of the group (``scoring.kmeans_centres``, seeded
      from the training key), fitted per group (section or machine); "nearest-centre": to the
      nearest class (sub-)centre of the head (AdaProj: nearest subspace); "knn": mean cosine
      distance to the ``knn_k`` nearest training clips of the group;
-   * deep-svdd: e = mean example embedding; score = mean of ||phi(x) - c||^2;
-   * autoencoder: e = mean bottleneck code; score = mean squared reconstruction error.
+   * "distance" (deep-svdd): e = mean example embedding; score = mean of ||phi(x) - c||^2;
+   * "reconstruction" (autoencoder): e = mean bottleneck code; score = mean squared
+     reconstruction error.
 
-Method names are those of ``models.METHODS``; ``<angular method>`` + :data:`RANDOM_LABELS`
+Method names are those of ``asdtheory.methods``; a labelled method + ``methods.RANDOM_LABELS``
 (e.g. "subcluster-adacos+random-labels") is the same method trained on a meaningless task:
 the clip labels permuted at random (same class sizes, no relation to the sound).
 """
@@ -56,152 +59,144 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from asdtheory import audio, evaluation, losses, models, scoring, train
+from asdtheory import audio, evaluation, methods, models, scoring, train
 from asdtheory._validation import check_clip_labels, check_scalar
+from asdtheory.detect import embedders
 from asdtheory.geometry import l2_normalize
 
 __all__ = [
-    "BACKENDS",
-    "EMBEDDERS",
-    "RANDOM_LABELS",
+    "BASELINE_AUTOENCODER",
     "Detector",
     "DetectorConfig",
     "compare",
+    "embedders",
     "examples",
     "features",
     "log_mels",
     "waveform_score_fn",
 ]
 
-RANDOM_LABELS = "+random-labels"
-EMBEDDERS = ("cnn", "mlp", "two-branch")
-# Back-ends per method; the first is the default.
-BACKENDS = {
-    **{m: ("kmeans", "nearest-centre", "knn") for m in models.ANGULAR_METHODS},
-    "deep-svdd": ("distance",),
-    "autoencoder": ("reconstruction",),
-}
-SUBCLUSTER_METHODS = ("subcluster-adacos", "adaproj")
+
+# The DCASE 2023 Task 2 baseline autoencoder (Dohi et al. 2023; nttcslab's
+# dcase2023_task2_baseline_ae): 128 log-mel bands, 5 stacked frames, 4 x 128 dense layers and
+# an 8-d bottleneck (models.Autoencoder), batch 256 frame vectors, no penalty, no mixup.
+BASELINE_AUTOENCODER = {"n_mels": 128, "context_frames": 5, "batch_size": 256,
+                        "weight_decay": 0.0, "mixup_alpha": 0.0}
 
 
 @dataclasses.dataclass(frozen=True)
-class DetectorConfig:
+class DetectorConfig(train.TrainConfig):
     """Everything a :class:`Detector` depends on apart from the data and the key; validated
-    on construction. Defaults suit clips of about a second; ``detect.dcase.RunConfig`` sets
-    those of 10-s DCASE clips.
+    on construction. A ``train.TrainConfig`` (epochs, batch_size, learning_rate,
+    weight_decay, mixup_alpha, progress, steps: its fields and defaults) plus the settings
+    below. Named systems (``detect.systems``) derive theirs from it.
 
     Attributes:
-      method: a name of ``models.METHODS``, or an angular one + :data:`RANDOM_LABELS`.
-      embedder: "cnn" (windows as images), "mlp" (flattened windows) or "two-branch"
-        (``models.TwoBranchEmbedder`` on whole waveforms, K. Wilkinghoff's network); the
-        autoencoder method always uses ``models.Autoencoder`` on log-mel frames.
+      method: a name of ``asdtheory.methods``, or a labelled one + ``methods.RANDOM_LABELS``.
+      embedder: the network and its settings, an ``embedders.CNN``, ``embedders.MLP`` or
+        ``embedders.TwoBranch`` (the reconstruction method always uses
+        ``models.Autoencoder`` on stacked log-mel frames).
+      n_mels: log-mel bands of the front-end when the detector's inputs are computed from
+        waveforms (:func:`features`) for a log-mel embedder or the autoencoder.
       window_frames, window_hop: examples; context_frames: autoencoder frame stacking.
-      embed_dim, channels, hidden: embedding size D; CNN channels per residual stage (for
-        "two-branch": the stem and stage channels of its spectrogram branch); MLP hidden
-        widths (for "two-branch": the conv channels and dense units of its spectrum
-        branch). The two-branch network gives each branch D / 2 dimensions.
+      embed_dim: embedding size D.
       num_subclusters: M, sub-centres per class of sub-cluster AdaCos (the subspace
-        dimension of AdaProj); unused by the other methods.
+        dimension of AdaProj); unused by methods without sub-centres.
       trainable_centres: learn the class centres (default: fixed random, as Wilkinghoff).
       scale_variant: sub-cluster AdaCos scale update, "faithful" (the paper's formula) or
         "code" (the author's public implementation); see ``asdtheory.losses.adacos``.
-      backend, n_clusters, knn_k: score back-end (``BACKENDS[method]``, None: the method's
-        default) and its parameters.
-      epochs, batch_size, learning_rate, weight_decay, mixup_alpha, progress, steps:
-        training (``train.TrainConfig``); batch_size None means 32 examples for the embedders
-        and 256 stacked-frame vectors for the autoencoder (which sees one example per frame).
-        Every epoch is ceil(examples / batch_size) steps (no example dropped). ``steps``
-        (None: ``epochs`` decides) is the total number of optimiser steps and overrides
-        ``epochs``: set it to compare methods with different batch sizes or example counts
-        at equal optimiser steps. ``weight_decay`` is a coupled L2 penalty added to the
-        gradient before Adam, as PyTorch's ``Adam(weight_decay=...)`` and Ruff et al.'s Deep
-        SVDD code (not AdamW's decoupled decay).
+      backend, n_clusters, knn_k: score back-end (one of the method's ``backends``, None:
+        its default) and its parameters.
+
+    Every epoch is ceil(examples / batch_size) steps; the autoencoder sees one example per
+    frame, the embedders one per window (``TrainConfig.steps`` compares methods at equal
+    optimiser steps).
     """
 
     method: str = "subcluster-adacos"
-    embedder: str = "cnn"
+    embedder: embedders.CNN | embedders.MLP | embedders.TwoBranch = embedders.DEFAULT
+    n_mels: int = 64
     window_frames: int = 32
     window_hop: int = 16
     context_frames: int = 5
     embed_dim: int = 32
-    channels: tuple[int, ...] = (8, 16, 32)
-    hidden: tuple[int, ...] = (128, 128)
     num_subclusters: int = 4
     trainable_centres: bool = False
     scale_variant: str = "faithful"
     backend: str | None = None
     n_clusters: int = 4
     knn_k: int = 1
-    epochs: int = 10
-    batch_size: int | None = None
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.0
-    mixup_alpha: float = 0.0
-    progress: bool = False
-    steps: int | None = None
 
     def __post_init__(self):
-        base = self.base_method
-        if base not in models.METHODS or (self.random_labels
-                                          and base not in models.ANGULAR_METHODS):
-            raise ValueError(
-                f"method must be one of {models.METHODS} or an angular method + "
-                f"'{RANDOM_LABELS}' (e.g. 'subcluster-adacos{RANDOM_LABELS}'), got "
-                f"{self.method!r}.")
-        if self.embedder not in EMBEDDERS:
-            raise ValueError(f"embedder must be one of {EMBEDDERS}, got {self.embedder!r}.")
+        super().__post_init__()
+        method, _ = methods.parse(self.method)
+        if not isinstance(self.embedder, tuple(embedders.EMBEDDERS.values())):
+            known = ", ".join(f"embedders.{c.__name__}" for c in embedders.EMBEDDERS.values())
+            raise ValueError(f"embedder must be a configuration ({known}), got "
+                             f"{self.embedder!r}.")
         if self.scale_variant not in ("faithful", "code"):
             raise ValueError(f"scale_variant must be 'faithful' or 'code', got "
                              f"{self.scale_variant!r}.")
-        if self.backend is not None and self.backend not in BACKENDS[base]:
-            raise ValueError(f"backend {self.backend!r} does not apply to {base}; choose one "
-                             f"of {BACKENDS[base]}.")
-        if self.embedder == "two-branch" and (self.embed_dim % 2 or len(self.hidden) != 2
-                                              or len(self.channels) < 2):
-            raise ValueError("the two-branch embedder needs an even embed_dim (D / 2 per "
-                             "branch), hidden=(spectrum conv channels, dense units) and "
-                             "channels=(stem, stage, ...) with at least one stage; got "
-                             f"embed_dim={self.embed_dim}, hidden={self.hidden}, "
-                             f"channels={self.channels}.")
-        if self.trainable_centres and base == "adaproj":
-            raise ValueError("adaproj uses fixed random subspaces; trainable_centres must be "
-                             "False.")
-        for name in ("window_frames", "window_hop", "context_frames", "embed_dim",
+        if self.backend is not None and self.backend not in method.backends:
+            raise ValueError(f"backend {self.backend!r} does not apply to {method.name}; "
+                             f"choose one of {method.backends}.")
+        if self.trainable_centres and not method.trainable_centres:
+            raise ValueError(f"{method.name} uses fixed random subspaces; trainable_centres "
+                             "must be False.")
+        for name in ("n_mels", "window_frames", "window_hop", "context_frames", "embed_dim",
                      "num_subclusters", "n_clusters", "knn_k"):
             check_scalar(getattr(self, name), name, low=1, integer=True)
-        self.train_config()  # validates the training fields
+        if self.input_kind == "waveform":
+            self.embedder.check_embed_dim(self.embed_dim)
+
+    @property
+    def spec(self) -> methods.Method:
+        """The method's registry entry (``asdtheory.methods``)."""
+        return methods.parse(self.method)[0]
 
     @property
     def random_labels(self) -> bool:
-        return self.method.endswith(RANDOM_LABELS)
+        return methods.parse(self.method)[1]
 
     @property
-    def base_method(self) -> str:
-        return self.method.removesuffix(RANDOM_LABELS)
+    def reconstructs(self) -> bool:
+        """Whether the network is the autoencoder (the reconstruction method)."""
+        return self.spec.head == "reconstruction"
 
     @property
     def input_kind(self) -> str:
         """"waveform" ((n, T) raw clips, the two-branch embedder) or "log-mel" ((n, frames,
         F) arrays, every other embedder and the autoencoder)."""
-        return ("waveform" if self.embedder == "two-branch" and self.base_method != "autoencoder"
-                else "log-mel")
+        return "log-mel" if self.reconstructs else self.embedder.input_kind
 
     @property
     def score_backend(self) -> str:
-        return self.backend or BACKENDS[self.base_method][0]
+        return self.backend or self.spec.backends[0]
 
     @classmethod
     def tiny(cls, **overrides) -> DetectorConfig:
         """A small network trained for two epochs: for tests and examples."""
-        return cls(**{"embed_dim": 8, "channels": (4, 8), "hidden": (16,), "n_clusters": 2,
-                      "epochs": 2, "batch_size": 8, "learning_rate": 1e-2, **overrides})
+        return cls(**{"embed_dim": 8, "embedder": embedders.CNN(channels=(4, 8)),
+                      "n_clusters": 2, "epochs": 2, "batch_size": 8, "learning_rate": 1e-2,
+                      "progress": False, **overrides})
+
+    def with_method(self, method: str) -> DetectorConfig:
+        """This configuration trained with ``method``, changing only what the method needs:
+        a method without soft labels trains without mixup; the reconstruction method is the
+        DCASE 2023 baseline autoencoder with that baseline's own front-end and training
+        (:data:`BASELINE_AUTOENCODER`). The one place these rules live: systems and
+        :func:`compare` apply them."""
+        config = dataclasses.replace(self, method=method)
+        if config.reconstructs:
+            return dataclasses.replace(config, **BASELINE_AUTOENCODER)
+        if not config.spec.soft_labels:
+            return dataclasses.replace(config, mixup_alpha=0.0)
+        return config
 
     def train_config(self) -> train.TrainConfig:
-        batch_size = self.batch_size or (256 if self.base_method == "autoencoder" else 32)
-        return train.TrainConfig(epochs=self.epochs, batch_size=batch_size,
-                                 learning_rate=self.learning_rate,
-                                 weight_decay=self.weight_decay, mixup_alpha=self.mixup_alpha,
-                                 progress=self.progress, steps=self.steps)
+        """The training part, as ``train.fit`` takes it."""
+        return train.TrainConfig(**{field.name: getattr(self, field.name)
+                                    for field in dataclasses.fields(train.TrainConfig)})
 
 
 @functools.cache
@@ -229,31 +224,31 @@ def log_mels(waveforms, *, sample_rate: int = 16000, n_mels: int = 32,
                            for i in range(0, len(padded), size)])[:len(waveforms)]
 
 
-def waveform_score_fn(detector: Detector, group=None, *, sample_rate: int = 16000,
-                      n_mels: int = 64) -> Callable[[jax.Array], jax.Array]:
+def waveform_score_fn(detector: Detector, group=None, *, sample_rate: int = 16000
+                      ) -> Callable[[jax.Array], jax.Array]:
     """The anomaly score of one group's clips as a jitted JAX function of the *waveforms*,
     (B, samples) -> (B,): :meth:`Detector.score_fn` after the detector's front-end
-    (:func:`features`; ``sample_rate`` and ``n_mels`` as given to it), e.g. for
+    (:func:`features`), e.g. for
     ``explain.rise_waveform``, which compares systems with different front-ends on one
     time-frequency plane. Equals ``detector.score(features(waveforms, ...), groups=...)``."""
     score = detector.score_fn(group)
     if detector.config.input_kind == "waveform":
         return score
-    front_end = _log_mel_fn(int(sample_rate), int(n_mels))
+    front_end = _log_mel_fn(int(sample_rate), detector.config.n_mels)
     return jax.jit(lambda waveforms: score(front_end(waveforms)))
 
 
-def features(waveforms, config: DetectorConfig, *, sample_rate: int = 16000,
-             n_mels: int = 64) -> np.ndarray:
+def features(waveforms, config: DetectorConfig, *, sample_rate: int = 16000) -> np.ndarray:
     """(n, T) waveforms -> the detector's input for ``config`` (``config.input_kind``): the
-    waveforms themselves (float32) for the two-branch embedder, else :func:`log_mels`."""
+    waveforms themselves (float32) for the two-branch embedder, else :func:`log_mels` with
+    ``config.n_mels`` bands."""
     if config.input_kind == "waveform":
         waveforms = np.asarray(waveforms, np.float32)
         if waveforms.ndim != 2 or waveforms.shape[0] == 0:
             raise ValueError(f"waveforms must be a non-empty (clips, samples) array, got "
                              f"shape {waveforms.shape}.")
         return waveforms
-    return log_mels(waveforms, sample_rate=sample_rate, n_mels=n_mels)
+    return log_mels(waveforms, sample_rate=sample_rate, n_mels=config.n_mels)
 
 
 def examples(inputs, config: DetectorConfig):
@@ -261,66 +256,56 @@ def examples(inputs, config: DetectorConfig):
     docstring); NumPy in, NumPy out; JAX in, JAX out (used inside jit)."""
     if config.input_kind == "waveform":
         return inputs[:, None, :]  # one example per clip: the whole waveform
-    stacked = config.base_method == "autoencoder"
+    stacked = config.reconstructs
     size, hop = ((config.context_frames, 1) if stacked
                  else (config.window_frames, config.window_hop))
     # segment cuts the last axis: (n, F, T) -> (n, F, k, size) -> (n, k, size, F)
     windows = audio.segment(inputs.swapaxes(1, 2), window=size, hop=hop).transpose(0, 2, 3, 1)
-    if stacked or config.embedder == "mlp":
+    if stacked or config.embedder.flatten:
         return windows.reshape(*windows.shape[:2], -1)
     return windows
 
 
 def _build(config: DetectorConfig, num_classes: int, example_shape, key):
     rngs = nnx.Rngs(key)
-    method = config.base_method
-    if method == "autoencoder":
+    method = config.spec
+    if config.reconstructs:
         return models.Autoencoder(example_shape[-1], rngs=rngs), models.ReconstructionHead()
-    use_bias = method != "deep-svdd"
-    if config.input_kind == "waveform":
-        model = models.TwoBranchEmbedder(example_shape[-1], config.embed_dim // 2,
-                                         channels=config.channels,
-                                         spectrum_channels=config.hidden[0],
-                                         dense=config.hidden[1], use_bias=False,
-                                         norm_offset=use_bias, rngs=rngs)
-    elif config.embedder == "cnn":
-        model = models.CNNEmbedder(example_shape[-1], config.embed_dim,
-                                   channels=config.channels, use_bias=use_bias, rngs=rngs)
-    else:
-        model = models.MLPEmbedder(example_shape[-1], config.embed_dim, hidden=config.hidden,
-                                   use_bias=use_bias, rngs=rngs)
-    extra = {"num_subclusters": config.num_subclusters} if method in SUBCLUSTER_METHODS else {}
-    if method == "subcluster-adacos":
-        extra["variant"] = config.scale_variant
-    head = models.make_head(method, embed_dim=config.embed_dim, num_classes=num_classes,
-                            trainable_centres=config.trainable_centres, rngs=rngs, **extra)
+    model = config.embedder.build(example_shape, config.embed_dim, bias=method.bias, rngs=rngs)
+    options = {"num_subclusters": config.num_subclusters} if method.has_subcentres else {}
+    if method.scale_variants:
+        options["variant"] = config.scale_variant
+    head = models.make_head(method.name, embed_dim=config.embed_dim, num_classes=num_classes,
+                            trainable_centres=config.trainable_centres, rngs=rngs, **options)
     return model, head
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "config"))
 def _clip_outputs(graphdef, state, mean, std, inputs, *, config: DetectorConfig):
     """(B, ...) inputs -> clip embeddings (B, D) and per-clip scores (B,) (NaN for the
-    angular methods, whose scores need the back-end)."""
+    methods with class centres, whose scores need the fitted back-end)."""
     model, head = nnx.merge(graphdef, state)
     x = examples((inputs - mean) / std, config)
     flat = x.reshape(-1, *x.shape[2:])
     z = model.embed(flat).reshape(*x.shape[:2], -1)
-    if config.base_method == "autoencoder":
-        errors = jnp.mean((model(flat) - flat) ** 2, axis=-1).reshape(x.shape[:2])
+    backend = config.score_backend
+    if backend == "reconstruction":
+        errors = scoring.reconstruction_error(flat, model(flat)).reshape(x.shape[:2])
         return z.mean(axis=1), errors.mean(axis=1)
-    if config.base_method == "deep-svdd":
+    if backend == "distance":
         return z.mean(axis=1), head(z.reshape(-1, z.shape[-1])).reshape(x.shape[:2]).mean(1)
     return l2_normalize(z).mean(axis=1), jnp.full(z.shape[0], jnp.nan)
 
 
-def _angular_backend_score(z, backend: str, centres, neighbours, knn_k: int, adaproj: bool):
-    """JAX scores of (B, D) clip embeddings for one group (used by score and score_fn)."""
+def _centre_backend_score(z, backend: str, centres, neighbours, knn_k: int,
+                          subspaces: bool):
+    """Scores of (B, D) clip embeddings for one group by a back-end fitted on class-centre
+    embeddings (used by score and score_fn)."""
     if backend == "knn":
-        cos = l2_normalize(z) @ l2_normalize(neighbours).T
-        return jnp.mean(1.0 - jax.lax.top_k(cos, knn_k)[0], axis=-1)
-    if adaproj:
-        return 1.0 - jnp.max(losses.subspace_cosines(z, centres), axis=-1)
-    return 1.0 - jnp.max(l2_normalize(z) @ centres.reshape(-1, centres.shape[-1]).T, axis=-1)
+        return scoring.knn_score(neighbours, z, k=knn_k)
+    if subspaces:
+        return scoring.nearest_subspace_score(z, centres)
+    return scoring.nearest_centre_score(z, centres)
 
 
 def _groups(groups, n: int, name: str) -> np.ndarray:
@@ -344,8 +329,7 @@ def _check_inputs(inputs, name: str, config: DetectorConfig) -> np.ndarray:
         raise ValueError(f"{name} must be a non-empty (clips, frames, features) array, e.g. "
                          f"log-mel spectrograms or vectors as (clips, 1, features); got shape "
                          f"{inputs.shape}.")
-    size = (config.context_frames if config.base_method == "autoencoder"
-            else config.window_frames)
+    size = config.context_frames if config.reconstructs else config.window_frames
     if inputs.shape[1] < size:
         raise ValueError(f"{name} have {inputs.shape[1]} frames, fewer than the {size} of one "
                          "example; lower window_frames (context_frames for the autoencoder).")
@@ -406,11 +390,11 @@ class Detector:
         """
         inputs = _check_inputs(inputs, "inputs", config)
         n = inputs.shape[0]
-        method = config.base_method
-        angular = method in models.ANGULAR_METHODS
+        method = config.spec
+        angular = method.uses_labels
         if angular:
             if labels is None:
-                raise ValueError(f"{method} learns an auxiliary task: pass labels, one "
+                raise ValueError(f"{method.name} learns an auxiliary task: pass labels, one "
                                  "integer class per training clip.")
             labels = check_clip_labels(labels, n, "labels")
         groups = _groups(groups, n, "groups")
@@ -485,7 +469,7 @@ class Detector:
                         ) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`embed` and :meth:`score` from one pass of the network over ``inputs``."""
         z, scores = self._outputs(inputs, batch_size)
-        if self.config.base_method not in models.ANGULAR_METHODS:
+        if not self.config.spec.uses_labels:
             return z, scores.astype(np.float64)
         groups = self._test_groups(groups, len(z))
         scores = np.zeros(len(z))
@@ -514,16 +498,16 @@ class Detector:
         centres = None if backend == "knn" else jnp.asarray(self.centres[group])
         neighbours = (jnp.asarray(self.train_embeddings[self.train_groups == group])
                       if backend == "knn" else None)
-        adaproj = backend == "nearest-centre" and config.base_method == "adaproj"
-        return functools.partial(_angular_backend_score, backend=backend, centres=centres,
-                                 neighbours=neighbours, knn_k=config.knn_k, adaproj=adaproj)
+        subspaces = backend == "nearest-centre" and config.spec.centres == "subspaces"
+        return functools.partial(_centre_backend_score, backend=backend, centres=centres,
+                                 neighbours=neighbours, knn_k=config.knn_k, subspaces=subspaces)
 
     def score_fn(self, group=None) -> Callable[[jax.Array], jax.Array]:
         """The anomaly score of one group's clips as a jitted JAX function of the whole input,
         (B, ...) -> (B,), e.g. for ``explain.rise``; equals :meth:`score`."""
         graphdef, state, mean, std = self._state()
         config = self.config
-        angular = config.base_method in models.ANGULAR_METHODS
+        angular = config.spec.uses_labels
         backend = None
         if angular:
             group = self._test_groups(None if group is None else [group], 1)[0].item()
@@ -564,8 +548,8 @@ def compare(train_inputs, train_labels, test_inputs, test_is_anomaly, *,
             train_is_target=None) -> dict[str, np.ndarray]:
     """:class:`Detector` for every method and seed on the same data and split.
 
-    Seed s gives method m the key ``fold_in(key(s), index of m)``; ``config.method`` is
-    replaced by each entry of ``methods``. Metrics per group (``evaluation.group_metrics``).
+    Seed s gives method m the key ``fold_in(key(s), index of m)``; each method trains with
+    ``config.with_method(m)``. Metrics per group (``evaluation.group_metrics``).
 
     Returns:
       {"auc", "pauc", "hmean"}: (len(methods), len(seeds)) arrays, and "scores":
@@ -575,7 +559,7 @@ def compare(train_inputs, train_labels, test_inputs, test_is_anomaly, *,
         raise ValueError("methods and seeds must be non-empty sequences.")
     for seed in seeds:
         check_scalar(seed, "seed", low=0, integer=True)
-    configs = [dataclasses.replace(config, method=method) for method in methods]
+    configs = [config.with_method(method) for method in methods]
     test_inputs = _check_inputs(test_inputs, "test_inputs", config)
     test_groups = _groups(test_groups, len(test_inputs), "test_groups")
     out = {name: np.zeros((len(methods), len(seeds))) for name in ("auc", "pauc", "hmean")}

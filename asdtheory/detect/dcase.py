@@ -3,8 +3,8 @@ official table (``asdtheory run`` calls it).
 
 ``run(RunConfig(...)) -> Result``::
 
-    result = run(RunConfig(data="../shared/data", detector=system("reference",
-                                                                  "subcluster-adacos")))
+    result = run(RunConfig(data="../shared/data",
+                           detector=systems.get("reference").config(small_data=True)))
     print(result.table)              # official-rules table + official score
     result.test_embeddings, result.test_scores, result.test_clips   # for plots
 
@@ -16,20 +16,20 @@ Steps (clips are read as stored, 16 kHz mono):
    detector is trained on the training clips of all of them (the joint auxiliary task of
    K. Wilkinghoff's DCASE systems).
 2. **Noise** (optional): every clip, training and test, gets the named real background
-   recording (``audio.load_noise``) added at a random offset per clip, scaled to ``snr`` dB
+   recording (``dcase.load_noise``) added at a random offset per clip, scaled to ``snr`` dB
    relative to one label-free reference level per machine: the mean power (mean square) of
    that machine's normal training clips (``audio.mix_at_snr(..., reference_power=...)``).
    Every clip of a machine thus gets noise of the same power, whatever its own level --
    never set from an anomalous clip's own power, which would make the noise level a cue to
    the label.
 3. **Features** (``detect.features``): the waveforms themselves for the two-branch network
-   of the "reference" system; ``detect.log_mels`` (n_fft 1024, hop 512, ``n_mels`` bands:
-   313 frames of 10 s) for the small CNN and the autoencoder.
+   of the "reference" system; ``detect.log_mels`` (n_fft 1024, hop 512, the detector's
+   ``n_mels`` bands: 313 frames of 10 s) for the log-mel CNN and the autoencoder.
 4. **Detector**: ``Detector.fit`` on the training clips, each labelled with its auxiliary
    class = (machine, section, attribute, domain) combination, grouped by (machine, section)
    for the back-end, with the target-domain training clips marked (the k-means back-end
-   makes each a centre of its own). :func:`system` gives the detector of a named system
-   (:data:`SYSTEMS`).
+   makes each a centre of its own). ``detect.systems`` gives the detector of a named
+   system.
 5. **Evaluation**: ``evaluation.dcase_table`` (official DCASE 2023 rules: one row per
    machine and section) and ``evaluation.official_score`` over all rows; beside it the same
    table for the model-free reference ``scoring.level_score`` (how far each clip's level
@@ -51,73 +51,14 @@ import numpy as np
 from asdtheory import audio, evaluation, scoring, train
 from asdtheory._validation import check_scalar
 from asdtheory.data import dcase
-from asdtheory.detect import Detector, DetectorConfig, features, waveform_score_fn
+from asdtheory.detect import Detector, DetectorConfig, features, systems, waveform_score_fn
 
-__all__ = ["DCASE_DETECTOR", "PROTOCOLS", "REFERENCE_DETECTOR", "SYSTEMS", "Result",
-           "RunConfig", "run", "system"]
+__all__ = ["PROTOCOLS", "Result", "RunConfig", "run"]
 
 PROTOCOLS = {"mini": ("valve",), "full": dcase.DEV_MACHINES_2023}
-# The small system: a residual CNN on ~2-s log-mel windows (8 windows of 64 frames every 32
-# frames per 10-s clip), 16 k-means centres per section.
-DCASE_DETECTOR = DetectorConfig(window_frames=64, window_hop=32, embed_dim=64,
-                                channels=(16, 32, 64), n_clusters=16, epochs=20, progress=True)
-# Our re-implementation of K. Wilkinghoff's public DCASE 2022/2023 system (e.g.
-# github.com/wilkinghoff/icassp2023): models.TwoBranchEmbedder on raw 10-s waveforms (two
-# 128-d branch embeddings), sub-cluster AdaCos with 16 fixed random sub-centres per class,
-# mixup on waveforms (soft labels), Adam with batch 64 for 10 epochs, L2 penalty on the
-# weights, k-means back-end with 16 means per section. Keras' l2(1e-5) adds 1e-5 ||w||^2 to
-# the loss, whose gradient 2e-5 w is weight_decay=2e-5 here (train.TrainConfig). Deviations:
-# the penalty also covers the batch norms' scales and offsets (the author: kernels only);
-# the waveforms are standardised by the training mean and standard deviation (a global
-# scale, which the network's first linear layers and batch norms absorb); one model per seed
-# (the author averages an ensemble of 5; average scores of several seeds for that).
-REFERENCE_DETECTOR = DetectorConfig(
-    method="subcluster-adacos", embedder="two-branch", embed_dim=256,
-    channels=(16, 16, 32, 64, 128), hidden=(128, 128), num_subclusters=16, n_clusters=16,
-    epochs=10, batch_size=64, learning_rate=1e-3, weight_decay=2e-5, mixup_alpha=1.0,
-    progress=True)
-SYSTEMS = {"small": DCASE_DETECTOR, "reference": REFERENCE_DETECTOR}
+# The default system with the batch of the default (mini) protocol.
+DEFAULT_DETECTOR = systems.get(systems.DEFAULT).config(small_data=True)
 MIX_CHUNK = 256  # clips mixed with noise at a time
-# The DCASE 2023 baseline autoencoder: 128 log-mel bands, 5 stacked frames, 4 x 128 dense
-# layers and an 8-d bottleneck, batch 256; no penalty, no mixup.
-BASELINE_N_MELS = 128
-
-
-def system(name: str, method: str, *, protocol: str = "full",
-           width: float = 1.0) -> DetectorConfig:
-    """The :class:`~asdtheory.detect.DetectorConfig` of system ``name`` (:data:`SYSTEMS`)
-    trained with ``method``, its network ``width`` times as wide (channels, hidden units and
-    embedding dimension scaled and rounded; ``width=0.5`` is the CPU-sized reference network
-    of the ci-mode notebooks 04-06).
-
-    * "small": :data:`DCASE_DETECTOR` with the method.
-    * "reference": :data:`REFERENCE_DETECTOR`; for deep-svdd the same two-branch network
-      without batch-norm offsets (``detect``), a fixed centre, coupled L2 and no mixup (its
-      head takes no soft labels); for the autoencoder the DCASE 2023 baseline (log-mel
-      input, batch 256, no penalty, no mixup; run it with ``n_mels=BASELINE_N_MELS``).
-      With ``protocol="mini"`` the batch is 32: the mini protocol has 60 training clips.
-    """
-    if name not in SYSTEMS:
-        raise ValueError(f"system must be one of {sorted(SYSTEMS)}, got {name!r}.")
-    check_scalar(width, "width")
-    if width <= 0:
-        raise ValueError(f"width must be > 0, got {width}.")
-    config = dataclasses.replace(SYSTEMS[name], method=method)
-    if width != 1.0:
-        scaled = lambda n, multiple=1: max(multiple, multiple * round(n * width / multiple))
-        # The two-branch network splits its embedding between two branches: keep it even.
-        config = dataclasses.replace(
-            config, channels=tuple(scaled(c) for c in config.channels),
-            hidden=tuple(scaled(h) for h in config.hidden),
-            embed_dim=scaled(config.embed_dim, 2 if config.embedder == "two-branch" else 1))
-    if name == "reference":
-        if config.base_method in ("deep-svdd", "autoencoder"):
-            config = dataclasses.replace(config, mixup_alpha=0.0)
-        if config.base_method == "autoencoder":
-            config = dataclasses.replace(config, weight_decay=0.0, batch_size=256)
-        elif protocol == "mini":
-            config = dataclasses.replace(config, batch_size=32)
-    return config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,10 +76,10 @@ class RunConfig:
         relative to the mean power of each machine's normal training clips (module
         docstring, step 2).
       seed: seeds the detector (initialisation, training, k-means) and the noise offsets.
-      n_mels: log-mel bands (log-mel inputs only).
       seconds: every clip is cut to its first ``seconds`` (as the author's systems do; DCASE
         2023 clips last 10 s or more); a shorter clip is an error.
-      detector: the :class:`~asdtheory.detect.DetectorConfig` (default :data:`DCASE_DETECTOR`).
+      detector: the :class:`~asdtheory.detect.DetectorConfig` (default: the reference
+        system's, ``detect.systems``, with the mini protocol's batch).
     """
 
     data: str | Path | None = None
@@ -147,9 +88,8 @@ class RunConfig:
     noise: str | None = None
     snr: float | None = None
     seed: int = 0
-    n_mels: int = 64
     seconds: float = 10.0
-    detector: DetectorConfig = DCASE_DETECTOR
+    detector: DetectorConfig = DEFAULT_DETECTOR
 
     def __post_init__(self):
         if self.protocol not in PROTOCOLS:
@@ -175,7 +115,6 @@ class RunConfig:
         if self.snr is not None:
             check_scalar(self.snr, "snr")
         check_scalar(self.seed, "seed", low=0, integer=True)
-        check_scalar(self.n_mels, "n_mels", low=1, integer=True)
         check_scalar(self.seconds, "seconds", low=0.0)
         if not isinstance(self.detector, DetectorConfig):
             raise ValueError(f"detector must be a DetectorConfig, got {self.detector!r}.")
@@ -218,7 +157,7 @@ class Result:
 
     def waveform_score_fn(self, group=None):
         """``detect.waveform_score_fn`` of the trained detector with this run's front-end."""
-        return waveform_score_fn(self.detector, group, n_mels=self.config.n_mels)
+        return waveform_score_fn(self.detector, group)
 
     @property
     def history(self) -> train.History:
@@ -326,12 +265,12 @@ def run(config: RunConfig, *, checkpoint: str | Path | None = None) -> Result:
     missing = sorted({_group(c) for c in split.test} - {_group(c) for c in split.train})
     if missing:
         raise ValueError(f"test sections {missing} have no training clips in {split.name}.")
-    batch_size = config.detector.train_config().batch_size
+    batch_size = config.detector.batch_size
     if config.detector.input_kind == "waveform" and batch_size > len(split.train):
         raise ValueError(f"batch_size={batch_size} exceeds the {len(split.train)} training "
-                         f"clips of {split.name}; lower it (detect.dcase.system(..., "
-                         "protocol='mini') uses 32).")
-    noise = None if config.noise is None else audio.load_noise(config.noise, root)
+                         f"clips of {split.name}; lower it (systems.get(name).config(..., "
+                         "small_data=True) does).")
+    noise = None if config.noise is None else dcase.load_noise(config.noise, root)
     noise_key, detector_key = jax.random.split(jax.random.key(config.seed))
 
     clips = split.train + split.test
@@ -349,7 +288,7 @@ def run(config: RunConfig, *, checkpoint: str | Path | None = None) -> Result:
             waves[rows] = np.asarray(audio.mix_at_snr(
                 waves[rows], noise, config.snr, key=jax.random.fold_in(noise_key, i),
                 reference_power=levels[rows]))
-    inputs = features(waves, config.detector, n_mels=config.n_mels)
+    inputs = features(waves, config.detector)
     classes = sorted({_class(c) for c in split.train})
     detector = Detector.fit(
         inputs[:n_train], [classes.index(_class(c)) for c in split.train],

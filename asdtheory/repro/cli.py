@@ -99,8 +99,9 @@ def _verify(args: argparse.Namespace) -> int:
 # --- asdtheory run ----------------------------------------------------------------------------
 
 def _add_run(subparsers) -> None:
-    from asdtheory import models
-    from asdtheory.detect.dcase import PROTOCOLS, SYSTEMS, RunConfig
+    from asdtheory import methods
+    from asdtheory.detect import systems
+    from asdtheory.detect.dcase import PROTOCOLS, RunConfig
 
     defaults = RunConfig()
     parser = subparsers.add_parser(
@@ -118,21 +119,27 @@ def _add_run(subparsers) -> None:
     parser.add_argument("--protocol", choices=sorted(PROTOCOLS), default=None,
                         help="mini (valve, ci mode) or full (official split); default from "
                         "ASDTHEORY_MODE: mini in ci, full in full mode")
-    parser.add_argument("--method", choices=models.METHODS, default="subcluster-adacos")
-    parser.add_argument("--system", choices=sorted(SYSTEMS), default="small",
-                        help="reference: our re-implementation of K. Wilkinghoff's two-branch "
-                        "DCASE system on raw waveforms; small: a residual CNN on 2-s log-mel "
-                        "windows (default)")
+    parser.add_argument("--method", choices=methods.names(), default=None,
+                        help="training objective (default: the system's own); "
+                        + "; ".join(f"{m.name}: {m.summary}" for m in methods.METHODS.values()))
+    parser.add_argument("--system", choices=systems.names(), default=systems.DEFAULT,
+                        help=f"default {systems.DEFAULT}; "
+                        + "; ".join(f"{s.name}: {s.summary}" for s in systems.SYSTEMS.values()))
     parser.add_argument("--noise", default=None, help="background recording in <data>/noise")
     parser.add_argument("--snr", type=float, default=None, help="SNR in dB for --noise")
-    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--seed", type=int, default=defaults.seed,
+                        help="seeds initialisation, training, k-means and noise offsets "
+                        f"(default: {defaults.seed})")
     parser.add_argument("--epochs", type=int, default=None,
-                        help="training epochs (default: the system's, 20 small, 10 reference)")
+                        help="training epochs (default: the system's: "
+                        + ", ".join(f"{s.name} {s.detector.epochs}"
+                                    for s in systems.SYSTEMS.values()) + ")")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="examples per optimiser step (default: the system's; reference: "
                         "64, 32 in the mini protocol)")
     parser.add_argument("--backend", default=None,
-                        help="score back-end (angular: kmeans, nearest-centre, knn)")
+                        help="score back-end (default: the method's first; class-centre "
+                        "methods: kmeans, nearest-centre, knn)")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="training state (.npz), written after every epoch")
@@ -175,8 +182,8 @@ def _start_distributed(args: argparse.Namespace) -> str | None:
 def _run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from asdtheory import models
-    from asdtheory.detect.dcase import BASELINE_N_MELS, RunConfig, run, system
+    from asdtheory.detect import systems
+    from asdtheory.detect.dcase import RunConfig, run
     from asdtheory.repro.runmode import run_mode
 
     protocol = args.protocol or ("mini" if run_mode() == "ci" else "full")
@@ -194,7 +201,8 @@ def _run(args: argparse.Namespace) -> int:
               "continue its training, or remove it to start afresh.", file=sys.stderr)
         return 2
     try:
-        detector = system(args.system, args.method, protocol=protocol)
+        detector = systems.get(args.system).config(args.method,
+                                                   small_data=protocol == "mini")
         detector = dataclasses.replace(
             detector, backend=args.backend, progress=not args.no_progress,
             **{name: value for name, value in (("epochs", args.epochs),
@@ -202,10 +210,8 @@ def _run(args: argparse.Namespace) -> int:
                if value is not None})
         machines = ("all" if args.machines.strip() == "all"
                     else tuple(m.strip() for m in args.machines.split(",") if m.strip()))
-        baseline = args.system == "reference" and args.method == "autoencoder"
         config = RunConfig(data=args.data, machines=machines, protocol=protocol,
-                           noise=args.noise, snr=args.snr, seed=args.seed, detector=detector,
-                           **({"n_mels": BASELINE_N_MELS} if baseline else {}))
+                           noise=args.noise, snr=args.snr, seed=args.seed, detector=detector)
         result = run(config, checkpoint=args.checkpoint)
     except (ValueError, FileNotFoundError) as err:
         print(f"asdtheory run: error: {err}", file=sys.stderr)
@@ -216,7 +222,7 @@ def _run(args: argparse.Namespace) -> int:
           f"({config.protocol} protocol"
           + (f", {config.noise} at {config.snr:g} dB" if config.noise else "")
           + f", seed {config.seed}, back-end {detector.score_backend})")
-    if detector.base_method in models.ANGULAR_METHODS:
+    if detector.spec.uses_labels:
         print(result.class_summary)
     print(result.table)
     print(f"reference without a model, clip level vs the normal training level "
