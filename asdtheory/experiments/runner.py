@@ -11,7 +11,6 @@ compares them with their records.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import shutil
 import subprocess
@@ -275,9 +274,8 @@ def audit(name: str, size: str = "standard", *, units: int, results_dir=None,
                                 f"`{recompute_command(name, size)}`.")
     if select is None:
         select = audit_seed(records.git_commit()[0])
-    rng = np.random.default_rng(select)
-    chosen = [present[i] for i in sorted(rng.choice(len(present), min(units, len(present)),
-                                                    replace=False))]
+    picked = set(audit_selection([u.id for u in present], units=units, select=select))
+    chosen = [u for u in present if u.id in picked]
     with tempfile.TemporaryDirectory(prefix="asdtheory-audit-") as scratch:
         _, failed = _compute(experiment, size, chosen, results_dir=scratch, jobs=1,
                              progress=progress)
@@ -309,29 +307,31 @@ def _exact(unit: str, stored, fresh) -> AuditResult:
     return AuditResult(unit, "exact", not differ, detail)
 
 
+def audit_selection(unit_ids: list[str], *, units: int, select: int) -> list[str]:
+    """``units`` of ``unit_ids`` (all when fewer), drawn without replacement by a generator
+    seeded with ``select``, in their given order."""
+    rng = np.random.default_rng(select)
+    picked = rng.choice(len(unit_ids), min(units, len(unit_ids)), replace=False)
+    return [unit_ids[i] for i in sorted(picked)]
+
+
+def seed_spread_rule(value: float, seed_values: list[float]) -> tuple[bool, str]:
+    """Whether ``value`` lies within the range of ``seed_values`` widened on each side by
+    :data:`SPREAD_WIDENING` times its width (undecidable, so failed, with fewer than 2)."""
+    if len(seed_values) < 2:
+        return False, f"metric {value:.4f}; fewer than 2 seeds to give a spread"
+    low, high = min(seed_values), max(seed_values)
+    margin = SPREAD_WIDENING * (high - low)
+    return (low - margin <= value <= high + margin,
+            f"metric {value:.4f}, seeds' range [{low:.4f}, {high:.4f}] widened by "
+            f"{SPREAD_WIDENING:g} x its width")
+
+
 def _within_spread(experiment: Experiment, unit: Unit, present: list[Unit], folder: Path,
                    fresh) -> AuditResult:
     others = {k: v for k, v in unit.factors.items() if k != "seed"}
     siblings = [u for u in present
                 if {k: v for k, v in u.factors.items() if k != "seed"} == others]
     stored = [_metric(experiment, records.load_record(folder / u.id)) for u in siblings]
-    value = _metric(experiment, fresh)
-    if len(stored) < 2:
-        return AuditResult(unit.id, "seed spread", False,
-                           f"metric {value:.4f}; fewer than 2 seeds to give a spread")
-    low, high = min(stored), max(stored)
-    margin = SPREAD_WIDENING * (high - low)
-    passed = low - margin <= value <= high + margin
-    return AuditResult(unit.id, "seed spread", passed,
-                       f"metric {value:.4f}, seeds' range [{low:.4f}, {high:.4f}] widened by "
-                       f"{SPREAD_WIDENING:g} x its width")
-
-
-def digest(folder) -> str:
-    """sha256 over a record's files except its provenance (what must reproduce bit for bit)."""
-    folder = Path(folder)
-    sha = hashlib.sha256()
-    for path in sorted(folder.iterdir()):
-        if path.name != records.PROVENANCE:
-            sha.update(path.name.encode() + b"\0" + path.read_bytes())
-    return sha.hexdigest()
+    passed, detail = seed_spread_rule(_metric(experiment, fresh), stored)
+    return AuditResult(unit.id, "seed spread", passed, detail)
