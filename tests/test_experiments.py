@@ -177,6 +177,9 @@ def test_load_table_is_one_row_per_unit_and_clip(reference):
     rows = table["unit"] == "method=trained,seed=1"
     stored = records.load_record(_unit_folder(reference, "method=trained,seed=1"))
     assert np.array_equal(table["score"][rows], stored.scores)
+    # Each unit ran in its own process pinned to one CPU, with the one-thread XLA flags.
+    assert stored.provenance["cpus"] == 1
+    assert "intra_op_parallelism_threads=1" in stored.provenance["xla_flags"]
     manifest = records.read_manifest(reference, "toy", "smoke")
     assert sorted(manifest["units"]) == sorted(SMOKE_UNITS)
     assert manifest["total_bytes"] == sum(u["bytes"] for u in manifest["units"].values()) > 0
@@ -246,8 +249,15 @@ def test_a_failing_unit_is_reported_and_the_others_are_kept(tmp_path, monkeypatc
     monkeypatch.setitem(core._REGISTRY, "failing", None)
     import failing_experiment  # noqa: F401  (registers it here too)
 
-    summary = experiments.run("failing", "smoke", jobs=2, results_dir=tmp_path / "results",
-                              progress=False)
+    # The test process may be pinned to one CPU (conftest); give the runner every CPU so that
+    # the workers' own pinning is what the provenance shows.
+    pinned = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, range(os.cpu_count()))
+    try:
+        summary = experiments.run("failing", "smoke", jobs=2, results_dir=tmp_path / "results",
+                                  progress=False)
+    finally:
+        os.sched_setaffinity(0, pinned)
     assert summary.computed == ["method=trained,seed=0"]
     assert list(summary.failed) == ["method=trained,seed=1"]
     assert "RuntimeError: seed 1 diverged" in summary.failed["method=trained,seed=1"]
@@ -255,7 +265,9 @@ def test_a_failing_unit_is_reported_and_the_others_are_kept(tmp_path, monkeypatc
     assert "1 failed: method=trained,seed=1" in summary.report()
     state = experiments.status("failing", "smoke", results_dir=tmp_path / "results")
     assert state.states == {"method=trained,seed=0": "present", "method=trained,seed=1": "missing"}
-    records.load_record(tmp_path / "results" / "failing" / "smoke" / "method=trained,seed=0")
+    stored = records.load_record(tmp_path / "results" / "failing" / "smoke" /
+                                 "method=trained,seed=0")
+    assert stored.provenance["cpus"] == 1
 
 
 def _changed_toy(monkeypatch, **change):

@@ -40,7 +40,7 @@ def main(argv: list[str]) -> int:
     module, name, size, unit_id, results, cpu = argv
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {int(cpu)})
-    from asdtheory.repro.notebook_run import xla_flags
+    from asdtheory._platform import xla_flags
 
     os.environ["XLA_FLAGS"] = xla_flags(os.environ.get("XLA_FLAGS"))
     importlib.import_module(module)

@@ -11,8 +11,9 @@
   that the same arrays give the same bytes;
 - ``provenance.json``: the unit config and its hash, the experiment version, the library
   version and git commit, the versions of jax, jaxlib, flax, optax and numpy, platform, device,
-  CPU model, XLA flags, wall and CPU seconds, optimiser steps, final loss, and the sha256 of
-  every other file of the record (:func:`load_record` checks them).
+  CPU model and the number of CPUs the worker could use, XLA flags, wall and CPU seconds,
+  optimiser steps, final loss, and the sha256 of every other file of the record
+  (:func:`load_record` checks them).
 
 ``<results>/<experiment>/<size>/manifest.json`` lists the present records (id, config hash,
 bytes) and the library version that wrote them.
@@ -159,15 +160,11 @@ def git_commit() -> tuple[str | None, bool | None]:
     return commit, bool(_git("status", "--porcelain", "--untracked-files=no"))
 
 
-def _cpu_model() -> str:
-    from asdtheory.repro.notebook_run import cpu_signature
-
-    return cpu_signature()
-
-
 def provenance_environment() -> dict:
     """Where and with what a record is computed: versions, commit, device, CPU, XLA flags."""
     import jax
+
+    from asdtheory._platform import cpu_count, cpu_signature
 
     def version(package: str) -> str | None:
         try:
@@ -185,7 +182,10 @@ def provenance_environment() -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "device": f"{device.platform}:{device.device_kind}",
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_signature(),
+        # XLA sizes its thread pool by the CPUs a process may use, so the count is part of
+        # what decides the rounding; a pinned worker has 1.
+        "cpus": cpu_count(),
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
     }
 

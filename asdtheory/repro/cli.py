@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from asdtheory import __version__
-from asdtheory.experiments.cli import add_parser as _add_experiment
+from asdtheory.repro.experiment_cli import add_parser as _add_experiment
 
 
 def build_parser() -> argparse.ArgumentParser:
