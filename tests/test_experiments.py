@@ -187,6 +187,12 @@ def test_load_table_is_one_row_per_unit_and_clip(reference):
 
 # ---------------------------------------------------------------------------- the runner
 
+def test_every_stored_standard_record_matches_its_declaration():
+    """CI's staleness check on the committed records (results/ of this repository)."""
+    for name in experiments.names():
+        experiments.check_records(name, "standard", results_dir=REPO / "results")
+
+
 def test_a_run_is_idempotent_and_status_is_complete(copy_of_reference):
     before = {p: p.stat().st_mtime_ns for p in copy_of_reference.rglob("*.csv")}
     summary = experiments.run("toy", "smoke", results_dir=copy_of_reference, progress=False)

@@ -129,7 +129,9 @@ class Experiment:
         record's hash changes with it, so every record becomes stale.
       units: ``units(size) -> list[Unit]`` for each of :data:`SIZES`.
       compute: ``compute(config, key) -> Record``; pure: the same config and key give the same
-        record (bit for bit on the same CPU type, pinned to one core).
+        record (bit for bit on the same CPU type, pinned to one core). Define it at the top
+        level of the module that registers the experiment: each worker process imports that
+        module (``compute.__module__``) to find the experiment.
       metric: one unit's summary number from its table (columns of :func:`load_table` for that
         unit), used by the cross-CPU audit; default: AUC over all clips.
       description: one line for ``asdtheory experiment status``.

@@ -399,8 +399,9 @@ def load_table(name: str, size: str, *, results_dir=None) -> dict[str, np.ndarra
 
     experiment = get(name)
     check_results_folder(results_dir, name, size)
+    units = experiment.declared(size)
     parts = []
-    for unit in experiment.declared(size):
+    for unit in units:
         folder = size_folder(results_dir, name, size) / unit.id
         if not folder.is_dir():
             raise FileNotFoundError(f"no record of unit {unit.id} in {folder.parent}; compute "
@@ -413,12 +414,15 @@ def load_table(name: str, size: str, *, results_dir=None) -> dict[str, np.ndarra
         clash = set(unit.factors) & (set(stored.clips) | {"unit", "score"})
         if clash:
             raise ValueError(f"unit factors {sorted(clash)} clash with clip columns.")
-        n = stored.scores.size
-        parts.append({"unit": np.full(n, unit.id), **{k: np.full(n, v) for k, v in
-                                                       unit.factors.items()},
-                      **stored.clips, "score": stored.scores})
+        parts.append({**stored.clips, "score": stored.scores})
     if not parts:
         return {}
     if len({tuple(p) for p in parts}) != 1:
         raise ValueError(f"the units of {name} ({size}) have different columns.")
-    return {column: np.concatenate([p[column] for p in parts]) for column in parts[0]}
+    counts = [p["score"].size for p in parts]
+    # One array per factor over all units, so that mixed values (snr "clean" and 0) become one
+    # column of strings instead of failing to concatenate.
+    factors = {key: np.repeat(np.asarray([u.factors[key] for u in units]), counts)
+               for key in units[0].factors}
+    return {"unit": np.repeat(np.asarray([u.id for u in units]), counts), **factors,
+            **{column: np.concatenate([p[column] for p in parts]) for column in parts[0]}}
