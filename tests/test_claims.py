@@ -2,6 +2,7 @@
 
 import json
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -206,3 +207,135 @@ def test_all_of_combines_parts_honestly():
         all_of()
     with pytest.raises(ValueError, match="each part must be"):
         all_of((INCONCLUSIVE, None))
+
+
+# ---------------------------------------------------------------------------- decide
+
+
+@pytest.mark.parametrize("low, high, verdict, detectable, reading", [
+    (0.03, 0.09, SUPPORTED, None, "above 0"),
+    (0.001, 0.015, SUPPORTED, None, "above 0; real but small: below 0.020 AUC"),
+    (-0.01, 0.015, CONTRADICTED, None,
+     "an effect of 0.020 AUC is excluded; absent (the interval holds 0)"),
+    (-0.09, -0.01, CONTRADICTED, None,
+     "an effect of 0.020 AUC is excluded; reversed (the interval lies below 0)"),
+    (-0.01, 0.05, INCONCLUSIVE, "0.060 AUC", "holds 0 and 0.020 AUC"),
+    (0.0, 0.02, INCONCLUSIVE, "0.020 AUC", "holds 0 and 0.020 AUC"),  # ends count as held
+])
+def test_decide_has_one_branch_per_reading(low, high, verdict, detectable, reading):
+    decision = claims.decide(PairedDifference((low + high) / 2, low, high, 0.95, 1000),
+                             delta=0.02, unit="AUC")
+    assert (decision.verdict, decision.detectable, decision.reading) == \
+        (verdict, detectable, reading)
+    assert decision.part == (verdict, detectable)
+
+
+@given(st.floats(-1, 1), st.floats(0, 1), st.floats(1e-3, 1))
+def test_decide_never_leaves_an_interval_narrower_than_delta_undecided(low, width, delta):
+    decision = claims.decide(PairedDifference(low, low, low + width, 0.95, 1000), delta=delta,
+                             unit="AUC")
+    if width < delta:
+        assert decision.verdict != INCONCLUSIVE
+    if decision.verdict == INCONCLUSIVE:
+        assert float(decision.detectable.split()[0]) == pytest.approx(width, abs=1e-3)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"delta": 0.0}, "delta"), ({"delta": -0.1}, "delta"), ({"delta": 0.02, "unit": ""}, "unit"),
+])
+def test_decide_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        claims.decide(PairedDifference(0.0, -0.1, 0.1, 0.95, 1000), **{"unit": "AUC", **kwargs})
+    with pytest.raises(ValueError, match="low <= high"):
+        claims.decide(PairedDifference(0.0, 0.1, -0.1, 0.95, 1000), delta=0.02, unit="AUC")
+
+
+# ---------------------------------------------------------------------------- bootstrap
+
+
+def _naive_hierarchical_bootstrap(values, statistic, strata, key, n_resamples, level):
+    """The two-level resampling written out clip by clip, from the same random draws."""
+    k_seeds, k_clips = jax.random.split(key)
+    num_seeds, most = len(values), max(len(v) for v in values)
+    seeds = np.asarray(jax.random.randint(k_seeds, (n_resamples, num_seeds), 0, num_seeds))
+    uniform = np.asarray(jax.random.uniform(k_clips, (n_resamples, num_seeds, most)),
+                         np.float64)
+    averages = []
+    for b in range(n_resamples):
+        total = 0.0
+        for j in range(num_seeds):
+            seed = seeds[b, j]
+            drawn = []
+            for p in range(len(values[seed])):
+                members = [i for i in range(len(values[seed]))
+                           if strata[seed][i] == strata[seed][p]]
+                drawn.append(members[min(int(uniform[b, j, p] * len(members)),
+                                         len(members) - 1)])
+            total += statistic(values[seed][drawn])
+        averages.append(total / num_seeds)
+    return np.quantile(averages, [(1 - level) / 2, (1 + level) / 2])
+
+
+def test_hierarchical_bootstrap_matches_a_naive_reference():
+    rng = np.random.default_rng(0)
+    values = [rng.normal(size=(n, 2)) for n in (7, 9, 8)]  # seeds with different clip counts
+    strata = [rng.integers(0, 2, size=len(v)) for v in values]
+
+    def statistic(v):
+        return float(np.mean(v[:, 0]) - np.median(v[:, 1]))
+
+    key = jax.random.key(3)
+    result = claims.hierarchical_bootstrap(values, statistic, key=key, n_resamples=100,
+                                           strata_per_seed=strata)
+    low, high = _naive_hierarchical_bootstrap(values, statistic, strata, key, 100, 0.95)
+    assert (result.low, result.high) == pytest.approx((low, high), abs=1e-12)
+    assert result.estimate == pytest.approx(np.mean([statistic(v) for v in values]))
+    assert result.low < result.estimate < result.high
+
+
+def test_hierarchical_bootstrap_covers_both_levels():
+    rng = np.random.default_rng(1)
+    # Clip noise only, one seed: the interval of a mean is about mean +- 1.96 sd / sqrt(n).
+    clips = rng.normal(size=(400, 1))
+    one = claims.hierarchical_bootstrap([clips], lambda v: float(v.mean()),
+                                        key=jax.random.key(0), n_resamples=1000)
+    half = 1.96 * clips.std() / np.sqrt(400)
+    assert (one.high - one.low) / 2 == pytest.approx(half, rel=0.15)
+    # Seed noise only (constant clips within each seed): the interval of the seeds' mean.
+    seed_means = rng.normal(size=10)
+    constant = [np.full((5, 1), m) for m in seed_means]
+    seeds = claims.hierarchical_bootstrap(constant, lambda v: float(v.mean()),
+                                          key=jax.random.key(0), n_resamples=1000)
+    assert (seeds.high - seeds.low) / 2 == pytest.approx(
+        1.96 * seed_means.std() / np.sqrt(10), rel=0.25)
+
+
+def _auc(labels, scores):
+    """Mann-Whitney AUC (no ties in these scores): fast enough to call per resample."""
+    ranks = np.argsort(np.argsort(scores)) + 1
+    positives = labels == 1
+    n_pos, n_neg = positives.sum(), (~positives).sum()
+    return (ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def test_paired_difference_over_seeds_and_strata_keep_both_classes():
+    from asdtheory.evaluation import auc
+
+    rng = np.random.default_rng(2)
+    labels = [np.r_[np.zeros(30, int), np.ones(3, int)] for _ in range(4)]
+    better = [y * 1.5 + rng.normal(size=y.size) for y in labels]
+    worse = [y * 0.2 + rng.normal(size=y.size) for y in labels]
+    # Few anomalies: without strata some resamples would hold none and AUC would fail.
+    diff = claims.paired_difference_over_seeds(better, worse, labels=labels, metric=_auc,
+                                               key=jax.random.key(0), n_resamples=300)
+    assert _auc(labels[0], better[0]) == pytest.approx(auc(labels[0], better[0]))
+    expected = np.mean([auc(y, a) - auc(y, b)
+                        for y, a, b in zip(labels, better, worse, strict=True)])
+    assert diff.estimate == pytest.approx(expected)
+    assert diff.low <= diff.estimate <= diff.high
+    swapped = claims.paired_difference_over_seeds(worse, better, labels=labels, metric=_auc,
+                                                  key=jax.random.key(0), n_resamples=300)
+    assert (swapped.low, swapped.high) == pytest.approx((-diff.high, -diff.low))
+    with pytest.raises(ValueError, match="one array per seed"):
+        claims.paired_difference_over_seeds(better, worse[:2], labels=labels, metric=auc,
+                                            key=jax.random.key(0))

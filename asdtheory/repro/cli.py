@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from asdtheory import __version__
+from asdtheory.repro.experiment_cli import add_parser as _add_experiment
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"asdtheory {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_verify, _add_run, _add_data, _add_bench):
+    for add in (_add_verify, _add_run, _add_data, _add_bench, _add_experiment):
         add(subparsers)
     return parser
 
