@@ -1,9 +1,13 @@
 """The ``asdtheory`` command: every subcommand's arguments and the glue that calls the library.
 
 ``asdtheory verify`` (:mod:`asdtheory.repro.verify`), ``asdtheory run``
-(:func:`asdtheory.detect.dcase.run`), ``asdtheory data fetch|info`` (:mod:`asdtheory.data`) and
+(:func:`asdtheory.detect.dcase.run`), ``asdtheory evaluate`` (:mod:`asdtheory.data.submission`,
+:mod:`asdtheory.evaluation`), ``asdtheory data fetch|info`` (:mod:`asdtheory.data`) and
 ``asdtheory bench`` (:mod:`asdtheory.repro.bench`). The science modules import nothing from
 here.
+
+A user error (a missing folder, a bad value) ends in one line ``asdtheory: error: ...`` and
+exit status 2, never in a traceback; messages name the command-line flags that fix them.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from asdtheory import __version__
@@ -26,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"asdtheory {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_verify, _add_run, _add_data, _add_bench):
+    for add in (_add_verify, _add_run, _add_evaluate, _add_data, _add_bench):
         add(subparsers)
     return parser
 
@@ -37,7 +42,32 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            return int(args.func(args) or 0)
+        except (ValueError, FileNotFoundError) as err:
+            # The library's checks describe user errors completely; a traceback adds nothing.
+            print(f"asdtheory: error: {err}", file=sys.stderr)
+            return 2
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    # A user reads what to know, not where in the library it was noticed.
+    print(f"asdtheory: warning: {message}", file=sys.stderr)
+
+
+# Advice for clips that `run` cannot use (data.audit), in terms of this command line.
+CLIP_FIXES = {
+    "unreadable": "replace or remove the file",
+    "sample_rate": "resample the recordings to 16 kHz mono, e.g. `sox in.wav -r 16000 -c 1 "
+                   "out.wav` (DCASE Task 2 clips are 16 kHz)",
+    "channels": "keep one channel, e.g. `sox in.wav -c 1 out.wav` (DCASE Task 2 clips are mono)",
+    "length": "pass a smaller --seconds (every clip is cut to its first --seconds) or remove "
+              "the short clips",
+    "name": "rename the file to a DCASE clip name (see `asdtheory data info --help`) or move it "
+            "out of the train/ and test/ folders",
+}
 
 
 # --- asdtheory verify -------------------------------------------------------------------------
@@ -118,14 +148,21 @@ def _add_run(subparsers) -> None:
     parser.add_argument("--protocol", choices=sorted(PROTOCOLS), default=None,
                         help="mini (valve, ci mode) or full (official split); default from "
                         "ASDTHEORY_MODE: mini in ci, full in full mode")
-    parser.add_argument("--method", choices=models.METHODS, default="subcluster-adacos")
+    parser.add_argument("--method", choices=models.METHODS, default="subcluster-adacos",
+                        help="training objective (loss and head) of the embedding network "
+                        "(default: subcluster-adacos)")
     parser.add_argument("--system", choices=sorted(SYSTEMS), default="small",
                         help="reference: our re-implementation of K. Wilkinghoff's two-branch "
                         "DCASE system on raw waveforms; small: a residual CNN on 2-s log-mel "
                         "windows (default)")
     parser.add_argument("--noise", default=None, help="background recording in <data>/noise")
     parser.add_argument("--snr", type=float, default=None, help="SNR in dB for --noise")
-    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--seed", type=int, default=defaults.seed,
+                        help="seeds the initialisation, training, k-means and noise offsets "
+                        f"(default: {defaults.seed})")
+    parser.add_argument("--seconds", type=float, default=defaults.seconds,
+                        help="every clip is cut to its first SECONDS; a shorter clip is an "
+                        f"error (default: {defaults.seconds:g})")
     parser.add_argument("--epochs", type=int, default=None,
                         help="training epochs (default: the system's, 20 small, 10 reference)")
     parser.add_argument("--batch-size", type=int, default=None,
@@ -134,6 +171,12 @@ def _add_run(subparsers) -> None:
     parser.add_argument("--backend", default=None,
                         help="score back-end (angular: kmeans, nearest-centre, knn)")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    parser.add_argument("--output", type=Path, default=None, metavar="DIR",
+                        help="write the DCASE submission files of the test clips here: "
+                        "anomaly_score_<machine>_section_<NN>_test.csv and decision_result_..."
+                        " (threshold: 90th percentile of a gamma distribution fitted to the "
+                        "normal training clips' scores, as the DCASE 2023 baseline); default "
+                        "with --json: the folder <json without .json>/ beside it")
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="training state (.npz), written after every epoch")
     parser.add_argument("--resume", action="store_true",
@@ -176,10 +219,12 @@ def _run(args: argparse.Namespace) -> int:
     import dataclasses
 
     from asdtheory import models
+    from asdtheory.data.audit import ClipProblems, describe
     from asdtheory.detect.dcase import BASELINE_N_MELS, RunConfig, run, system
     from asdtheory.repro.runmode import run_mode
 
     protocol = args.protocol or ("mini" if run_mode() == "ci" else "full")
+    output = args.output or (args.json.with_suffix("") if args.json is not None else None)
     start = time.perf_counter()
     error = _start_distributed(args)
     if error is not None:
@@ -204,9 +249,12 @@ def _run(args: argparse.Namespace) -> int:
                     else tuple(m.strip() for m in args.machines.split(",") if m.strip()))
         baseline = args.system == "reference" and args.method == "autoencoder"
         config = RunConfig(data=args.data, machines=machines, protocol=protocol,
-                           noise=args.noise, snr=args.snr, seed=args.seed, detector=detector,
-                           **({"n_mels": BASELINE_N_MELS} if baseline else {}))
+                           noise=args.noise, snr=args.snr, seed=args.seed, seconds=args.seconds,
+                           detector=detector, **({"n_mels": BASELINE_N_MELS} if baseline else {}))
         result = run(config, checkpoint=args.checkpoint)
+    except ClipProblems as err:
+        print(f"asdtheory run: error: {describe(err.problems, CLIP_FIXES)}", file=sys.stderr)
+        return 2
     except (ValueError, FileNotFoundError) as err:
         print(f"asdtheory run: error: {err}", file=sys.stderr)
         return 2
@@ -225,6 +273,79 @@ def _run(args: argparse.Namespace) -> int:
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result.to_json(), indent=2) + "\n")
+    if output is not None:
+        from asdtheory.data.submission import write_submission
+
+        written = write_submission(output, result.test_clips, result.test_scores,
+                                   train_clips=result.train_clips,
+                                   train_scores=result.train_scores)
+        print(f"wrote {len(written)} DCASE submission files (anomaly scores, decision results) "
+              f"to {output}")
+    return 0
+
+
+# --- asdtheory evaluate -----------------------------------------------------------------------
+
+def _add_evaluate(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "evaluate", help="score folders of DCASE submission files against the ground truth",
+        description="Read the anomaly_score_<machine>_section_<NN>_test.csv files that any "
+        "system wrote (one row '<clip file name>,<score>' per test clip), take the labels and "
+        "domains from the clip names under --truth, and print the official DCASE 2023 table "
+        "per system; with two or more systems also every pair's difference of official scores "
+        "with a paired bootstrap interval over the clips. A folder with a missing, duplicated "
+        "or unknown clip or a score that is not a finite number is rejected with the file and "
+        "line.")
+    parser.add_argument("systems", nargs="+", type=Path, metavar="SYSTEM_DIR",
+                        help="folder of one system's anomaly_score_*.csv files")
+    parser.add_argument("--truth", type=Path, default=None, metavar="ROOT",
+                        help="data root or test folders whose clip names give the ground truth "
+                        "(default: $ASDTHEORY_DATA or the per-user cache)")
+    parser.add_argument("--protocol", choices=("all", "mini"), default="all",
+                        help="all: every labelled test clip under ROOT (default); mini: the 140 "
+                        "test clips of the valve mini protocol (what `run --protocol mini` "
+                        "scores)")
+    parser.add_argument("--resamples", type=int, default=1000,
+                        help="bootstrap resamples of the paired comparisons (default: 1000)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the bootstrap resampling (default: 0)")
+    parser.set_defaults(func=_evaluate)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import jax
+    import numpy as np
+
+    from asdtheory import evaluation
+    from asdtheory.data.dcase import data_root
+    from asdtheory.data.submission import read_scores, truth_clips
+
+    truth = truth_clips(data_root(args.truth), protocol=args.protocol)
+    labels = dict(machine=[c.machine for c in truth], section=[c.section for c in truth],
+                  domain=[c.domain for c in truth], is_anomaly=[c.is_anomaly for c in truth])
+    # Every folder is read before anything is printed: a bad one fails the command at once.
+    systems = [(folder, read_scores(folder, truth)) for folder in args.systems]
+    for folder, scores in systems:
+        rows = evaluation.dcase_table(**labels, scores=scores, unscorable="n/a")
+        print(f"{folder} ({len(truth)} test clips)")
+        print(evaluation.format_table(rows))
+        print()
+    if len(systems) < 2:
+        return 0
+    # The comparisons cover the scorable sections (the labels are the same for every system).
+    scorable = {(r.machine, r.section) for r in rows if r.unscorable is None}
+    keep = np.array([(c.machine, f"{c.section:02d}") in scorable for c in truth])
+    labels = {name: np.asarray(values)[keep] for name, values in labels.items()}
+    systems = [(folder, scores[keep]) for folder, scores in systems]
+    print(f"paired comparisons: official score of A minus B, 95 % paired bootstrap interval "
+          f"over the clips ({args.resamples} resamples, seed {args.seed})")
+    for i, (first, first_scores) in enumerate(systems):
+        for second, second_scores in systems[i + 1:]:
+            diff = evaluation.paired_difference(
+                first_scores, second_scores, **labels, metric="official",
+                key=jax.random.key(args.seed), n_resamples=args.resamples)
+            print(f"  {first} - {second}: {diff.estimate:+.4f} "
+                  f"[{diff.low:+.4f}, {diff.high:+.4f}]")
     return 0
 
 
@@ -244,7 +365,8 @@ def _add_data(subparsers) -> None:
         "dev_<machine>.zip into <root>/dcase2023t2/dev_data/raw/<machine>/. The data root is "
         "--root, else $ASDTHEORY_DATA, else the per-user cache directory. The recordings are "
         "CC BY 4.0 (MIMII DG, ToyADMOS2; cite the DCASE 2023 Task 2 description).")
-    fetch.add_argument("--year", type=int, default=2023, choices=[2023])
+    fetch.add_argument("--year", type=int, default=2023, choices=[2023],
+                       help="challenge year (2023, the only one downloadable so far)")
     fetch.add_argument("--machine", action="append", required=True,
                        choices=[*DEV_MACHINES_2023, "all"],
                        help="repeatable; 'all' for the seven")
@@ -256,27 +378,42 @@ def _add_data(subparsers) -> None:
     fetch.add_argument("--quiet", action="store_true", help="no progress bar")
     fetch.set_defaults(func=_reported(_data_fetch))
 
-    info = commands.add_parser("info", help="count the clips of a DCASE folder",
+    info = commands.add_parser("info", help="count the clips of a DCASE folder and check them",
                                description="Count clips per machine, section, split, domain "
                                "and label, with their attributes, below PATH (any level of the "
-                               "layout; default: the data root).")
-    info.add_argument("path", nargs="?", default=None, metavar="PATH")
+                               "layout; default: the data root), and report every file `asdtheory "
+                               "run` would reject (sample rate other than 16 kHz, more than one "
+                               "channel, shorter than --seconds, a name in train/ or test/ that "
+                               "is not a DCASE clip name) with the reason; exit status 1 when "
+                               "there is any. Reads the WAV headers only.")
+    info.add_argument("path", nargs="?", default=None, metavar="PATH",
+                      help="folder to inspect (default: $ASDTHEORY_DATA or the per-user cache)")
+    info.add_argument("--seconds", type=float, default=10.0,
+                      help="the length `run --seconds` cuts every clip to (default: 10)")
     info.set_defaults(func=_reported(_data_info))
 
 
 def _data_info(args) -> int:
+    from asdtheory.data.audit import describe, folder_problems
     from asdtheory.data.dcase import data_root, index_folder, summary
 
     path = Path(args.path) if args.path else data_root()
     clips = index_folder(path, skip_unknown=True)
-    if not clips:
+    problems = folder_problems(path, seconds=args.seconds)
+    if not clips and not problems:
         print(f"asdtheory data info: no DCASE clips (*.wav) under {path}", file=sys.stderr)
         return 1
     print(f"{path}")
-    print(summary(clips))
-    others = sum(1 for _ in path.rglob("*.wav")) - len(clips)
+    if clips:
+        print(summary(clips))
+    others = (sum(1 for _ in path.rglob("*.wav")) - len(clips)
+              - sum(p.kind == "name" for p in problems))
     if others:
-        print(f"({others} other .wav file(s) without a DCASE clip name not counted)")
+        print(f"({others} other .wav file(s) outside train/ and test/ folders not counted)")
+    if problems:
+        print(f"asdtheory data info: `asdtheory run --seconds {args.seconds:g}` would reject "
+              f"{describe(problems, CLIP_FIXES)}", file=sys.stderr)
+        return 1
     return 0
 
 
