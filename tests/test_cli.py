@@ -215,3 +215,25 @@ def test_evaluate_scores_a_section_without_anomalies_as_na(tmp_path, truth, caps
     assert "- " in captured.out.splitlines()[-1]  # the comparison ran on the rest
     assert ("asdtheory: warning: machine 'pump', section '00' is scored n/a: is_anomaly "
             "contains only normal (0) labels") in captured.err
+
+
+def test_evaluate_on_the_mini_protocol_takes_its_140_test_clips(shared_data, tmp_path, capsys):
+    from asdtheory.data.submission import truth_clips, write_submission
+
+    truth = truth_clips(shared_data, protocol="mini")
+    scores = np.array([float(c.is_anomaly) for c in truth])  # a perfect system
+    write_submission(tmp_path / "mini", truth, scores)
+    assert cli.main(["evaluate", str(tmp_path / "mini"), "--truth", str(shared_data),
+                     "--protocol", "mini"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"valve\s+00\s+1\.0000\s+1\.0000\s+1\.0000\s+20/20\s+50/50", out)
+    # Against every labelled test clip of the data root, the 60 training clips are missing.
+    assert cli.main(["evaluate", str(tmp_path / "mini"), "--truth", str(shared_data)]) == 2
+    assert "no score for 60 of the 200 test clips" in capsys.readouterr().err
+
+
+def test_run_names_flags_for_a_protocol_without_the_machine(shared_data, capsys):
+    assert cli.main(["run", "--data", str(shared_data), "--machines", "fan", "--protocol",
+                     "mini"]) == 2
+    err = capsys.readouterr().err
+    assert "pass --protocol full" in err and "protocol='full'" not in err

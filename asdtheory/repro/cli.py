@@ -220,11 +220,14 @@ def _run(args: argparse.Namespace) -> int:
 
     from asdtheory import models
     from asdtheory.data.audit import ClipProblems, describe
-    from asdtheory.detect.dcase import BASELINE_N_MELS, RunConfig, run, system
+    from asdtheory.detect.dcase import BASELINE_N_MELS, PROTOCOLS, RunConfig, run, system
     from asdtheory.repro.runmode import run_mode
 
     protocol = args.protocol or ("mini" if run_mode() == "ci" else "full")
-    output = args.output or (args.json.with_suffix("") if args.json is not None else None)
+    output = args.output
+    if output is None and args.json is not None:  # r.json -> r/, beside it
+        output = (args.json.with_suffix("") if args.json.suffix
+                  else args.json.with_name(args.json.name + "_scores"))
     start = time.perf_counter()
     error = _start_distributed(args)
     if error is not None:
@@ -247,6 +250,10 @@ def _run(args: argparse.Namespace) -> int:
                if value is not None})
         machines = ("all" if args.machines.strip() == "all"
                     else tuple(m.strip() for m in args.machines.split(",") if m.strip()))
+        others = [m for m in machines if m not in PROTOCOLS[protocol]]
+        if machines != "all" and protocol == "mini" and others:
+            raise ValueError(f"--protocol mini is not available for machine {others[0]!r}: it "
+                             "covers valve only; pass --protocol full for the other machines.")
         baseline = args.system == "reference" and args.method == "autoencoder"
         config = RunConfig(data=args.data, machines=machines, protocol=protocol,
                            noise=args.noise, snr=args.snr, seed=args.seed, seconds=args.seconds,
