@@ -89,13 +89,15 @@ def test_evaluate_rejects_a_bad_folder_with_file_and_line(tmp_path, truth, capsy
     assert "Traceback" not in err
 
 
-def test_run_writes_files_that_evaluate_turns_into_the_same_table(tmp_path, capsys):
+def test_run_output_evaluates_to_the_same_table_and_a_saved_system_scores_the_same(
+        tmp_path, capsys):
     root = write_dcase2023_dataset(tmp_path / "data", key=jax.random.key(0),
                                    machines=("fan", "valve"), seconds=4.0)
-    result = tmp_path / "r.json"
+    result, saved = tmp_path / "r.json", tmp_path / "system"
     assert cli.main(["run", "--data", str(root), "--machines", "fan,valve", "--protocol",
                      "full", "--method", "autoencoder", "--epochs", "1", "--seconds", "4",
-                     "--no-progress", "--json", str(result)]) == 0
+                     "--no-progress",
+                     "--json", str(result), "--save", str(saved)]) == 0
     printed = capsys.readouterr().out
     folder = tmp_path / "r"  # beside --json, named after it
     assert sorted(p.name for p in folder.iterdir()) == [
@@ -107,6 +109,17 @@ def test_run_writes_files_that_evaluate_turns_into_the_same_table(tmp_path, caps
     table = lambda text: [line for line in text.splitlines()
                           if line.startswith(("machine ", "fan ", "valve ", "official score"))]
     assert table(capsys.readouterr().out) == table(printed) and len(table(printed)) == 4
+    # The saved system scores the same test clips to the same files, decisions included.
+    assert cli.main(["score", "--model", str(saved), "--data", str(root), "--output",
+                     str(tmp_path / "again")]) == 0
+    for path in folder.iterdir():
+        again = (tmp_path / "again" / path.name).read_text().splitlines()
+        ours = path.read_text().splitlines()
+        assert [r.split(",")[0] for r in again] == [r.split(",")[0] for r in ours]
+        np.testing.assert_allclose([float(r.split(",")[1]) for r in again],
+                                   [float(r.split(",")[1]) for r in ours], rtol=1e-5)
+    assert cli.main(["run", "--data", str(root), "--save", str(saved)]) == 2
+    assert f"--save {saved} exists and is not empty" in capsys.readouterr().err
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from __future__ import annotations
 import csv
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -96,7 +96,8 @@ def _write_rows(path: Path, rows: Sequence[tuple[str, str]]) -> None:
 
 def write_submission(folder, clips: Sequence[dcase.ClipInfo], scores, *,
                      train_clips: Sequence[dcase.ClipInfo] | None = None, train_scores=None,
-                     quantile: float = DECISION_QUANTILE) -> list[Path]:
+                     quantile: float = DECISION_QUANTILE,
+                     thresholds: Mapping[tuple[str, int], float] | None = None) -> list[Path]:
     """Writes the anomaly scores of test ``clips`` as DCASE submission files in ``folder``.
 
     One ``anomaly_score_<machine>_section_<NN>_test.csv`` per machine type and section, rows
@@ -104,7 +105,8 @@ def write_submission(folder, clips: Sequence[dcase.ClipInfo], scores, *,
     (reading them back gives the same floats, hence the same table). With ``train_clips`` and
     their ``train_scores`` also ``decision_result_..._test.csv``: 1 where the score exceeds
     the section's :func:`decision_threshold` (fitted to the scores of the section's normal
-    training clips), else 0.
+    training clips), else 0. Or with ``thresholds`` given directly, {(machine, section):
+    threshold} (a saved system's, ``detect.store``).
 
     Returns the paths written.
     """
@@ -115,7 +117,13 @@ def write_submission(folder, clips: Sequence[dcase.ClipInfo], scores, *,
     if (train_clips is None) != (train_scores is None):
         raise ValueError("train_clips and train_scores go together: the decisions need the "
                          "anomaly scores of the normal training clips.")
-    thresholds = {}
+    if thresholds is not None and train_clips is not None:
+        raise ValueError("pass the training clips' scores or the thresholds, not both.")
+    thresholds = dict(thresholds or {})
+    if thresholds:
+        missing = sorted({_section_key(c) for c in clips} - set(thresholds))
+        if missing:
+            raise ValueError(f"no decision threshold for (machine, section) {missing}.")
     if train_clips is not None:
         train_scores = np.asarray(train_scores, np.float64)
         if train_scores.shape != (len(train_clips),):

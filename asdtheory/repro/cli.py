@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"asdtheory {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_verify, _add_run, _add_evaluate, _add_data, _add_bench):
+    for add in (_add_verify, _add_run, _add_score, _add_evaluate, _add_data, _add_bench):
         add(subparsers)
     return parser
 
@@ -177,6 +177,9 @@ def _add_run(subparsers) -> None:
                         " (threshold: 90th percentile of a gamma distribution fitted to the "
                         "normal training clips' scores, as the DCASE 2023 baseline); default "
                         "with --json: the folder <json without .json>/ beside it")
+    parser.add_argument("--save", type=Path, default=None, metavar="DIR",
+                        help="keep the trained system in this new folder (network, back-end, "
+                        "front-end, decision thresholds) for `asdtheory score --model DIR`")
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="training state (.npz), written after every epoch")
     parser.add_argument("--resume", action="store_true",
@@ -241,6 +244,10 @@ def _run(args: argparse.Namespace) -> int:
         print(f"asdtheory run: error: checkpoint {args.checkpoint} exists: pass --resume to "
               "continue its training, or remove it to start afresh.", file=sys.stderr)
         return 2
+    if args.save is not None and args.save.exists() and any(args.save.iterdir()):
+        print(f"asdtheory run: error: --save {args.save} exists and is not empty; pass a new "
+              "folder to keep the trained system in.", file=sys.stderr)
+        return 2
     try:
         detector = system(args.system, args.method, protocol=protocol)
         detector = dataclasses.replace(
@@ -288,6 +295,53 @@ def _run(args: argparse.Namespace) -> int:
                                    train_scores=result.train_scores)
         print(f"wrote {len(written)} DCASE submission files (anomaly scores, decision results) "
               f"to {output}")
+    if args.save is not None:
+        from asdtheory.detect.store import save_system
+
+        print(f"saved the trained system to {save_system(args.save, result)}")
+    return 0
+
+
+# --- asdtheory score --------------------------------------------------------------------------
+
+def _add_score(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "score", help="score new clips with a system saved by `run --save`",
+        description="Load a system that `asdtheory run ... --save DIR` kept, score every clip "
+        "with a DCASE name in the test/ folders under --data (development or evaluation "
+        "names; the machine type is the folder above test/) and write the DCASE submission "
+        "files: anomaly scores and decision results (the thresholds fitted when the system "
+        "was trained). Every clip's header is checked first.")
+    parser.add_argument("--model", type=Path, required=True, metavar="DIR",
+                        help="folder written by `asdtheory run ... --save DIR`")
+    parser.add_argument("--data", type=Path, required=True, metavar="PATH",
+                        help="folder holding <machine>/test/ clips (a data root, a machine "
+                        "folder or a test folder)")
+    parser.add_argument("--output", type=Path, required=True, metavar="DIR",
+                        help="where to write anomaly_score_*.csv and decision_result_*.csv")
+    parser.set_defaults(func=_score)
+
+
+def _score(args: argparse.Namespace) -> int:
+    from asdtheory.data.audit import ClipProblems, describe
+    from asdtheory.data.dcase import index_folder
+    from asdtheory.data.submission import write_submission
+    from asdtheory.detect.store import load_system, score_clips
+
+    system = load_system(args.model)
+    clips = [c for c in index_folder(args.data, skip_unknown=True)
+             if c.split == "test" and c.machine is not None]
+    if not clips:
+        raise ValueError(f"no DCASE test clips under --data {args.data} (names such as "
+                         "section_00_0000.wav in <machine>/test/).")
+    try:
+        scores = score_clips(system, clips)
+    except ClipProblems as err:
+        print(f"asdtheory score: error: {describe(err.problems, CLIP_FIXES)}", file=sys.stderr)
+        return 2
+    written = write_submission(args.output, clips, scores, thresholds=system.thresholds)
+    print(f"scored {len(clips)} clips; wrote {len(written)} DCASE submission files to "
+          f"{args.output}")
     return 0
 
 
