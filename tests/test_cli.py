@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from asdtheory import detect
+from asdtheory import audio, detect
 from asdtheory.data.fixture import write_dcase2023_dataset
 from asdtheory.repro import cli
 
@@ -245,8 +245,25 @@ def test_evaluate_on_the_mini_protocol_takes_its_140_test_clips(shared_data, tmp
     assert "no score for 60 of the 200 test clips" in capsys.readouterr().err
 
 
-def test_run_names_flags_for_a_protocol_without_the_machine(shared_data, capsys):
+def test_run_errors_name_flags_not_python_arguments(shared_data, capsys, monkeypatch):
+    monkeypatch.setattr(detect.train, "fit", lambda *a, **k: pytest.fail("training started"))
     assert cli.main(["run", "--data", str(shared_data), "--machines", "fan", "--protocol",
                      "mini"]) == 2
     err = capsys.readouterr().err
     assert "pass --protocol full" in err and "protocol='full'" not in err
+    assert cli.main(["run", "--data", str(shared_data), "--protocol", "mini", "--system",
+                     "reference", "--batch-size", "64", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "--batch-size 64 exceeds the 60 training clips" in err
+    assert "pass a smaller --batch-size" in err and "batch_size" not in err
+
+
+def test_library_advice_on_audio_files_reads_as_command_line_steps(tmp_path):
+    # The library's own messages, translated: a stale translation table fails here.
+    sf.write(tmp_path / "rate.wav", np.zeros(4410, np.float32), 44100)
+    sf.write(tmp_path / "stereo.wav", np.zeros((1600, 2), np.float32), 16000)
+    for name in ("rate.wav", "stereo.wav"):
+        with pytest.raises(ValueError) as raised:
+            audio.load(tmp_path / name)
+        message = cli.in_flags(str(raised.value))
+        assert "`sox in.wav" in message and "=" not in message, message
