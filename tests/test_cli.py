@@ -77,6 +77,9 @@ def test_evaluate_compares_systems_pairwise(tmp_path, truth, capsys):
                      out)
     estimate, low, high = map(float, line.groups())
     assert estimate == -0.1032 and low <= estimate <= high <= 0.0
+    assert cli.main(["evaluate", str(a), str(b), "--truth", str(truth), "--resamples",
+                     "5"]) == 2
+    assert "--resamples must be an integer >= 100" in capsys.readouterr().err
 
 
 def test_evaluate_rejects_a_bad_folder_with_file_and_line(tmp_path, truth, capsys):

@@ -1,8 +1,9 @@
 """The ``asdtheory`` command: every subcommand's arguments and the glue that calls the library.
 
 ``asdtheory verify`` (:mod:`asdtheory.repro.verify`), ``asdtheory run``
-(:func:`asdtheory.detect.dcase.run`), ``asdtheory evaluate`` (:mod:`asdtheory.data.submission`,
-:mod:`asdtheory.evaluation`), ``asdtheory data fetch|info`` (:mod:`asdtheory.data`) and
+(:func:`asdtheory.detect.dcase.run`), ``asdtheory score`` (:mod:`asdtheory.detect.store`),
+``asdtheory evaluate`` (:mod:`asdtheory.data.submission`, :mod:`asdtheory.evaluation`),
+``asdtheory data fetch|info`` (:mod:`asdtheory.data`) and
 ``asdtheory bench`` (:mod:`asdtheory.repro.bench`). The science modules import nothing from
 here.
 
@@ -68,6 +69,7 @@ FLAG_WORDING = (
      "; pass a smaller --batch-size (32 suits the 60 clips of the mini protocol)"),
     (r"lower batch_size", "pass a smaller --batch-size"),
     (r"\bbatch_size=", "--batch-size "),
+    (r"\bn_resamples must be", "--resamples must be"),
     (r"not sample_rate=(\d+) Hz; pass resample=True to resample it or sample_rate= the file's "
      r"rate", r"not \1 Hz; resample the file, e.g. `sox in.wav -r \1 out.wav`"),
     (r"choose one with channel=0\.\.\d+ or average them with mix='mean'",
