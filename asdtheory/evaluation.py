@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import warnings
 from collections.abc import Sequence
 
 import jax
@@ -68,13 +69,15 @@ class SectionScores:
     ``auc`` and ``pauc`` use all clips of the section; ``auc_source``/``auc_target`` follow
     the domain rules of ``rules`` (2021-2024); ``pauc_source``/``pauc_target`` exist only
     under the 2021 rules. The counts are clips of the section per domain and label.
+    A section whose clips cannot be scored (``dcase_table(..., unscorable="n/a")``) has every
+    metric None and says why in ``unscorable``.
     """
 
     machine: str
     section: str
     rules: str
-    auc: float
-    pauc: float
+    auc: float | None
+    pauc: float | None
     auc_source: float | None
     auc_target: float | None
     pauc_source: float | None
@@ -83,6 +86,7 @@ class SectionScores:
     n_source_anomaly: int
     n_target_normal: int
     n_target_anomaly: int
+    unscorable: str | None = None
 
     def official_values(self) -> list[float]:
         """The values of this section that enter the official score under its rules."""
@@ -217,6 +221,9 @@ class _Clips:
     scores: np.ndarray
     is_target: np.ndarray
     groups: dict[tuple[str, str], np.ndarray]
+    # Sections left out of ``groups`` because they cannot be scored: key -> (indices, reason).
+    unscorable: dict[tuple[str, str], tuple[np.ndarray, str]] = dataclasses.field(
+        default_factory=dict)
 
 
 def harmonic_mean(a, b):
@@ -263,7 +270,27 @@ def _per_clip(values, n: int, name: str) -> list:
     return arr.tolist()
 
 
-def _clips(machine, section, domain, is_anomaly, scores, rules) -> _Clips:
+def _unscorable_reason(y: np.ndarray, is_target: np.ndarray, rules: str) -> str | None:
+    """Why a section's clips cannot be scored under ``rules``; None when they can."""
+    n_anomaly = int(y.sum())
+    if n_anomaly == 0 or n_anomaly == y.size:
+        present = "anomalous (1)" if n_anomaly else "normal (0)"
+        return (f"is_anomaly contains only {present} labels; AUC needs at least one normal and "
+                "one anomalous clip.")
+    if rules == "2020":
+        return None
+    for dom, mask in (("source", ~is_target), ("target", is_target)):
+        if not np.any(y[mask] == 0):
+            return (f"domain has no {dom} normal clips; AUC_{dom} needs them (use "
+                    "rules='2020' for data without domains).")
+        if rules == "2021" and not np.any(y[mask] == 1):
+            return (f"domain has no {dom} anomalous clips; the 2021 rules compute AUC_{dom} on "
+                    "that domain's clips only.")
+    return None
+
+
+def _clips(machine, section, domain, is_anomaly, scores, rules,
+           unscorable: str = "raise") -> _Clips:
     y = _check_labels(is_anomaly, "is_anomaly")
     n = y.shape[0]
     s = _check_scores(scores, n)
@@ -276,20 +303,17 @@ def _clips(machine, section, domain, is_anomaly, scores, rules) -> _Clips:
     sections = [_section_name(v) for v in _per_clip(section, n, "section")]
     keys = list(zip(machines, sections, strict=True))
     groups = {key: np.flatnonzero([k == key for k in keys]) for key in sorted(set(keys))}
-    for (m, sec), idx in groups.items():
-        where = f" for machine {m!r}, section {sec!r}"
-        _check_both_classes(y[idx], "is_anomaly", where)
-        if rules == "2020":
+    skipped = {}
+    for (m, sec), idx in list(groups.items()):
+        reason = _unscorable_reason(y[idx], is_target[idx], rules)
+        if reason is None:
             continue
-        for dom, mask in (("source", ~is_target[idx]), ("target", is_target[idx])):
-            labels = y[idx][mask]
-            if not np.any(labels == 0):
-                raise ValueError(f"domain has no {dom} normal clips{where}; AUC_{dom} needs "
-                                 "them (use rules='2020' for data without domains).")
-            if rules == "2021" and not np.any(labels == 1):
-                raise ValueError(f"domain has no {dom} anomalous clips{where}; the 2021 rules "
-                                 f"compute AUC_{dom} on that domain's clips only.")
-    return _Clips(y=y, scores=s, is_target=is_target, groups=groups)
+        if unscorable == "raise":
+            subject, _, rest = reason.partition(";")
+            raise ValueError(f"{subject} for machine {m!r}, section {sec!r};{rest}")
+        skipped[(m, sec)] = (groups.pop((m, sec)), reason)
+        warnings.warn(f"machine {m!r}, section {sec!r} is scored n/a: {reason}", stacklevel=3)
+    return _Clips(y=y, scores=s, is_target=is_target, groups=groups, unscorable=skipped)
 
 
 def _section_scores(key: tuple[str, str], y, s, is_target, *, rules: str,
@@ -333,8 +357,20 @@ def _table(clips: _Clips, *, rules: str, max_fpr: float, index=None) -> list[Sec
     return rows
 
 
+def _unscorable_row(key: tuple[str, str], y, is_target, rules: str,
+                    reason: str) -> SectionScores:
+    anomaly = y == 1
+    return SectionScores(
+        machine=key[0], section=key[1], rules=rules, auc=None, pauc=None, auc_source=None,
+        auc_target=None, pauc_source=None, pauc_target=None,
+        n_source_normal=int(np.sum(~is_target & ~anomaly)),
+        n_source_anomaly=int(np.sum(~is_target & anomaly)),
+        n_target_normal=int(np.sum(is_target & ~anomaly)),
+        n_target_anomaly=int(np.sum(is_target & anomaly)), unscorable=reason)
+
+
 def dcase_table(*, machine, section, domain, is_anomaly, scores, max_fpr: float = 0.1,
-                rules: str = "2023") -> list[SectionScores]:
+                rules: str = "2023", unscorable: str = "raise") -> list[SectionScores]:
     """Per machine type and section scores under the official DCASE Task 2 rules.
 
     Args:
@@ -349,14 +385,24 @@ def dcase_table(*, machine, section, domain, is_anomaly, scores, max_fpr: float 
       rules: challenge year, see the module docstring: "2022"-"2024" (AUC_source = source
         normals + all anomalies of the section, AUC_target likewise, pAUC on all clips),
         "2021" (per-domain AUC and pAUC) or "2020" (no domains).
+      unscorable: what to do with a section whose clips cannot be scored (only normal or
+        only anomalous clips; under the domain rules a domain without normal clips): "raise"
+        a ValueError (default), or score it "n/a" -- a row with every metric None, a
+        UserWarning, and the other sections scored (the official evaluators would stop; a
+        joint run over many sections is better served by the rest of its table).
 
     Returns:
       one :class:`SectionScores` per (machine, section), sorted by machine then section.
     """
     rules = _check_rules(rules)
     max_fpr = _check_max_fpr(max_fpr)
-    clips = _clips(machine, section, domain, is_anomaly, scores, rules)
-    return _table(clips, rules=rules, max_fpr=max_fpr)
+    if unscorable not in ("raise", "n/a"):
+        raise ValueError(f"unscorable must be 'raise' or 'n/a', got {unscorable!r}.")
+    clips = _clips(machine, section, domain, is_anomaly, scores, rules, unscorable)
+    rows = _table(clips, rules=rules, max_fpr=max_fpr)
+    rows += [_unscorable_row(key, clips.y[idx], clips.is_target[idx], rules, reason)
+             for key, (idx, reason) in clips.unscorable.items()]
+    return sorted(rows, key=lambda r: (r.machine, r.section))
 
 
 def _hmean(values: np.ndarray) -> float:
@@ -369,7 +415,8 @@ def official_score(rows: Sequence[SectionScores]) -> float:
     2021-2024: harmonic mean over the flat list of the official values of every section
     (2022-2024: all AUC_source, AUC_target and pAUC; 2021: all per-domain AUC and pAUC), each
     floored at machine epsilon as the official evaluators do. 2020: arithmetic mean of all
-    AUC and pAUC values.
+    AUC and pAUC values. Sections scored n/a (``SectionScores.unscorable``) are left out: the
+    score is over the scorable sections.
     """
     rows = list(rows)
     if not rows or not all(isinstance(r, SectionScores) for r in rows):
@@ -378,7 +425,11 @@ def official_score(rows: Sequence[SectionScores]) -> float:
     if len(rules) != 1:
         raise ValueError(f"rows mix the rules of several years {sorted(rules)}; score each "
                          "table separately.")
-    values = np.array([v for r in rows for v in r.official_values()], dtype=np.float64)
+    scorable = [r for r in rows if r.unscorable is None]
+    if not scorable:
+        raise ValueError("no section of the table can be scored (every one is n/a): "
+                         + "; ".join(f"{r.machine} {r.section}: {r.unscorable}" for r in rows))
+    values = np.array([v for r in scorable for v in r.official_values()], dtype=np.float64)
     if rows[0].rules == "2020":
         return float(np.mean(values))
     return _hmean(np.maximum(values, EPS))
@@ -404,7 +455,7 @@ def format_table(rows: Sequence[SectionScores]) -> str:
     header += ["normals s/t", "anomalies s/t"]
     body = [
         [r.machine, r.section]
-        + [f"{getattr(r, field):.4f}" for _, field in metrics]
+        + [("n/a" if r.unscorable else f"{getattr(r, field):.4f}") for _, field in metrics]
         + [f"{r.n_source_normal}/{r.n_target_normal}",
            f"{r.n_source_anomaly}/{r.n_target_anomaly}"]
         for r in rows
@@ -417,9 +468,12 @@ def format_table(rows: Sequence[SectionScores]) -> str:
                  for i, (c, w) in enumerate(zip(line, widths, strict=True))]
         return "  ".join(cells).rstrip()
 
-    n_values = sum(len(r.official_values()) for r in rows)
+    scorable = [r for r in rows if r.unscorable is None]
+    n_values = sum(len(r.official_values()) for r in scorable)
     mean = "arithmetic" if rules == "2020" else "harmonic"
-    footer = (f"official score (DCASE {rules} rules, {mean} mean of {n_values} values): "
+    skipped = len(rows) - len(scorable)
+    over = f" of the {len(scorable)} scorable of {len(rows)} sections" if skipped else ""
+    footer = (f"official score (DCASE {rules} rules, {mean} mean of {n_values} values{over}): "
               f"{score:.4f}")
     return "\n".join([render(header), *map(render, body), footer])
 

@@ -185,7 +185,9 @@ def test_unpack_rejects_corrupt_archive_and_skips_existing_files(tmp_path, valve
 def test_cli_fetch_and_info(server, tmp_path, capsys):
     assert cli.main(["data", "fetch", "--year", "2023", "--machine", "valve", "--root",
                      str(tmp_path), "--base-url", server.url, "--quiet"]) == 0
-    assert cli.main(["data", "info", str(tmp_path / "dcase2023t2")]) == 0
+    # The served clips last 0.25 s: a run cutting them to 10 s would reject them.
+    assert cli.main(["data", "info", str(tmp_path / "dcase2023t2")]) == 1
+    assert cli.main(["data", "info", str(tmp_path / "dcase2023t2"), "--seconds", "0.25"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"valve +00 +train +source +normal +1 +pat_00 \(1\)", out)
     assert re.search(r"valve +00 +test +source +anomaly +1 +pat_01 \(1\)", out)

@@ -490,3 +490,26 @@ def test_paired_contrast_of_differences_across_conditions():
     assert got.high < 0  # noise took a's lead away
     with pytest.raises(ValueError, match="weights must be 2 finite numbers"):
         ev.paired_contrast([a, b], [1.0], is_anomaly=y, key=jax.random.key(0))
+
+
+def test_unscorable_sections_are_na_on_request_and_an_error_by_default():
+    # Section 01 has no anomalous clip: strict by default; "n/a" keeps the rest of the table
+    # and the official score of the scorable section (hand-computed: AUC source 1/2 (a 0.4 vs
+    # source normals 0.3, 0.5), AUC target 1 (vs 0.1), pAUC on all: the top score is a
+    # normal, so no TPR up to FPR 1/3: McClish of area 0 -> (1 - 0.005/0.095)/2 = 0.473684).
+    clips = dict(machine="fan", section=[0, 0, 0, 0, 1, 1],
+                 domain=["source", "source", "target", "source", "source", "target"],
+                 is_anomaly=[0, 0, 0, 1, 0, 0], scores=[0.3, 0.5, 0.1, 0.4, 0.2, 0.9])
+    with pytest.raises(ValueError, match="only normal \\(0\\) labels for machine 'fan', "
+                                         "section '01'"):
+        ev.dcase_table(**clips)
+    with pytest.warns(UserWarning, match="section '01' is scored n/a"):
+        rows = ev.dcase_table(**clips, unscorable="n/a")
+    assert [r.section for r in rows] == ["00", "01"]
+    assert rows[1].auc_source is None and rows[1].n_source_normal == 1
+    assert (rows[0].auc_source, rows[0].auc_target) == (0.5, 1.0)
+    assert rows[0].pauc == pytest.approx(0.473684, abs=1e-6)
+    assert ev.official_score(rows) == pytest.approx(3 / (2 + 1 + 1 / 0.473684), abs=1e-6)
+    assert "n/a" in ev.format_table(rows).splitlines()[2]
+    with pytest.raises(ValueError, match="no section of the table can be scored"):
+        ev.official_score(rows[1:])

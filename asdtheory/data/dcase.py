@@ -241,14 +241,23 @@ def index_dataset(root=None, *, year: int = 2023, machines: Sequence[str] | None
             raise FileNotFoundError(f"no DCASE {year} {dataset} folder at {raw}; "
                                     f"{_fetch_hint(year, dataset, None)}.")
         machines = sorted(p.name for p in raw.iterdir() if p.is_dir())
-    clips = []
+    clips, unnamed = [], []
     for machine in machines:
         splits = [raw / machine / s for s in ("train", "test") if (raw / machine / s).is_dir()]
         if not splits:
             raise FileNotFoundError(f"no train/ or test/ folder for machine {machine!r} under "
                                     f"{raw / machine}; {_fetch_hint(year, dataset, machine)}.")
         for folder in splits:
-            clips += [parse_filename(p, machine=machine) for p in sorted(folder.glob("*.wav"))]
+            for path in sorted(folder.glob("*.wav")):
+                try:
+                    clips.append(parse_filename(path, machine=machine))
+                except ValueError:
+                    unnamed.append(path)
+    if unnamed:
+        # All at once: renaming files one failed run at a time wastes the user's time.
+        raise ValueError(f"{len(unnamed)} file(s) without a DCASE clip name: "
+                         + ", ".join(map(str, unnamed)) + f"; expected {_EXPECTED}. Rename "
+                         "them or move them out of the train/ and test/ folders.")
     return clips
 
 

@@ -193,6 +193,22 @@ class DetectorConfig(train.TrainConfig):
             return dataclasses.replace(config, mixup_alpha=0.0)
         return config
 
+    def to_dict(self) -> dict:
+        """JSON-able fields; the embedder as {"name": ..., its settings}. Inverse:
+        :meth:`from_dict`."""
+        fields = dataclasses.asdict(self)
+        fields["embedder"] = {"name": self.embedder.name, **fields["embedder"]}
+        return fields
+
+    @classmethod
+    def from_dict(cls, fields: dict) -> DetectorConfig:
+        """The configuration :meth:`to_dict` wrote (lists read back as tuples)."""
+        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
+        settings = dict(fields.pop("embedder"))
+        kind = embedders.EMBEDDERS[settings.pop("name")]
+        settings = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
+        return cls(embedder=kind(**settings), **fields)
+
     def train_config(self) -> train.TrainConfig:
         """The training part, as ``train.fit`` takes it."""
         return train.TrainConfig(**{field.name: getattr(self, field.name)

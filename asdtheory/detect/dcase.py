@@ -31,7 +31,8 @@ Steps (clips are read as stored, 16 kHz mono):
    makes each a centre of its own). ``detect.systems`` gives the detector of a named
    system.
 5. **Evaluation**: ``evaluation.dcase_table`` (official DCASE 2023 rules: one row per
-   machine and section) and ``evaluation.official_score`` over all rows; beside it the same
+   machine and section; a section whose test clips are all normal or all anomalous is n/a,
+   with a warning) and ``evaluation.official_score`` over the scorable rows; beside it the same
    table for the model-free reference ``scoring.level_score`` (how far each clip's level
    lies from its section's normal training level) on the same waveforms: what the trivial
    cue "louder or quieter than usual" achieves.
@@ -50,7 +51,7 @@ import numpy as np
 
 from asdtheory import audio, evaluation, scoring, train
 from asdtheory._validation import check_scalar
-from asdtheory.data import dcase
+from asdtheory.data import audit, dcase
 from asdtheory.detect import Detector, DetectorConfig, features, systems, waveform_score_fn
 
 __all__ = ["PROTOCOLS", "Result", "RunConfig", "run"]
@@ -136,6 +137,9 @@ class Result:
       test_scores: (n,) anomaly scores.
       test_embeddings: (n, D) clip embeddings.
       train_clips, train_embeddings: the same for the training clips.
+      train_scores: (n_train,) anomaly scores of the training clips, scored as the test clips
+        are (in-sample: their embeddings shaped the back-end); the DCASE decision threshold
+        is fitted to them (``data.submission.decision_threshold``).
       level_scores: (n,) scores of the model-free reference ``scoring.level_score`` on the
         same test waveforms (step 5), and level_official_score their official score.
     """
@@ -154,6 +158,7 @@ class Result:
     train_embeddings: np.ndarray
     level_scores: np.ndarray
     level_official_score: float
+    train_scores: np.ndarray | None = None
 
     def waveform_score_fn(self, group=None):
         """``detect.waveform_score_fn`` of the trained detector with this run's front-end."""
@@ -257,7 +262,9 @@ def run(config: RunConfig, *, checkpoint: str | Path | None = None) -> Result:
 
     Raises FileNotFoundError (missing data root, machine folders, clips or noise recording)
     and ValueError (protocol or split problems, e.g. a test section without training clips,
-    a training set smaller than the batch) before any feature extraction or training.
+    a training set smaller than the batch; ``data.audit.ClipProblems`` listing every clip
+    whose header shows a sample rate other than 16 kHz, more than one channel or fewer than
+    ``config.seconds``) before any feature extraction or training.
     """
     root = _data_root(config)
     machines = _machines(config, root)
@@ -270,6 +277,10 @@ def run(config: RunConfig, *, checkpoint: str | Path | None = None) -> Result:
         raise ValueError(f"batch_size={batch_size} exceeds the {len(split.train)} training "
                          f"clips of {split.name}; lower it (systems.get(name).config(..., "
                          "small_data=True) does).")
+    problems = audit.clip_problems([c.path for c in split.train + split.test],
+                                   seconds=config.seconds)
+    if problems:
+        raise audit.ClipProblems(problems)
     noise = None if config.noise is None else dcase.load_noise(config.noise, root)
     noise_key, detector_key = jax.random.split(jax.random.key(config.seed))
 
@@ -297,6 +308,7 @@ def run(config: RunConfig, *, checkpoint: str | Path | None = None) -> Result:
     test_groups = [_group(c) for c in split.test]
     test_embeddings, test_scores = detector.embed_and_score(inputs[n_train:],
                                                             groups=test_groups)
+    train_scores = detector.score(inputs[:n_train], groups=[_group(c) for c in split.train])
     normal_train = [i for i, c in enumerate(split.train) if not c.is_anomaly]
     level_scores = scoring.level_score(
         waves[normal_train], waves[n_train:],
@@ -304,7 +316,7 @@ def run(config: RunConfig, *, checkpoint: str | Path | None = None) -> Result:
     table_of = lambda scores: evaluation.dcase_table(
         machine=[c.machine for c in split.test], section=[c.section for c in split.test],
         domain=[c.domain for c in split.test], is_anomaly=[c.is_anomaly for c in split.test],
-        scores=scores)
+        scores=scores, unscorable="n/a")
     rows = table_of(test_scores)
     return Result(config=config, machines=machines, classes=classes, rows=rows,
                   official_score=evaluation.official_score(rows),
@@ -312,4 +324,5 @@ def run(config: RunConfig, *, checkpoint: str | Path | None = None) -> Result:
                   test_clips=split.test, test_scores=test_scores,
                   test_embeddings=test_embeddings, train_clips=split.train,
                   train_embeddings=detector.train_embeddings, level_scores=level_scores,
-                  level_official_score=evaluation.official_score(table_of(level_scores)))
+                  level_official_score=evaluation.official_score(table_of(level_scores)),
+                  train_scores=train_scores)

@@ -1,9 +1,14 @@
 """The ``asdtheory`` command: every subcommand's arguments and the glue that calls the library.
 
 ``asdtheory verify`` (:mod:`asdtheory.repro.verify`), ``asdtheory run``
-(:func:`asdtheory.detect.dcase.run`), ``asdtheory data fetch|info`` (:mod:`asdtheory.data`) and
+(:func:`asdtheory.detect.dcase.run`), ``asdtheory score`` (:mod:`asdtheory.detect.store`),
+``asdtheory evaluate`` (:mod:`asdtheory.data.submission`, :mod:`asdtheory.evaluation`),
+``asdtheory data fetch|info`` (:mod:`asdtheory.data`) and
 ``asdtheory bench`` (:mod:`asdtheory.repro.bench`). The science modules import nothing from
 here.
+
+A user error (a missing folder, a bad value) ends in one line ``asdtheory: error: ...`` and
+exit status 2, never in a traceback; messages name the command-line flags that fix them.
 """
 
 from __future__ import annotations
@@ -11,8 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from asdtheory import __version__
@@ -27,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"asdtheory {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_verify, _add_run, _add_data, _add_bench, _add_experiment):
+    for add in (_add_verify, _add_run, _add_score, _add_evaluate, _add_data, _add_bench,
+                _add_experiment):
         add(subparsers)
     return parser
 
@@ -38,7 +46,58 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            return int(args.func(args) or 0)
+        except (ValueError, FileNotFoundError) as err:
+            # The library's checks describe user errors completely; a traceback adds nothing.
+            print(f"asdtheory: error: {in_flags(str(err))}", file=sys.stderr)
+            return 2
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    # A user reads what to know, not where in the library it was noticed.
+    print(f"asdtheory: warning: {in_flags(str(message))}", file=sys.stderr)
+
+
+# The library's messages name the Python arguments that fix a problem; on the command line
+# the same fixes are flags, or steps outside the program where no flag exists.
+FLAG_WORDING = (
+    (r"lower RunConfig\.seconds", "pass a smaller --seconds"),
+    (r"\(use protocol='full' for the other machines\)",
+     "(pass --protocol full for the other machines)"),
+    (r"; lower it \(systems\.get\(name\)\.config\(\.\.\., small_data=True\) does\)",
+     "; pass a smaller --batch-size (32 suits the 60 clips of the mini protocol)"),
+    (r"lower batch_size", "pass a smaller --batch-size"),
+    (r"\bbatch_size=", "--batch-size "),
+    (r"\bn_resamples must be", "--resamples must be"),
+    (r"not sample_rate=(\d+) Hz; pass resample=True to resample it or sample_rate= the file's "
+     r"rate", r"not \1 Hz; resample the file, e.g. `sox in.wav -r \1 out.wav`"),
+    (r"choose one with channel=0\.\.\d+ or average them with mix='mean'",
+     "keep one channel, e.g. `sox in.wav -c 1 out.wav`"),
+)
+
+
+def in_flags(message: str) -> str:
+    """``message`` with the Python argument names of :data:`FLAG_WORDING` in command-line
+    terms."""
+    for pattern, replacement in FLAG_WORDING:
+        message = re.sub(pattern, replacement, message)
+    return message
+
+
+# Advice for clips that `run` cannot use (data.audit), in terms of this command line.
+CLIP_FIXES = {
+    "unreadable": "replace or remove the file",
+    "sample_rate": "resample the recordings to 16 kHz mono, e.g. `sox in.wav -r 16000 -c 1 "
+                   "out.wav` (DCASE Task 2 clips are 16 kHz)",
+    "channels": "keep one channel, e.g. `sox in.wav -c 1 out.wav` (DCASE Task 2 clips are mono)",
+    "length": "pass a smaller --seconds (every clip is cut to its first --seconds) or remove "
+              "the short clips",
+    "name": "rename the file to a DCASE clip name (see `asdtheory data info --help`) or move it "
+            "out of the train/ and test/ folders",
+}
 
 
 # --- asdtheory verify -------------------------------------------------------------------------
@@ -131,6 +190,9 @@ def _add_run(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=defaults.seed,
                         help="seeds initialisation, training, k-means and noise offsets "
                         f"(default: {defaults.seed})")
+    parser.add_argument("--seconds", type=float, default=defaults.seconds,
+                        help="every clip is cut to its first SECONDS; a shorter clip is an "
+                        f"error (default: {defaults.seconds:g})")
     parser.add_argument("--epochs", type=int, default=None,
                         help="training epochs (default: the system's: "
                         + ", ".join(f"{s.name} {s.detector.epochs}"
@@ -142,6 +204,15 @@ def _add_run(subparsers) -> None:
                         help="score back-end (default: the method's first; class-centre "
                         "methods: kmeans, nearest-centre, knn)")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    parser.add_argument("--output", type=Path, default=None, metavar="DIR",
+                        help="write the DCASE submission files of the test clips here: "
+                        "anomaly_score_<machine>_section_<NN>_test.csv and decision_result_..."
+                        " (threshold: 90th percentile of a gamma distribution fitted to the "
+                        "normal training clips' scores, as the DCASE 2023 baseline); default "
+                        "with --json: the folder <json without .json>/ beside it")
+    parser.add_argument("--save", type=Path, default=None, metavar="DIR",
+                        help="keep the trained system in this new folder (network, back-end, "
+                        "front-end, decision thresholds) for `asdtheory score --model DIR`")
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="training state (.npz), written after every epoch")
     parser.add_argument("--resume", action="store_true",
@@ -183,11 +254,16 @@ def _start_distributed(args: argparse.Namespace) -> str | None:
 def _run(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from asdtheory.data.audit import ClipProblems, describe
     from asdtheory.detect import systems
     from asdtheory.detect.dcase import RunConfig, run
     from asdtheory.repro.runmode import run_mode
 
     protocol = args.protocol or ("mini" if run_mode() == "ci" else "full")
+    output = args.output
+    if output is None and args.json is not None:  # r.json -> r/, beside it
+        output = (args.json.with_suffix("") if args.json.suffix
+                  else args.json.with_name(args.json.name + "_scores"))
     start = time.perf_counter()
     error = _start_distributed(args)
     if error is not None:
@@ -201,6 +277,10 @@ def _run(args: argparse.Namespace) -> int:
         print(f"asdtheory run: error: checkpoint {args.checkpoint} exists: pass --resume to "
               "continue its training, or remove it to start afresh.", file=sys.stderr)
         return 2
+    if args.save is not None and args.save.exists() and any(args.save.iterdir()):
+        print(f"asdtheory run: error: --save {args.save} exists and is not empty; pass a new "
+              "folder to keep the trained system in.", file=sys.stderr)
+        return 2
     try:
         detector = systems.get(args.system).config(args.method,
                                                    small_data=protocol == "mini")
@@ -212,10 +292,14 @@ def _run(args: argparse.Namespace) -> int:
         machines = ("all" if args.machines.strip() == "all"
                     else tuple(m.strip() for m in args.machines.split(",") if m.strip()))
         config = RunConfig(data=args.data, machines=machines, protocol=protocol,
-                           noise=args.noise, snr=args.snr, seed=args.seed, detector=detector)
+                           noise=args.noise, snr=args.snr, seed=args.seed, seconds=args.seconds,
+                           detector=detector)
         result = run(config, checkpoint=args.checkpoint)
+    except ClipProblems as err:
+        print(f"asdtheory run: error: {describe(err.problems, CLIP_FIXES)}", file=sys.stderr)
+        return 2
     except (ValueError, FileNotFoundError) as err:
-        print(f"asdtheory run: error: {err}", file=sys.stderr)
+        print(f"asdtheory run: error: {in_flags(str(err))}", file=sys.stderr)
         return 2
     if args.process_id:  # process 0 of a multi-host run reports for all
         return 0
@@ -232,6 +316,126 @@ def _run(args: argparse.Namespace) -> int:
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result.to_json(), indent=2) + "\n")
+    if output is not None:
+        from asdtheory.data.submission import write_submission
+
+        written = write_submission(output, result.test_clips, result.test_scores,
+                                   train_clips=result.train_clips,
+                                   train_scores=result.train_scores)
+        print(f"wrote {len(written)} DCASE submission files (anomaly scores, decision results) "
+              f"to {output}")
+    if args.save is not None:
+        from asdtheory.detect.store import save_system
+
+        print(f"saved the trained system to {save_system(args.save, result)}")
+    return 0
+
+
+# --- asdtheory score --------------------------------------------------------------------------
+
+def _add_score(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "score", help="score new clips with a system saved by `run --save`",
+        description="Load a system that `asdtheory run ... --save DIR` kept, score every clip "
+        "with a DCASE name in the test/ folders under --data (development or evaluation "
+        "names; the machine type is the folder above test/) and write the DCASE submission "
+        "files: anomaly scores and decision results (the thresholds fitted when the system "
+        "was trained). Every clip's header is checked first.")
+    parser.add_argument("--model", type=Path, required=True, metavar="DIR",
+                        help="folder written by `asdtheory run ... --save DIR`")
+    parser.add_argument("--data", type=Path, required=True, metavar="PATH",
+                        help="folder holding <machine>/test/ clips (a data root, a machine "
+                        "folder or a test folder)")
+    parser.add_argument("--output", type=Path, required=True, metavar="DIR",
+                        help="where to write anomaly_score_*.csv and decision_result_*.csv")
+    parser.set_defaults(func=_score)
+
+
+def _score(args: argparse.Namespace) -> int:
+    from asdtheory.data.audit import ClipProblems, describe
+    from asdtheory.data.dcase import index_folder
+    from asdtheory.data.submission import write_submission
+    from asdtheory.detect.store import load_system, score_clips
+
+    system = load_system(args.model)
+    clips = [c for c in index_folder(args.data, skip_unknown=True)
+             if c.split == "test" and c.machine is not None]
+    if not clips:
+        raise ValueError(f"no DCASE test clips under --data {args.data} (names such as "
+                         "section_00_0000.wav in <machine>/test/).")
+    try:
+        scores = score_clips(system, clips)
+    except ClipProblems as err:
+        print(f"asdtheory score: error: {describe(err.problems, CLIP_FIXES)}", file=sys.stderr)
+        return 2
+    written = write_submission(args.output, clips, scores, thresholds=system.thresholds)
+    print(f"scored {len(clips)} clips; wrote {len(written)} DCASE submission files to "
+          f"{args.output}")
+    return 0
+
+
+# --- asdtheory evaluate -----------------------------------------------------------------------
+
+def _add_evaluate(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "evaluate", help="score folders of DCASE submission files against the ground truth",
+        description="Read the anomaly_score_<machine>_section_<NN>_test.csv files that any "
+        "system wrote (one row '<clip file name>,<score>' per test clip), take the labels and "
+        "domains from the clip names under --truth, and print the official DCASE 2023 table "
+        "per system; with two or more systems also every pair's difference of official scores "
+        "with a paired bootstrap interval over the clips. A folder with a missing, duplicated "
+        "or unknown clip or a score that is not a finite number is rejected with the file and "
+        "line.")
+    parser.add_argument("systems", nargs="+", type=Path, metavar="SYSTEM_DIR",
+                        help="folder of one system's anomaly_score_*.csv files")
+    parser.add_argument("--truth", type=Path, default=None, metavar="ROOT",
+                        help="data root or test folders whose clip names give the ground truth "
+                        "(default: $ASDTHEORY_DATA or the per-user cache)")
+    parser.add_argument("--protocol", choices=("all", "mini"), default="all",
+                        help="all: every labelled test clip under ROOT (default); mini: the 140 "
+                        "test clips of the valve mini protocol (what `run --protocol mini` "
+                        "scores)")
+    parser.add_argument("--resamples", type=int, default=1000,
+                        help="bootstrap resamples of the paired comparisons (default: 1000)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the bootstrap resampling (default: 0)")
+    parser.set_defaults(func=_evaluate)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import jax
+    import numpy as np
+
+    from asdtheory import evaluation
+    from asdtheory.data.dcase import data_root
+    from asdtheory.data.submission import read_scores, truth_clips
+
+    truth = truth_clips(data_root(args.truth), protocol=args.protocol)
+    labels = dict(machine=[c.machine for c in truth], section=[c.section for c in truth],
+                  domain=[c.domain for c in truth], is_anomaly=[c.is_anomaly for c in truth])
+    # Every folder is read before anything is printed: a bad one fails the command at once.
+    systems = [(folder, read_scores(folder, truth)) for folder in args.systems]
+    for folder, scores in systems:
+        rows = evaluation.dcase_table(**labels, scores=scores, unscorable="n/a")
+        print(f"{folder} ({len(truth)} test clips)")
+        print(evaluation.format_table(rows))
+        print()
+    if len(systems) < 2:
+        return 0
+    # The comparisons cover the scorable sections (the labels are the same for every system).
+    scorable = {(r.machine, r.section) for r in rows if r.unscorable is None}
+    keep = np.array([(c.machine, f"{c.section:02d}") in scorable for c in truth])
+    labels = {name: np.asarray(values)[keep] for name, values in labels.items()}
+    systems = [(folder, scores[keep]) for folder, scores in systems]
+    print(f"paired comparisons: official score of A minus B, 95 % paired bootstrap interval "
+          f"over the clips ({args.resamples} resamples, seed {args.seed})")
+    for i, (first, first_scores) in enumerate(systems):
+        for second, second_scores in systems[i + 1:]:
+            diff = evaluation.paired_difference(
+                first_scores, second_scores, **labels, metric="official",
+                key=jax.random.key(args.seed), n_resamples=args.resamples)
+            print(f"  {first} - {second}: {diff.estimate:+.4f} "
+                  f"[{diff.low:+.4f}, {diff.high:+.4f}]")
     return 0
 
 
@@ -251,7 +455,8 @@ def _add_data(subparsers) -> None:
         "dev_<machine>.zip into <root>/dcase2023t2/dev_data/raw/<machine>/. The data root is "
         "--root, else $ASDTHEORY_DATA, else the per-user cache directory. The recordings are "
         "CC BY 4.0 (MIMII DG, ToyADMOS2; cite the DCASE 2023 Task 2 description).")
-    fetch.add_argument("--year", type=int, default=2023, choices=[2023])
+    fetch.add_argument("--year", type=int, default=2023, choices=[2023],
+                       help="challenge year (2023, the only one downloadable so far)")
     fetch.add_argument("--machine", action="append", required=True,
                        choices=[*DEV_MACHINES_2023, "all"],
                        help="repeatable; 'all' for the seven")
@@ -263,27 +468,42 @@ def _add_data(subparsers) -> None:
     fetch.add_argument("--quiet", action="store_true", help="no progress bar")
     fetch.set_defaults(func=_reported(_data_fetch))
 
-    info = commands.add_parser("info", help="count the clips of a DCASE folder",
+    info = commands.add_parser("info", help="count the clips of a DCASE folder and check them",
                                description="Count clips per machine, section, split, domain "
                                "and label, with their attributes, below PATH (any level of the "
-                               "layout; default: the data root).")
-    info.add_argument("path", nargs="?", default=None, metavar="PATH")
+                               "layout; default: the data root), and report every file `asdtheory "
+                               "run` would reject (sample rate other than 16 kHz, more than one "
+                               "channel, shorter than --seconds, a name in train/ or test/ that "
+                               "is not a DCASE clip name) with the reason; exit status 1 when "
+                               "there is any. Reads the WAV headers only.")
+    info.add_argument("path", nargs="?", default=None, metavar="PATH",
+                      help="folder to inspect (default: $ASDTHEORY_DATA or the per-user cache)")
+    info.add_argument("--seconds", type=float, default=10.0,
+                      help="the length `run --seconds` cuts every clip to (default: 10)")
     info.set_defaults(func=_reported(_data_info))
 
 
 def _data_info(args) -> int:
+    from asdtheory.data.audit import describe, folder_problems
     from asdtheory.data.dcase import data_root, index_folder, summary
 
     path = Path(args.path) if args.path else data_root()
     clips = index_folder(path, skip_unknown=True)
-    if not clips:
+    problems = folder_problems(path, seconds=args.seconds)
+    if not clips and not problems:
         print(f"asdtheory data info: no DCASE clips (*.wav) under {path}", file=sys.stderr)
         return 1
     print(f"{path}")
-    print(summary(clips))
-    others = sum(1 for _ in path.rglob("*.wav")) - len(clips)
+    if clips:
+        print(summary(clips))
+    others = (sum(1 for _ in path.rglob("*.wav")) - len(clips)
+              - sum(p.kind == "name" for p in problems))
     if others:
-        print(f"({others} other .wav file(s) without a DCASE clip name not counted)")
+        print(f"({others} other .wav file(s) outside train/ and test/ folders not counted)")
+    if problems:
+        print(f"asdtheory data info: `asdtheory run --seconds {args.seconds:g}` would reject "
+              f"{describe(problems, CLIP_FIXES)}", file=sys.stderr)
+        return 1
     return 0
 
 

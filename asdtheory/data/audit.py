@@ -1,0 +1,110 @@
+"""Checks of audio files before anything loads them: what ``asdtheory run`` would reject.
+
+A run reads every clip as stored (16 kHz mono, cut to its first ``seconds``) and fails on
+the first file that does not fit; training may already have cost minutes by then, or it fails
+after the features of thousands of clips were computed. :func:`clip_problems` reads only the
+WAV headers (``soundfile.info``: no samples are decoded), so every bad file of a dataset is
+found in about a second and reported at once (:class:`ClipProblems`).
+
+The advice differs with the caller: a library user lowers ``RunConfig.seconds``, a user of
+the command line passes ``--seconds``. The problems carry a ``kind``; the caller renders them
+with its own advice per kind (:func:`describe`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import soundfile as sf
+
+from asdtheory.data import dcase
+
+__all__ = ["LIBRARY_FIXES", "ClipProblem", "ClipProblems", "clip_problems", "describe",
+           "folder_problems"]
+
+SAMPLE_RATE = 16000
+KINDS = ("unreadable", "sample_rate", "channels", "length", "name")
+# Advice for callers of the library (asdtheory.detect.dcase.run).
+LIBRARY_FIXES = {
+    "unreadable": "replace or remove the file",
+    "sample_rate": "resample the recordings to 16 kHz (DCASE Task 2 clips are 16 kHz)",
+    "channels": "keep one channel (DCASE Task 2 clips are mono)",
+    "length": "lower RunConfig.seconds or remove the short clips",
+    "name": "rename the file to a DCASE clip name or move it out of the dataset",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipProblem:
+    """Why the file at ``path`` cannot be used; ``kind`` is one of :data:`KINDS`."""
+
+    path: Path
+    kind: str
+    reason: str
+
+
+def describe(problems: Sequence[ClipProblem], fixes: Mapping[str, str]) -> str:
+    """One line per problem, then one line of advice per kind of problem found."""
+    lines = [f"{len(problems)} file(s) cannot be used:"]
+    lines += [f"  {p.path}: {p.reason}" for p in problems]
+    for kind in KINDS:
+        count = sum(p.kind == kind for p in problems)
+        if count:
+            lines.append(f"fix ({count} file(s), {kind.replace('_', ' ')}): {fixes[kind]}.")
+    return "\n".join(lines)
+
+
+class ClipProblems(ValueError):
+    """Raised with every :class:`ClipProblem` of a dataset at once; ``problems`` holds them
+    (a caller may render them with its own advice, :func:`describe`)."""
+
+    def __init__(self, problems: Sequence[ClipProblem], fixes: Mapping[str, str] = LIBRARY_FIXES):
+        self.problems = list(problems)
+        super().__init__(describe(self.problems, fixes))
+
+
+def clip_problems(paths: Iterable[Path], *, seconds: float,
+                  sample_rate: int = SAMPLE_RATE) -> list[ClipProblem]:
+    """The problems of each file in ``paths`` that a run cutting every clip to its first
+    ``seconds`` at ``sample_rate`` Hz, mono, would hit; empty when every file fits. Reads the
+    headers only."""
+    problems = []
+    for path in paths:
+        path = Path(path)
+        try:
+            info = sf.info(str(path))
+        except (RuntimeError, sf.LibsndfileError) as err:
+            problems.append(ClipProblem(path, "unreadable", f"cannot be read as audio ({err})"))
+            continue
+        if info.samplerate != sample_rate:
+            problems.append(ClipProblem(path, "sample_rate", f"sample rate {info.samplerate} "
+                                        f"Hz, not {sample_rate} Hz"))
+        if info.channels != 1:
+            problems.append(ClipProblem(path, "channels",
+                                        f"{info.channels} channels, not 1 (mono)"))
+        if info.frames < round(seconds * info.samplerate):
+            problems.append(ClipProblem(path, "length", f"lasts {info.frames / info.samplerate:.2f}"
+                                        f" s, less than the {seconds:g} s every clip is cut to"))
+    return problems
+
+
+def folder_problems(folder, *, seconds: float,
+                    sample_rate: int = SAMPLE_RATE) -> list[ClipProblem]:
+    """:func:`clip_problems` of every ``*.wav`` below ``folder`` whose name is a DCASE clip
+    name, and a "name" problem for every other ``*.wav`` inside a ``train/`` or ``test/``
+    folder (where ``asdtheory run`` reads clips; background recordings elsewhere are fine)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"folder not found: {folder}")
+    problems, clips = [], []
+    for path in sorted(folder.rglob("*.wav")):
+        try:
+            dcase.parse_filename(path)
+        except ValueError:
+            if path.parent.name in ("train", "test"):
+                problems.append(ClipProblem(path, "name", "not a DCASE clip name"))
+            continue
+        clips.append(path)
+    return problems + clip_problems(clips, seconds=seconds, sample_rate=sample_rate)
