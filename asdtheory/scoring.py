@@ -118,7 +118,8 @@ def kmeans_centres(train_embeddings, *, n_clusters: int, seed: int,
     return np.asarray(centres)
 
 
-def knn_score(train_embeddings, test_embeddings, *, k: int = 1) -> jax.Array:
+def knn_score(train_embeddings, test_embeddings, *, k: int = 1,
+              leave_one_out: bool = False) -> jax.Array:
     """Mean cosine distance 1 - cos(x, t) over the k nearest (most similar) training
     embeddings t of each test embedding x.
 
@@ -126,6 +127,9 @@ def knn_score(train_embeddings, test_embeddings, *, k: int = 1) -> jax.Array:
       train_embeddings: (n, D) normal training embeddings, n >= k.
       test_embeddings: (B, D).
       k: number of neighbours.
+      leave_one_out: the test embeddings are the training embeddings themselves (B = n):
+        each leaves itself out of its neighbours (in-sample, every clip would be its own
+        nearest neighbour at distance 0); needs n > k.
 
     Returns:
       (B,) anomaly scores in [0, 2].
@@ -134,10 +138,17 @@ def knn_score(train_embeddings, test_embeddings, *, k: int = 1) -> jax.Array:
     test = as_float_array(test_embeddings, "test_embeddings", ndim=2)
     _same_dim(test, train, "test_embeddings", "train_embeddings")
     k = _count(k, "k")
-    if k > train.shape[0]:
-        raise ValueError(f"k={k} exceeds the {train.shape[0]} training embeddings; use "
-                         f"k <= {train.shape[0]}.")
-    nearest_cos, _ = jax.lax.top_k(cosine_matrix(test, train), k)
+    available = train.shape[0] - int(leave_one_out)
+    if k > available:
+        raise ValueError(f"k={k} exceeds the {available} training embeddings available; use "
+                         f"k <= {available}.")
+    cos = cosine_matrix(test, train)
+    if leave_one_out:
+        if test.shape != train.shape:
+            raise ValueError("leave_one_out scores the training embeddings themselves: pass "
+                             f"the same (n, D) array twice, got {test.shape} and {train.shape}.")
+        cos = jnp.where(jnp.eye(train.shape[0], dtype=bool), -jnp.inf, cos)
+    nearest_cos, _ = jax.lax.top_k(cos, k)
     return jnp.mean(1.0 - nearest_cos, axis=-1)
 
 

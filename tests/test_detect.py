@@ -265,7 +265,8 @@ def test_waveform_score_fn_of_a_log_mel_detector_includes_its_front_end():
     ({"embedder": "two-branch"}, "embedder must be a configuration"),
     ({"method": "deep-svdd", "backend": "kmeans"}, "does not apply to deep-svdd"),
     ({"scale_variant": "paper"}, "scale_variant"),
-    ({"method": "adaproj", "trainable_centres": True}, "fixed random subspaces"),
+    ({"method": "adaproj", "trainable_centres": True}, "keeps fixed random centres"),
+    ({"method": "class-compactness", "trainable_centres": True}, "keeps fixed random centres"),
     ({"window_hop": 0}, "window_hop"),
     ({"epochs": 0}, "epochs"),
     ({"steps": 0}, "steps"),
@@ -319,7 +320,7 @@ def test_compare_fills_the_grid_with_detector_results():
     args = dict(train_groups=sounds.machine[train_rows], test_groups=sounds.machine[~train_rows])
     config = DetectorConfig.tiny(window_frames=8, window_hop=8,
                                  embedder=embedders.CNN(channels=(4,)))
-    names, seeds = ("autoencoder", "subcluster-adacos"), (0, 4)
+    names, seeds = ("deep-svdd", "subcluster-adacos"), (0, 4)
     out = detect.compare(mels[train_rows], sounds.label[train_rows], mels[~train_rows],
                          sounds.is_anomaly[~train_rows], methods=names, seeds=seeds,
                          config=config, **args)
@@ -355,3 +356,19 @@ def test_every_registered_method_trains_and_scores_through_one_call(data, name):
         assert np.ptp(scores) > 0, (name, backend)  # a constant score detects nothing
         np.testing.assert_allclose(np.asarray(det.score_fn()(jnp.asarray(test))), scores,
                                    rtol=1e-5, atol=1e-6, err_msg=f"{name} {backend}")
+
+
+def test_training_scores_leave_each_clip_out_of_its_own_knn_neighbours(data):
+    inputs, labels, _ = data
+    groups = np.arange(16) % 2
+    det = Detector.fit(inputs, labels, config=dataclasses.replace(TINY, backend="knn"),
+                       key=jax.random.key(1), groups=groups)
+    got = det.training_scores(inputs)
+    z = unit(det.train_embeddings)
+    for i in range(16):  # naive: the nearest other training clip of the same group
+        others = [j for j in range(16) if j != i and groups[j] == groups[i]]
+        assert got[i] == pytest.approx(1 - max(z[i] @ z[j] for j in others), abs=1e-5)
+    assert np.all(got > 0)
+    kmeans = Detector.fit(inputs, labels, config=TINY, key=jax.random.key(1), groups=groups)
+    np.testing.assert_array_equal(kmeans.training_scores(inputs),
+                                  kmeans.score(inputs, groups=groups))

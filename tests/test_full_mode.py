@@ -95,7 +95,7 @@ def test_bad_calls_fail_before_training_naming_the_folder(dataset, tmp_path, cap
     assert code == 2 and str(Path("gearbox") / "train") in err
     code, _, err = _run(capsys, "--data", str(dataset), "--machines", "all", "--system",
                         "reference", "--batch-size", "64")
-    assert code == 2 and "batch_size=64 exceeds the 54 training clips" in err
+    assert code == 2 and "--batch-size 64 exceeds the 54 training clips" in err
     short = write_dcase2023_dataset(tmp_path / "short", key=jax.random.key(2), seconds=1.0,
                                     machines=("fan",), noise=())
     code, _, err = _run(capsys, "--data", str(short), "--machines", "fan")

@@ -33,7 +33,7 @@ def trained(backend: str):
                                    groups=groups)
     result = types.SimpleNamespace(
         detector=detector, classes=classes, train_clips=train_clips,
-        train_scores=detector.score(inputs, groups=groups),
+        train_scores=detector.training_scores(inputs),
         config=RunConfig(seconds=SECONDS, detector=config))
     return result, groups
 

@@ -141,7 +141,7 @@ class DetectorConfig(train.TrainConfig):
             raise ValueError(f"backend {self.backend!r} does not apply to {method.name}; "
                              f"choose one of {method.backends}.")
         if self.trainable_centres and not method.trainable_centres:
-            raise ValueError(f"{method.name} uses fixed random subspaces; trainable_centres "
+            raise ValueError(f"{method.name} keeps fixed random centres; trainable_centres "
                              "must be False.")
         for name in ("n_mels", "window_frames", "window_hop", "context_frames", "embed_dim",
                      "num_subclusters", "n_clusters", "knn_k"):
@@ -493,6 +493,24 @@ class Detector:
             rows = groups == group
             scores[rows] = np.asarray(self._group_score(group.item())(jnp.asarray(z[rows])))
         return z, scores
+
+    def training_scores(self, inputs, *, batch_size: int = 64) -> np.ndarray:
+        """(n,) anomaly scores of the training clips ``inputs`` (those :meth:`fit` saw, in
+        its order), e.g. for a decision threshold: scored as test clips of their groups,
+        except that under the "knn" back-end each clip leaves itself out of its neighbours
+        (in-sample it would be its own nearest neighbour, at distance 0)."""
+        if len(inputs) != len(self.train_groups):
+            raise ValueError(f"inputs must be the {len(self.train_groups)} training clips, got "
+                             f"{len(inputs)}.")
+        if self.config.score_backend != "knn":
+            return self.score(inputs, groups=self.train_groups, batch_size=batch_size)
+        scores = np.zeros(len(self.train_embeddings))
+        for group in np.unique(self.train_groups):
+            rows = self.train_groups == group
+            z = jnp.asarray(self.train_embeddings[rows])
+            scores[rows] = np.asarray(scoring.knn_score(z, z, k=self.config.knn_k,
+                                                        leave_one_out=True))
+        return scores
 
     def _test_groups(self, groups, m: int) -> np.ndarray:
         trained = np.unique(self.train_groups)

@@ -137,9 +137,10 @@ class Result:
       test_scores: (n,) anomaly scores.
       test_embeddings: (n, D) clip embeddings.
       train_clips, train_embeddings: the same for the training clips.
-      train_scores: (n_train,) anomaly scores of the training clips, scored as the test clips
-        are (in-sample: their embeddings shaped the back-end); the DCASE decision threshold
-        is fitted to them (``data.submission.decision_threshold``).
+      train_scores: (n_train,) anomaly scores of the training clips
+        (``Detector.training_scores``: in-sample, their embeddings shaped the back-end; the
+        kNN back-end leaves each clip out of its own neighbours); the DCASE decision
+        threshold is fitted to them (``data.submission.decision_threshold``).
       level_scores: (n,) scores of the model-free reference ``scoring.level_score`` on the
         same test waveforms (step 5), and level_official_score their official score.
     """
@@ -272,15 +273,15 @@ def run(config: RunConfig, *, checkpoint: str | Path | None = None) -> Result:
     missing = sorted({_group(c) for c in split.test} - {_group(c) for c in split.train})
     if missing:
         raise ValueError(f"test sections {missing} have no training clips in {split.name}.")
+    problems = audit.clip_problems([c.path for c in split.train + split.test],
+                                   seconds=config.seconds)
+    if problems:
+        raise audit.ClipProblems(problems)
     batch_size = config.detector.batch_size
     if config.detector.input_kind == "waveform" and batch_size > len(split.train):
         raise ValueError(f"batch_size={batch_size} exceeds the {len(split.train)} training "
                          f"clips of {split.name}; lower it (systems.get(name).config(..., "
                          "small_data=True) does).")
-    problems = audit.clip_problems([c.path for c in split.train + split.test],
-                                   seconds=config.seconds)
-    if problems:
-        raise audit.ClipProblems(problems)
     noise = None if config.noise is None else dcase.load_noise(config.noise, root)
     noise_key, detector_key = jax.random.split(jax.random.key(config.seed))
 
@@ -308,7 +309,7 @@ def run(config: RunConfig, *, checkpoint: str | Path | None = None) -> Result:
     test_groups = [_group(c) for c in split.test]
     test_embeddings, test_scores = detector.embed_and_score(inputs[n_train:],
                                                             groups=test_groups)
-    train_scores = detector.score(inputs[:n_train], groups=[_group(c) for c in split.train])
+    train_scores = detector.training_scores(inputs[:n_train])
     normal_train = [i for i, c in enumerate(split.train) if not c.is_anomaly]
     level_scores = scoring.level_score(
         waves[normal_train], waves[n_train:],

@@ -50,9 +50,11 @@ def add_parser(subparsers) -> None:
         description="Recompute K present units chosen from the git commit; bit for bit when "
         "the record's CPU model is this machine's, else within the spread of the seeds "
         "(asdtheory.experiments.audit).")
-    audit.add_argument("name", metavar="NAME")
-    audit.add_argument("--units", type=int, required=True, metavar="K")
-    audit.add_argument("--size", choices=SIZES, default="standard")
+    audit.add_argument("name", metavar="NAME", help="experiment name")
+    audit.add_argument("--units", type=int, required=True, metavar="K",
+                       help="how many units to recompute (chosen from the git commit)")
+    audit.add_argument("--size", choices=SIZES, default="standard",
+                       help="which records to audit (default: standard)")
     _results(audit)
     audit.set_defaults(func=_reported(_audit))
 
