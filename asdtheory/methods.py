@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Literal
 
 from asdtheory import losses
+from asdtheory._registry import lookup
 
 __all__ = ["LABELLED", "METHODS", "RANDOM_LABELS", "Method", "get", "names", "parse"]
 
@@ -150,11 +151,7 @@ def names() -> tuple[str, ...]:
 
 def get(name: str) -> Method:
     """The :class:`Method` called ``name`` (without modifier); unknown names raise."""
-    try:
-        return METHODS[name]
-    except KeyError:
-        raise ValueError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}"
-                         f" (or a labelled one + '{RANDOM_LABELS}').") from None
+    return lookup(METHODS, name, "method", hint=f" (or a labelled one + '{RANDOM_LABELS}')")
 
 
 def parse(name: str) -> tuple[Method, bool]:

@@ -4,7 +4,7 @@ What is timed, side by side in one process, interleaved (the machine may be shar
 
 * **JAX**: the call users make -- ``train.fit(model, head, x, y, config=TrainConfig(steps=k))``
   on the model and head that ``Detector.fit`` builds for the ``reference`` system
-  (``detect._build``: ``models.TwoBranchEmbedder`` defaults, sub-cluster AdaCos with 16 fixed
+  (``detect.build_network``: ``models.TwoBranchEmbedder`` defaults, sub-cluster AdaCos with 16 fixed
   sub-centres per class, mixup alpha 1, Adam lr 1e-3 with coupled L2 2e-5) on ``k`` batches
   of random 10-s waveforms (160 000 samples); wall time / k after a first call that compiles
   (reported separately). The step is ``train._train_step`` (its ``lru_cache`` must hit and
@@ -297,10 +297,10 @@ def reference_config(batch: int):
 
 
 def build_jax(batch: int, seed: int = 0):
-    """Model and head exactly as Detector.fit builds them (detect._build) for raw 10-s
+    """Model and head exactly as Detector.fit builds them (detect.build_network) for raw 10-s
     waveforms and NUM_CLASSES auxiliary classes."""
     config = reference_config(batch)
-    model, head = detect._build(config, NUM_CLASSES, (SAMPLES,), jax.random.key(seed))
+    model, head = detect.build_network(config, NUM_CLASSES, (SAMPLES,), jax.random.key(seed))
     return config, model, head
 
 
@@ -853,7 +853,7 @@ def main() -> dict:
         "setup": {
             "network": "models.TwoBranchEmbedder defaults = the reference system (channels "
                        "16/16/32/64/128, spectrum 128/128, 2 x 128-d embedding), built by "
-                       "detect._build; PyTorch twin TorchTwoBranch with the same weights",
+                       "detect.build_network; PyTorch twin TorchTwoBranch with the same weights",
             "head": f"sub-cluster AdaCos, {NUM_CLASSES} classes x "
                     f"{REFERENCE.num_subclusters} fixed random sub-centres, adaptive "
                     "scale ('faithful' update), identical centres in both",

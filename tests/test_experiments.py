@@ -95,7 +95,7 @@ def test_bad_units_are_refused(factors, settings, match):
 
 def test_registry_names_the_known_experiments():
     assert "toy" in experiments.names() and experiments.get("toy").name == "toy"
-    with pytest.raises(ValueError, match=r"unknown experiment 'nope'; the experiments are .*toy"):
+    with pytest.raises(ValueError, match=r"unknown experiment 'nope'; choose one of .*toy"):
         experiments.get("nope")
     with pytest.raises(ValueError, match="unknown size 'huge'"):
         experiments.get("toy").declared("huge")

@@ -68,6 +68,7 @@ __all__ = [
     "BASELINE_AUTOENCODER",
     "Detector",
     "DetectorConfig",
+    "build_network",
     "compare",
     "embedders",
     "examples",
@@ -282,7 +283,10 @@ def examples(inputs, config: DetectorConfig):
     return windows
 
 
-def _build(config: DetectorConfig, num_classes: int, example_shape, key):
+def build_network(config: DetectorConfig, num_classes: int, example_shape, key: jax.Array):
+    """The untrained network and loss head of ``config`` for ``num_classes`` auxiliary
+    classes and examples of ``example_shape``: the one place a configuration becomes a
+    network (``Detector.fit``, ``detect.store`` and the benchmarks call it)."""
     rngs = nnx.Rngs(key)
     method = config.spec
     if config.reconstructs:
@@ -429,7 +433,7 @@ class Detector:
             raise ValueError("inputs are constant: there is nothing to learn from them.")
         x = examples((inputs - np.float32(mean)) / np.float32(std), config)
         k = x.shape[1]
-        model, head = _build(config, int(labels.max()) + 1 if angular else 1, x.shape[2:],
+        model, head = build_network(config, int(labels.max()) + 1 if angular else 1, x.shape[2:],
                              init_key)
         history = train.fit(model, head, x.reshape(n * k, *x.shape[2:]),
                             np.repeat(labels, k).astype(np.int32) if angular else None,

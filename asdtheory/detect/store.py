@@ -13,11 +13,11 @@ A folder holds everything scoring needs and nothing of the training data:
 * ``backend.npz``: the score back-end: k-means centres per group, and the training clips'
   embeddings and groups (the "knn" back-end's neighbours).
 
-The network is rebuilt through ``detect._build``, the one place that maps a configuration to
-a network, and its variables are then replaced by the stored ones, so a loaded system scores
-as the trained one did (up to float rounding of a different batch composition). Clips are
-scored as ``detect.dcase.run`` scores them: read as stored (16 kHz mono; headers checked
-first, ``data.audit``), cut to the first ``seconds``, no noise added.
+The network is rebuilt through ``detect.build_network``, the one place that maps a
+configuration to a network, and its variables are then replaced by the stored ones, so a
+loaded system scores as the trained one did (up to float rounding of a different batch
+composition). Clips are scored as ``detect.dcase.run`` scores them: read as stored (16 kHz
+mono; headers checked first, ``data.audit``), cut to the first ``seconds``, no noise added.
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ def _group(machine: str, section: int) -> str:
 
 
 def _example_shape(config: detect.DetectorConfig, seconds: float) -> tuple:
-    """The shape of one network example for clips of ``seconds``: what ``_build`` needs."""
+    """The shape of one network example for clips of ``seconds``, as
+    ``detect.build_network`` takes it."""
     inputs = detect.features(np.zeros((1, round(seconds * SAMPLE_RATE)), np.float32), config)
     return tuple(detect.examples(inputs, config).shape[2:])
 
@@ -113,7 +114,7 @@ def load_system(folder) -> SavedSystem:
         raise ValueError(f"{folder}: saved in format {info.get('format')!r}, this version "
                          f"reads format {FORMAT}; train and save the system again.")
     config = detect.DetectorConfig.from_dict(info["detector"])
-    model, head = detect._build(config, info["num_classes"], tuple(info["example_shape"]),
+    model, head = detect.build_network(config, info["num_classes"], tuple(info["example_shape"]),
                                 jax.random.key(0))
     state = nnx.state((model, head))
     restored = ocp.StandardCheckpointer().restore(folder / "network",

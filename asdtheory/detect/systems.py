@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from asdtheory._registry import lookup
 from asdtheory._validation import check_scalar
 from asdtheory.detect import DetectorConfig, embedders
 
@@ -94,8 +95,4 @@ def names() -> tuple[str, ...]:
 
 def get(name: str) -> System:
     """The :class:`System` called ``name``; unknown names raise with the known ones."""
-    try:
-        return SYSTEMS[name]
-    except KeyError:
-        raise ValueError(f"unknown system {name!r}; choose one of "
-                         f"{', '.join(SYSTEMS)}.") from None
+    return lookup(SYSTEMS, name, "system")

@@ -4,7 +4,8 @@ Each claim group's experiment is data (:class:`Experiment`): a grid of units for
 ``smoke``, ``standard`` and ``full``, and a pure ``compute(config, key) -> Record``. The runner
 computes the missing and stale units, one process per unit pinned to one CPU, and writes each
 record atomically under ``results/<experiment>/<size>/<unit id>/``; notebooks read one tidy
-table per experiment (:func:`load_table`). README_SECTION.md describes the commands.
+table per experiment (:func:`load_table`). The README ("Experiments and their records")
+describes the commands.
 """
 
 from asdtheory.experiments import toy  # noqa: F401  (registers the test experiment)

@@ -25,6 +25,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
+from asdtheory._registry import lookup
+
 __all__ = ["CLIP_COLUMNS", "SIZES", "Experiment", "Record", "Unit", "config_hash", "get",
            "grid", "names", "register"]
 
@@ -177,11 +179,7 @@ def register(experiment: Experiment) -> Experiment:
 
 def get(name: str) -> Experiment:
     """The registered experiment ``name``; an unknown name lists the known ones."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown experiment {name!r}; the experiments are "
-                         f"{', '.join(names()) or '(none)'}.") from None
+    return lookup(_REGISTRY, name, "experiment")
 
 
 def names() -> list[str]:
