@@ -30,7 +30,7 @@ How it runs:
   (``devices=``) and the parameters are replicated; XLA inserts the gradient all-reduce. The
   same code runs on one CPU, several GPUs or several hosts after ``jax.distributed``
   initialisation (each process then holds the full training arrays and feeds its share of
-  every batch; process 0 alone writes the checkpoint; ``asdtheory run --coordinator ...``);
+  every batch; orbax writes the checkpoint once; ``asdtheory run --coordinator ...``);
 * explicit keys: epoch e uses ``fold_in(key, e)`` for its shuffle and mixup draws, so the
   same key gives bit-identical parameters on the CPU, and a run resumed from a checkpoint
   continues exactly as an uninterrupted one;
@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -56,6 +55,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import orbax.checkpoint as ocp
 from flax import nnx
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
@@ -342,9 +342,10 @@ def fit(model: nnx.Module, head: nnx.Module, inputs, labels=None, *, config: Tra
       config: :class:`TrainConfig`.
       key: PRNG key for shuffling and mixup.
       callbacks: functions ``(model, head) -> {name: float}`` evaluated after every epoch.
-      checkpoint: optional ``.npz`` path. Written after every epoch (parameters, head
-        state, optimiser state, epoch, history); if it exists when ``fit`` starts, training
-        resumes from it (the budget, ``config.epochs`` or ``config.steps``, is the total).
+      checkpoint: optional folder (orbax, :func:`save_checkpoint`), written after every
+        epoch (parameters, head state, optimiser state, epoch, history); if it holds a
+        checkpoint when ``fit`` starts, training resumes from it (the budget,
+        ``config.epochs`` or ``config.steps``, is the total).
       devices: devices to shard every batch over (default: all, ``jax.devices()``).
 
     Raises:
@@ -364,7 +365,7 @@ def fit(model: nnx.Module, head: nnx.Module, inputs, labels=None, *, config: Tra
     model.eval()
     opt_state = tx.init(params)
     history, start = History(), 0
-    if checkpoint is not None and Path(checkpoint).exists():
+    if checkpoint is not None and _holds_checkpoint(Path(checkpoint)):
         state = load_checkpoint(checkpoint, model, head, opt_state=opt_state)
         _, params, rest = _split(model, head)
         opt_state, start, history = state["opt_state"], state["epoch"], state["history"]
@@ -414,7 +415,7 @@ def fit(model: nnx.Module, head: nnx.Module, inputs, labels=None, *, config: Tra
             metrics.update(callback(model, head))
         history.append(metrics)
         bar.set_postfix(loss=f"{metrics['loss']:.4f}")
-        if checkpoint is not None and jax.process_index() == 0:  # one writer per run
+        if checkpoint is not None:
             save_checkpoint(checkpoint, model, head, opt_state=opt_state, epoch=epoch + 1,
                             history=history)
     return history
@@ -529,57 +530,86 @@ def _state_tree(model, head):
     return {"params": params, "rest": rest}
 
 
-def _save_tree(arrays: dict, prefix: str, tree) -> None:
-    leaves, treedef = jax.tree_util.tree_flatten(tree)
-    arrays[f"{prefix}treedef"] = np.array(str(treedef))
-    for i, leaf in enumerate(leaves):
-        arrays[f"{prefix}{i:05d}"] = np.asarray(jax.device_get(leaf))
+def _holds_checkpoint(path: Path) -> bool:
+    return path.is_dir() and any(path.iterdir())
 
 
-def _load_tree(data, prefix: str, template, path: Path):
-    leaves, treedef = jax.tree_util.tree_flatten(template)
-    if f"{prefix}treedef" not in data or str(data[f"{prefix}treedef"]) != str(treedef):
-        what = "model/head" if prefix == "state_" else "optimiser state"
-        raise ValueError(f"checkpoint {path} does not match this {what} (missing or different "
-                         "tree); build them as when it was saved.")
-    restored = [data[f"{prefix}{i:05d}"] for i in range(len(leaves))]
-    for new, old in zip(restored, leaves, strict=True):
-        if new.shape != np.shape(old):
-            raise ValueError(f"checkpoint {path} has an array of shape {new.shape} where the "
-                             f"model has {np.shape(old)}.")
-    return jax.tree_util.tree_unflatten(treedef, [jnp.asarray(a) for a in restored])
+def _checkpoints(directory: Path, *, create: bool) -> ocp.CheckpointManager:
+    # The newest epoch only; synchronous, so that a checkpoint is complete when fit goes on.
+    return ocp.CheckpointManager(
+        directory.absolute(),
+        options=ocp.CheckpointManagerOptions(max_to_keep=1, create=create,
+                                             enable_async_checkpointing=False),
+        item_handlers={"state": ocp.StandardCheckpointHandler(),
+                       "meta": ocp.JsonCheckpointHandler()})
 
 
 def save_checkpoint(path: str | Path, model: nnx.Module, head: nnx.Module, *,
                     opt_state=None, epoch: int = 0, history: Mapping | None = None) -> None:
     """Writes parameters, head state (centres, scale, Deep SVDD centre), optionally the
-    optimiser state, the epoch and the history to one NumPy ``.npz`` file (atomically: a
-    temporary file is renamed)."""
-    path = Path(path)
-    arrays = {"epoch": np.array(epoch), "history": np.array(json.dumps(dict(history or {})))}
-    _save_tree(arrays, "state_", _state_tree(model, head))
+    optimiser state, the epoch and the history to the folder ``path`` with orbax
+    (``orbax.checkpoint.CheckpointManager``, Flax's checkpointing guide): one step per epoch,
+    the newest kept, each written to a temporary folder and renamed when complete. Every
+    process of a multi-process run calls it (orbax writes the replicated arrays once)."""
+    state = _state_tree(model, head)
     if opt_state is not None:
-        _save_tree(arrays, "opt_", opt_state)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
+        state["opt_state"] = opt_state
+    with _checkpoints(Path(path), create=True) as manager:
+        manager.save(epoch, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state),
+            meta=ocp.args.JsonSave({"epoch": epoch, "history": dict(history or {})})))
 
 
 def load_checkpoint(path: str | Path, model: nnx.Module, head: nnx.Module, *,
                     opt_state=None) -> dict:
-    """Restores a :func:`save_checkpoint` file into ``model`` and ``head`` (in place).
+    """Restores the newest :func:`save_checkpoint` of folder ``path`` into ``model`` and
+    ``head`` (in place).
 
     Pass a template of the optimiser state (``tx.init(params)``) as ``opt_state`` to restore
     that too. Returns ``{"opt_state", "epoch", "history"}`` (``opt_state`` None without a
-    template). Raises ValueError when the file was written for a different architecture,
-    head or optimiser, FileNotFoundError when it does not exist.
+    template). Raises ValueError when the checkpoint was written for a different
+    architecture, head or optimiser, FileNotFoundError when the folder holds none.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist.")
-    with np.load(path) as data:
-        state = _load_tree(data, "state_", _state_tree(model, head), path)
-        opt = None if opt_state is None else _load_tree(data, "opt_", opt_state, path)
-        epoch, history = int(data["epoch"]), History(json.loads(str(data["history"])))
+    if not path.is_dir():
+        raise FileNotFoundError(f"checkpoint {path} does not exist (a folder written by "
+                                "save_checkpoint or --checkpoint).")
+    with _checkpoints(path, create=False) as manager:
+        step = manager.latest_step()
+        if step is None:
+            raise FileNotFoundError(f"checkpoint folder {path} holds no saved training state.")
+        saved = manager.item_metadata(step)["state"]
+        template = _state_tree(model, head)
+        if opt_state is not None:
+            template["opt_state"] = opt_state
+        elif "opt_state" in saved:
+            template["opt_state"] = jax.tree_util.tree_map(
+                lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype), saved["opt_state"])
+        _check_same_tree(saved, template, path)
+        restored = manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(template), meta=ocp.args.JsonRestore()))
+    state, meta = restored["state"], restored["meta"]
     nnx.update((model, head), state["params"], state["rest"])
-    return {"opt_state": opt, "epoch": epoch, "history": history}
+    return {"opt_state": state.get("opt_state") if opt_state is not None else None,
+            "epoch": int(meta["epoch"]), "history": History(meta["history"])}
+
+
+def _key_names(path) -> tuple[str, ...]:
+    # Orbax's metadata names every node by a string; the live tree uses attribute, index and
+    # dict keys.
+    return tuple(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
+
+
+def _check_same_tree(saved, template, path: Path) -> None:
+    """The saved arrays have the template's structure and shapes (a clear error for a
+    checkpoint of another architecture, head or optimiser)."""
+    saved_leaves = jax.tree_util.tree_leaves_with_path(saved)
+    template_leaves = jax.tree_util.tree_leaves_with_path(template)
+    if [_key_names(p) for p, _ in saved_leaves] != [_key_names(p) for p, _ in template_leaves]:
+        raise ValueError(f"checkpoint {path} does not match this model/head/optimiser "
+                         "(different tree); build them as when it was saved.")
+    for (where, new), (_, old) in zip(saved_leaves, template_leaves, strict=True):
+        if tuple(new.shape) != tuple(np.shape(old)):
+            raise ValueError(f"checkpoint {path} has an array of shape {tuple(new.shape)} at "
+                             f"{jax.tree_util.keystr(where)} where the model has "
+                             f"{tuple(np.shape(old))}.")

@@ -266,7 +266,7 @@ def test_resume_with_a_step_budget_is_bit_identical(tmp_path):
     model, head = _setup()
     straight = train.fit(model, head, x, y, config=train.TrainConfig.tiny(steps=8),
                          key=jax.random.key(0))
-    path = tmp_path / "steps.npz"
+    path = tmp_path / "steps"
     m2, h2 = _setup()
     train.fit(m2, h2, x, y, config=train.TrainConfig.tiny(steps=6), key=jax.random.key(0),
               checkpoint=path)  # stops after 2 epochs
@@ -347,7 +347,7 @@ def test_checkpoint_round_trip_and_resume(tmp_path):
     straight = train.fit(model, head, INPUTS, LABELS, config=config, key=jax.random.key(0))
     expected = train.embed(model, INPUTS)
 
-    path = tmp_path / "ckpt.npz"
+    path = tmp_path / "ckpt"
     m2, h2 = _setup()
     train.fit(m2, h2, INPUTS, LABELS, config=train.TrainConfig.tiny(epochs=2),
               key=jax.random.key(0), checkpoint=path)
@@ -368,7 +368,7 @@ def test_checkpoint_round_trip_and_resume(tmp_path):
     with pytest.raises(ValueError, match="has an array of shape"):
         train.load_checkpoint(path, other, other_head)
     with pytest.raises(FileNotFoundError):
-        train.load_checkpoint(tmp_path / "missing.npz", m4, h4)
+        train.load_checkpoint(tmp_path / "missing", m4, h4)
 
 
 @pytest.mark.parametrize(("method", "config", "labels", "match"), [

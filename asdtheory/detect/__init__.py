@@ -400,9 +400,10 @@ class Detector:
           groups: optional (n,) group ids (section or machine): one back-end per group.
           is_target: optional (n,) bool, True for target-domain training clips (each is a
             back-end centre of its own; k-means runs on the group's source clips).
-          checkpoint: optional ``.npz`` path written after every epoch; when it exists,
-            training continues from it (``train.fit``): an interrupted run resumed with the
-            same arguments ends where the uninterrupted run ends.
+          checkpoint: optional folder of the training state, written after every epoch
+            (``train.save_checkpoint``); when it holds one, training continues from it
+            (``train.fit``): an interrupted run resumed with the same arguments ends where
+            the uninterrupted run ends.
 
         Raises:
           ValueError: bad shapes, NaN inputs, labels missing or out of range, a group

@@ -255,8 +255,8 @@ def _class(clip) -> tuple:
 def run(config: RunConfig, *, checkpoint: str | Path | None = None) -> Result:
     """Runs the steps of the module docstring for one configuration.
 
-    ``checkpoint``: optional ``.npz`` path of the training state, written after every epoch;
-    when it exists, training continues from it (see ``Detector.fit``).
+    ``checkpoint``: optional folder of the training state, written after every epoch; when it
+    holds one, training continues from it (see ``Detector.fit``).
 
     With ``config.noise``, the SNR of every clip (training and test) is relative to the mean
     power of its machine's normal training clips, not to the clip's own power (step 2).

@@ -213,8 +213,9 @@ def _add_run(subparsers) -> None:
     parser.add_argument("--save", type=Path, default=None, metavar="DIR",
                         help="keep the trained system in this new folder (network, back-end, "
                         "front-end, decision thresholds) for `asdtheory score --model DIR`")
-    parser.add_argument("--checkpoint", type=Path, default=None,
-                        help="training state (.npz), written after every epoch")
+    parser.add_argument("--checkpoint", type=Path, default=None, metavar="DIR",
+                        help="folder of the training state (orbax), written after every "
+                        "epoch")
     parser.add_argument("--resume", action="store_true",
                         help="continue the training saved in --checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -269,11 +270,14 @@ def _run(args: argparse.Namespace) -> int:
     if error is not None:
         print(f"asdtheory run: error: {error}", file=sys.stderr)
         return 2
-    if args.resume and (args.checkpoint is None or not args.checkpoint.is_file()):
+    holds_state = args.checkpoint is not None and args.checkpoint.is_dir() and any(
+        args.checkpoint.iterdir())
+    if args.resume and not holds_state:
         print(f"asdtheory run: error: nothing to resume: --checkpoint {args.checkpoint} does "
               "not exist.", file=sys.stderr)
         return 2
-    if not args.resume and args.checkpoint is not None and args.checkpoint.exists():
+    if not args.resume and args.checkpoint is not None and args.checkpoint.exists() and (
+            holds_state or not args.checkpoint.is_dir()):
         print(f"asdtheory run: error: checkpoint {args.checkpoint} exists: pass --resume to "
               "continue its training, or remove it to start afresh.", file=sys.stderr)
         return 2
