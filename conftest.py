@@ -42,8 +42,8 @@ else:
     _SESSION_CACHE = None
 
 
-# The longest files first (times in notebooks/README.md), so that the two workers of the
-# README's `pytest -n 2 --dist loadfile` finish together: xdist hands each worker the next
+# The longest files first (each notebook takes minutes on one core), so that the two workers
+# of the README's `pytest -n 2 --dist loadfile` finish together: xdist hands each worker the next
 # file of the collection when it runs short of work, and a notebook of several minutes
 # started last would leave the other worker idle for its whole run. A stale order costs
 # only time.
