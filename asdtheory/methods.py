@@ -54,7 +54,8 @@ class Method:
       soft_labels: whether the head accepts mixup's soft labels.
       bias: bias terms (and batch-norm offsets) in the network; False for the one-class
         objective, Ruff et al.'s remedy against the trivial constant solution.
-      trainable_centres: whether the centres may be learned (AdaProj's subspaces are fixed).
+      trainable_centres: whether the centres may be learned (AdaProj's subspaces are fixed;
+        a pull without push towards learnable centres has the trivial solution).
       backends: score back-ends of ``scoring.BACKENDS`` that apply; the first is the default.
       reference: where the formula comes from.
     """
@@ -98,6 +99,11 @@ def _subcluster_scale(x, centres, labels, *, scale, variant="faithful"):
     return losses.subcluster_adacos_scale(x, centres, labels, scale=scale, variant=variant)
 
 
+def _pull_to_class_centre(x, centres, labels, *, scale):
+    del scale  # no softmax: nothing to scale
+    return losses.compactness(x, centres, labels)
+
+
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("normalized-softmax", "softmax over cosines to class centres, fixed scale",
            head="centres", loss=losses.normalized_softmax, centres="class",
@@ -121,6 +127,11 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            head="centres", loss=losses.adaproj, scale_update=losses.adaproj_scale,
            centres="subspaces", trainable_centres=False, backends=_CENTRE_BACKENDS,
            reference="Wilkinghoff, AdaProj, DCASE 2024 Workshop"),
+    Method("class-compactness", "compactness 2 - 2 cos(theta_y) to the own fixed class centre: "
+           "the labels' pull without the softmax's push (a control)", head="centres",
+           loss=_pull_to_class_centre, centres="class", soft_labels=False,
+           trainable_centres=False, backends=_CENTRE_BACKENDS,
+           reference="Ruff et al. 2018 (compactness) with class centres"),
     Method("deep-svdd", "one-class compactness ||phi(x) - c||^2 to one fixed centre",
            head="one-class", soft_labels=False, bias=False, backends=("distance",),
            reference="Ruff et al., Deep SVDD, ICML 2018"),

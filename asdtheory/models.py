@@ -461,7 +461,7 @@ class AngularHead(nnx.Module):
         if margin is not None and not spec.margin:
             raise ValueError(f"margin applies to arcface and cosface only, not {method}.")
         if trainable_centres and not spec.trainable_centres:
-            raise ValueError(f"{method} uses fixed random subspaces; trainable_centres must be "
+            raise ValueError(f"{method} keeps fixed random centres; trainable_centres must be "
                              "False.")
         if variant not in ("faithful", "code"):
             raise ValueError(f"variant must be 'faithful' or 'code', got {variant!r}.")

@@ -284,3 +284,14 @@ def test_two_branch_rejects_wrong_shapes_and_too_short_clips():
         model(_x(2, 4000))
     with pytest.raises(ValueError, match="too short"):
         models.TwoBranchEmbedder(**{**SHORT, "num_samples": 2000}, rngs=nnx.Rngs(0))
+
+
+def test_class_compactness_head_is_the_pull_to_the_own_centre():
+    head = models.make_head("class-compactness", embed_dim=3, num_classes=4, rngs=nnx.Rngs(0))
+    x = np.random.default_rng(0).normal(size=(6, 3)).astype(np.float32)
+    y = np.array([0, 1, 2, 3, 1, 0])
+    centres = np.asarray(head.centres[...])
+    want = [2 - 2 * (xi @ centres[yi]) / (np.linalg.norm(xi) * np.linalg.norm(centres[yi]))
+            for xi, yi in zip(x, y, strict=True)]
+    np.testing.assert_allclose(head(jnp.asarray(x), jnp.asarray(y)), want, rtol=1e-5, atol=1e-6)
+    assert not head.adaptive_scale and not head.supports_soft_labels

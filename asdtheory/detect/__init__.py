@@ -141,7 +141,7 @@ class DetectorConfig(train.TrainConfig):
             raise ValueError(f"backend {self.backend!r} does not apply to {method.name}; "
                              f"choose one of {method.backends}.")
         if self.trainable_centres and not method.trainable_centres:
-            raise ValueError(f"{method.name} uses fixed random subspaces; trainable_centres "
+            raise ValueError(f"{method.name} keeps fixed random centres; trainable_centres "
                              "must be False.")
         for name in ("n_mels", "window_frames", "window_hop", "context_frames", "embed_dim",
                      "num_subclusters", "n_clusters", "knn_k"):
