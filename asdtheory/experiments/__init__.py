@@ -7,7 +7,7 @@ record atomically under ``results/<experiment>/<size>/<unit id>/``; notebooks re
 table per experiment (:func:`load_table`). README_SECTION.md describes the commands.
 """
 
-from asdtheory.experiments import toy  # noqa: F401  (registers the test experiment)
+from asdtheory.experiments import c3, toy  # noqa: F401  (register the experiments)
 from asdtheory.experiments.core import (
     SIZES,
     Experiment,
