@@ -159,8 +159,8 @@ def _hand_made_table(effect: float, *, seeds: int = 6, clips: int = 40, noise: f
     (0.0, {"C3.a": "CONTRADICTED", "C3.c": "CONTRADICTED", "C3.d": "CONTRADICTED"}),
 ])
 def test_analyse_verdicts_on_a_known_table(effect, verdicts):
-    table = _hand_made_table(effect, seeds=10, clips=400)
-    results = {r.id: r for r in c3.analyse(table, n_resamples=200)}
+    table = _hand_made_table(effect, seeds=8, clips=240)
+    results = {r.id: r for r in c3.analyse(table, n_resamples=100)}
     assert {k: results[k].verdict for k in verdicts} == verdicts
     # the same advantage at every SNR: no growth, an effect of 0.03 is excluded
     assert results["C3.b"].verdict == "CONTRADICTED"
@@ -172,16 +172,16 @@ def test_analyse_verdicts_on_a_known_table(effect, verdicts):
 
 def test_analyse_is_inconclusive_on_a_small_noisy_table():
     table = _hand_made_table(0.3, seeds=3, clips=12)
-    results = c3.analyse(table, n_resamples=200)
+    results = c3.analyse(table, n_resamples=100)
     assert {r.verdict for r in results} == {"INCONCLUSIVE"}
     assert all(r.detectable for r in results)
 
 
 def test_growth_is_supported_when_the_advantage_grows_as_the_snr_falls():
-    table = _hand_made_table(0.0, seeds=10, clips=400)
+    table = _hand_made_table(0.0, seeds=8, clips=240)
     rows = (table["method"] == "subcluster-adacos") & (table["snr"] == "0")
     table["score"][rows] += 3.0 * table["label"][rows]
-    growth = {r.id: r for r in c3.analyse(table, n_resamples=200)}["C3.b"]
+    growth = {r.id: r for r in c3.analyse(table, n_resamples=100)}["C3.b"]
     assert growth.verdict == "SUPPORTED"
 
 
