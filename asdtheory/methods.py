@@ -57,6 +57,9 @@ class Method:
         objective, Ruff et al.'s remedy against the trivial constant solution.
       trainable_centres: whether the centres may be learned (AdaProj's subspaces are fixed;
         a pull without push towards learnable centres has the trivial solution).
+      linear: the head is a linear classifier: its centres are the weights W (N, D), always
+        learned (``trainable_centres`` aside), with a learned bias b (N,) per class, and
+        ``loss(x, W, labels, *, bias)`` takes the unnormalised logits x W^T + b (no scale).
       backends: score back-ends of ``scoring.BACKENDS`` that apply; the first is the default.
       reference: where the formula comes from.
     """
@@ -74,6 +77,7 @@ class Method:
     soft_labels: bool = True
     bias: bool = True
     trainable_centres: bool = True
+    linear: bool = False
 
     def __repr__(self) -> str:
         return f"Method({self.name!r})"
@@ -133,6 +137,10 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            loss=_pull_to_class_centre, centres="class", soft_labels=False,
            trainable_centres=False, backends=_CENTRE_BACKENDS,
            reference="Ruff et al. 2018 (compactness) with class centres"),
+    Method("softmax", "plain softmax classifier: cross-entropy of x W^T + b, W and b learned "
+           "(a control: the labels without normalisation or margin)", head="centres",
+           loss=losses.softmax, centres="class", linear=True, backends=_CENTRE_BACKENDS,
+           reference="softmax regression on the embedding (e.g. Bishop 2006, sec. 4.3.4)"),
     Method("deep-svdd", "one-class compactness ||phi(x) - c||^2 to one fixed centre",
            head="one-class", soft_labels=False, bias=False, backends=("distance",),
            reference="Ruff et al., Deep SVDD, ICML 2018"),

@@ -418,6 +418,8 @@ class AngularHead(nnx.Module):
     adacos                 adacos              (N, D)                    adaptive
     subcluster-adacos      subcluster_adacos   (N, M, D) sub-centres     adaptive
     adaproj                adaproj             (N, M, D) subspace basis  adaptive
+    class-compactness      compactness         (N, D) fixed              none (pull only)
+    softmax                softmax             (N, D) learned weights    none (x W^T + b)
     =====================  ==================  ========================  ======================
 
     Adaptive scales start at ``adacos_fixed_scale(N, M)`` = sqrt(2) ln(N M - 1) and are
@@ -481,7 +483,11 @@ class AngularHead(nnx.Module):
         self.margin = margin
         self.variant = variant
         self.supports_soft_labels = spec.soft_labels
-        self.centres = _fixed_or_param(centres, trainable_centres)
+        # A linear classifier's weights are learned whatever trainable_centres says: fixed
+        # weights would leave the plain softmax control only its bias to learn.
+        self.centres = _fixed_or_param(centres, trainable_centres or spec.linear)
+        if spec.linear:
+            self.bias = nnx.Param(jnp.zeros((num_classes,), jnp.float32))
         self.scale = Scale(jnp.asarray(scale, jnp.float32))
 
     @property
@@ -489,6 +495,8 @@ class AngularHead(nnx.Module):
         return methods.get(self.method)
 
     def _loss(self, embeddings, labels, scale):
+        if self.spec.linear:  # unnormalised logits x W^T + b: no scale
+            return self.spec.loss(embeddings, self.centres[...], labels, bias=self.bias[...])
         options = {} if self.margin is None else {"margin": self.margin}
         return self.spec.loss(embeddings, self.centres[...], labels, scale=scale, **options)
 

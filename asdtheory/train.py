@@ -112,7 +112,9 @@ class TrainConfig:
         ``epochs`` (which is then ignored): ``ceil(steps / steps_per_epoch)`` epochs run
         (``steps_per_epoch = ceil(n / batch_size)``), the last one possibly partial (it
         stops after the remaining steps), and the history has one entry per epoch run.
-        None: ``epochs`` full epochs. See :meth:`schedule`.
+        0: no optimiser step at all (the history stays empty): the *untrained twin* of a
+        system, its initialisation (and Deep SVDD's centre from the initial pass) scored
+        as the trained system is. None: ``epochs`` full epochs. See :meth:`schedule`.
     """
 
     epochs: int = 20
@@ -130,7 +132,7 @@ class TrainConfig:
         check_scalar(self.epochs, "epochs", low=1, integer=True)
         check_scalar(self.batch_size, "batch_size", low=1, integer=True)
         if self.steps is not None:
-            check_scalar(self.steps, "steps", low=1, integer=True)
+            check_scalar(self.steps, "steps", low=0, integer=True)
         check_scalar(self.learning_rate, "learning_rate", low=0.0)
         check_scalar(self.weight_decay, "weight_decay", low=0.0)
         check_scalar(self.mixup_alpha, "mixup_alpha", low=0.0)

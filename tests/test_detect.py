@@ -269,7 +269,7 @@ def test_waveform_score_fn_of_a_log_mel_detector_includes_its_front_end():
     ({"method": "class-compactness", "trainable_centres": True}, "keeps fixed random centres"),
     ({"window_hop": 0}, "window_hop"),
     ({"epochs": 0}, "epochs"),
-    ({"steps": 0}, "steps"),
+    ({"steps": -1}, "steps"),
     ({"embedder": embedders.TwoBranch(), "embed_dim": 7}, "even embed_dim"),
     ({"embedder": embedders.TwoBranch(), "method": "autoencoder", "embed_dim": 7}, None),
 ])

@@ -390,7 +390,7 @@ def test_bad_training_setups_fail_before_training(method, config, labels, match)
 @pytest.mark.parametrize(("kwargs", "match"), [
     ({"epochs": 0}, "epochs"), ({"batch_size": 2.5}, "batch_size"),
     ({"learning_rate": -1.0}, "learning_rate"), ({"mixup_alpha": float("nan")}, "mixup_alpha"),
-    ({"steps": 0}, "steps"), ({"steps": 2.5}, "steps"),
+    ({"steps": -1}, "steps"), ({"steps": 2.5}, "steps"),
 ])
 def test_train_config_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -441,3 +441,15 @@ def test_data_parallel_step_matches_single_device():
         for other in others:
             for want, got in zip(one, other, strict=True):
                 np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["subcluster-adacos", "deep-svdd"])
+def test_zero_steps_is_the_untrained_twin(method):
+    model, head = _setup(method)
+    before = [np.asarray(leaf) for leaf in _param_leaves(model, head)]
+    labels = None if method == "deep-svdd" else LABELS
+    history = train.fit(model, head, INPUTS, labels, config=train.TrainConfig.tiny(steps=0),
+                        key=jax.random.key(0))
+    assert history == {} and not head.needs_initial_pass
+    assert all(np.array_equal(a, b)
+               for a, b in zip(before, _param_leaves(model, head), strict=True))

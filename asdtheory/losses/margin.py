@@ -30,7 +30,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from asdtheory._validation import check_scalar
+from asdtheory._validation import as_float_array, check_labels, check_scalar
 from asdtheory.geometry import angles
 from asdtheory.losses._core import (
     check_scale,
@@ -44,6 +44,7 @@ __all__ = [
     "arcface_target_logit",
     "cosface",
     "normalized_softmax",
+    "softmax",
     "sphereface",
     "sphereface_target_logit",
     "subcenter_arcface",
@@ -68,6 +69,33 @@ def normalized_softmax(embeddings, centres, labels, *, scale) -> jax.Array:
     cos, labels, is_soft = class_cosines(embeddings, centres, labels, loss="normalized_softmax",
                                          allow_soft=True)
     return softmax_cross_entropy(scale * cos, labels, is_soft)
+
+
+def softmax(embeddings, weights, labels, *, bias) -> jax.Array:
+    """Plain softmax cross-entropy of unnormalised logits x W_k + b_k: a linear classifier.
+
+    L = -sum_k y_k log softmax(x W^T + b)_k with the weights W (N, D) as rows and a bias
+    b (N,); neither embeddings nor weights are normalised, so the loss can fall by growing
+    ||x|| instead of by moving angles -- the control that separates the angular margin
+    losses' normalisation from learning the same labels. Integer (B,) or soft (B, N) labels.
+
+    Reference: the softmax classifier of textbook classification (e.g. Bishop, Pattern
+    Recognition and Machine Learning, 2006, sec. 4.3.4).
+
+    >>> import jax.numpy as jnp
+    >>> x = jnp.array([[2.0, 0.0]]); w = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> float(softmax(x, w, jnp.array([0]), bias=jnp.zeros(2))[0])  # log(1 + e^-2)
+    0.12692...
+    """
+    embeddings = as_float_array(embeddings, "embeddings", ndim=2)
+    weights = as_float_array(weights, "weights", ndim=2)
+    bias = as_float_array(bias, "bias", ndim=1)
+    if weights.shape[-1] != embeddings.shape[-1] or bias.shape != weights.shape[:1]:
+        raise ValueError(f"weights (N, D) and bias (N,) must match embeddings (B, D); got "
+                         f"{weights.shape}, {bias.shape} and {embeddings.shape}.")
+    labels, is_soft = check_labels(labels, batch=embeddings.shape[0],
+                                   num_classes=weights.shape[0], allow_soft=True, loss="softmax")
+    return softmax_cross_entropy(embeddings @ weights.T + bias, labels, is_soft)
 
 
 def arcface_target_logit(target_cosines: jax.Array, *, margin) -> jax.Array:
