@@ -8,6 +8,7 @@ import pytest
 
 from asdtheory import evaluation, experiments
 from asdtheory.experiments import c3
+from asdtheory.repro import c3 as c3_verdicts
 from asdtheory.repro import claims
 
 
@@ -35,16 +36,16 @@ def test_smoke_table_has_the_whole_grid(smoke_table):
 
 
 def test_analyse_on_smoke_records(smoke_table):
-    results = c3.analyse(smoke_table, n_resamples=100)
+    results = c3_verdicts.analyse(smoke_table, n_resamples=100)
     assert [r.id for r in results] == list(c3.CRITERIA)
     for result in results:
         assert result.verdict in claims.VERDICTS
         assert len(result.parts) == len(c3.CRITERIA[result.id]["comparisons"])
-    rows = c3.hmean_table(smoke_table)
+    rows = c3_verdicts.hmean_table(smoke_table)
     assert len(rows) == len(c3.METHODS) * len(c3.SNRS) * 3
     assert all(v.shape == (2,) for v in rows.values())
     # six steps in two epochs cannot settle: the check must say so
-    assert len(c3.unsettled(smoke_table)) == len(c3.METHODS) * len(c3.SNRS) * 2
+    assert len(c3_verdicts.unsettled(smoke_table)) == len(c3.METHODS) * len(c3.SNRS) * 2
 
 
 def _unit(method: str):
@@ -127,7 +128,7 @@ def test_fast_hmean_is_group_metrics():
         y[:6] = [0, 1, 0, 1, 0, 1]
         s = np.round(rng.normal(size=n) + 0.7 * y, 1 if trial % 2 else 6)  # ties half the time
         want = evaluation.group_metrics(y, s, machine)["hmean"]
-        assert c3._hmean(y, s, machine) == pytest.approx(want, abs=1e-12)
+        assert c3_verdicts._hmean(y, s, machine) == pytest.approx(want, abs=1e-12)
 
 
 def _hand_made_table(effect: float, *, seeds: int = 6, clips: int = 40, noise: float = 1.0):
@@ -160,7 +161,7 @@ def _hand_made_table(effect: float, *, seeds: int = 6, clips: int = 40, noise: f
 ])
 def test_analyse_verdicts_on_a_known_table(effect, verdicts):
     table = _hand_made_table(effect, seeds=8, clips=240)
-    results = {r.id: r for r in c3.analyse(table, n_resamples=100)}
+    results = {r.id: r for r in c3_verdicts.analyse(table, n_resamples=100)}
     assert {k: results[k].verdict for k in verdicts} == verdicts
     if effect == 0.0:  # no part can be above 0; the verdict comes from the excluded parts
         parts = [p.decision for r in results.values() for p in r.parts]
@@ -175,7 +176,7 @@ def test_analyse_verdicts_on_a_known_table(effect, verdicts):
 
 def test_analyse_is_inconclusive_on_a_small_noisy_table():
     table = _hand_made_table(0.3, seeds=3, clips=12)
-    results = c3.analyse(table, n_resamples=100)
+    results = c3_verdicts.analyse(table, n_resamples=100)
     assert {r.verdict for r in results} == {"INCONCLUSIVE"}
     assert all(r.detectable for r in results)
 
@@ -184,7 +185,7 @@ def test_growth_is_supported_when_the_advantage_grows_as_the_snr_falls():
     table = _hand_made_table(0.0, seeds=8, clips=240)
     rows = (table["method"] == "subcluster-adacos") & (table["snr"] == "0")
     table["score"][rows] += 3.0 * table["label"][rows]
-    growth = {r.id: r for r in c3.analyse(table, n_resamples=100)}["C3.b"]
+    growth = {r.id: r for r in c3_verdicts.analyse(table, n_resamples=100)}["C3.b"]
     assert growth.verdict == "SUPPORTED"
 
 
