@@ -1,6 +1,7 @@
 """The C3 experiment: declaration, determinism, calibration, criteria and every verdict path."""
 
 import json
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -194,3 +195,13 @@ def test_settling():
     assert c3.settling(np.linspace(2.0, 1.0, 20)) > c3.SETTLED_BELOW
     with pytest.raises(ValueError, match="2 epochs"):
         c3.settling([1.0])
+
+
+def test_two_committed_standard_units_recomputed_match_their_records():
+    """CI's audit of the evidence: two units of the committed standard records, chosen from
+    the commit, are recomputed and compared, bit for bit on the records' CPU type and XLA
+    flags, else within the spread of the seeds (``experiments.audit``)."""
+    results = experiments.audit("c3", "standard", units=2,
+                                results_dir=Path(__file__).resolve().parents[1] / "results")
+    assert len(results) == 2
+    assert all(r.passed for r in results), [(r.unit, r.rule, r.detail) for r in results]
