@@ -205,3 +205,16 @@ def test_two_committed_standard_units_recomputed_match_their_records():
                                 results_dir=Path(__file__).resolve().parents[1] / "results")
     assert len(results) == 2
     assert all(r.passed for r in results), [(r.unit, r.rule, r.detail) for r in results]
+
+
+def test_without_the_noise_recordings_the_run_stops_before_any_unit(tmp_path, monkeypatch,
+                                                                      capsys):
+    from asdtheory.repro import cli
+
+    monkeypatch.setenv("ASDTHEORY_DATA", str(tmp_path))  # no noise/ folder here
+    code = cli.main(["experiment", "run", "c3", "--size", "smoke", "--results",
+                     str(tmp_path / "results"), "--no-progress"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "lacks them; set ASDTHEORY_DATA" in err and "doing_the_dishes" in err
+    assert not list((tmp_path / "results").rglob("provenance.json"))  # nothing computed

@@ -137,6 +137,8 @@ class Experiment:
       metric: one unit's summary number from its table (columns of :func:`load_table` for that
         unit), used by the cross-CPU audit; default: AUC over all clips.
       description: one line for ``asdtheory experiment status``.
+      preflight: optional ``preflight(size)`` run before any unit is computed or audited,
+        raising a clear error for what every unit would fail on (e.g. missing data).
     """
 
     name: str
@@ -145,6 +147,7 @@ class Experiment:
     compute: Callable[[dict, object], Record]
     metric: Callable[[Mapping[str, np.ndarray]], float] = _auc
     description: str = ""
+    preflight: Callable[[str], None] | None = None
 
     def declared(self, size: str) -> list[Unit]:
         """The units of ``size``, checked: a known size, unique ids."""

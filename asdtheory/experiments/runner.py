@@ -208,8 +208,9 @@ def run(name: str, size: str, *, jobs: int = 1, results_dir=None, replace_corrup
 
     Everything is checked before any work: the experiment and size exist, ``jobs >= 1``, the
     results folder comes from this library version, no record is corrupt (unless
-    ``replace_corrupt``: then corrupt records are recomputed). A unit that fails is reported
-    with its traceback; the others go on and its record stays absent.
+    ``replace_corrupt``: then corrupt records are recomputed), the experiment's ``preflight``
+    passes (e.g. its data are at hand). A unit that fails is reported with its traceback; the
+    others go on and its record stays absent.
     """
     experiment = get(name)
     check_size(size)
@@ -221,6 +222,8 @@ def run(name: str, size: str, *, jobs: int = 1, results_dir=None, replace_corrup
         records.verify_record(size_folder(results_dir, name, size) / corrupt[0])  # the message
     _clean_leftovers(size_folder(results_dir, name, size))
     todo = [u for u in experiment.declared(size) if before.states[u.id] != PRESENT]
+    if todo and experiment.preflight is not None:
+        experiment.preflight(size)
     start = time.perf_counter()
     done, failed = _compute(experiment, size, todo, results_dir=results_dir, jobs=jobs,
                             progress=progress)
@@ -274,6 +277,8 @@ def audit(name: str, size: str = "standard", *, units: int, results_dir=None,
                                 f"`{recompute_command(name, size)}`.")
     if select is None:
         select = audit_seed(records.git_commit()[0])
+    if experiment.preflight is not None:
+        experiment.preflight(size)
     picked = set(audit_selection([u.id for u in present], units=units, select=select))
     chosen = [u for u in present if u.id in picked]
     with tempfile.TemporaryDirectory(prefix="asdtheory-audit-") as scratch:
