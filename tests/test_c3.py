@@ -132,6 +132,18 @@ def test_fast_hmean_is_group_metrics():
         assert c3_verdicts._hmean(y, s, machine) == pytest.approx(want, abs=1e-12)
 
 
+def test_fast_hmean_of_many_rows_is_group_metrics_row_by_row():
+    rng = np.random.default_rng(1)
+    machine = np.repeat([0, 1, 2], 10)
+    y = np.tile(np.r_[np.zeros(6, int), np.ones(4, int)], 3)
+    # Bootstrap-like rows: repeated clips make ties in every row.
+    rows = rng.integers(0, 10, size=(8, 30)) + 10 * machine
+    s = np.round(rng.normal(size=30) + y, 2)[rows]
+    yy = y[rows]
+    want = [evaluation.group_metrics(yy[r], s[r], machine)["hmean"] for r in range(8)]
+    assert c3_verdicts._hmean(yy, s, machine) == pytest.approx(want, abs=1e-12)
+
+
 def _hand_made_table(effect: float, *, seeds: int = 6, clips: int = 40, noise: float = 1.0):
     """A table where (iii) separates anomalies by ``effect`` more than every other method, in
     every SNR; the other methods are pure noise."""

@@ -293,6 +293,21 @@ def test_hierarchical_bootstrap_matches_a_naive_reference():
     assert result.low < result.estimate < result.high
 
 
+def test_vectorized_statistic_gives_the_same_interval():
+    rng = np.random.default_rng(2)
+    values = [rng.normal(size=(n, 2)) for n in (7, 9, 8, 6)]
+    strata = [rng.integers(0, 3, size=len(v)) for v in values]
+    key = jax.random.key(5)
+    one_by_one = claims.hierarchical_bootstrap(
+        values, lambda v: float(np.mean(v[:, 0]) - np.median(v[:, 1])), key=key,
+        n_resamples=200, strata_per_seed=strata)
+    stacked = claims.hierarchical_bootstrap(
+        values, lambda v: np.mean(v[..., 0], axis=-1) - np.median(v[..., 1], axis=-1),
+        key=key, n_resamples=200, strata_per_seed=strata, vectorized=True)
+    assert (stacked.estimate, stacked.low, stacked.high) == pytest.approx(
+        (one_by_one.estimate, one_by_one.low, one_by_one.high), abs=1e-12)
+
+
 def test_hierarchical_bootstrap_covers_both_levels():
     rng = np.random.default_rng(1)
     # Clip noise only, one seed: the interval of a mean is about mean +- 1.96 sd / sqrt(n).

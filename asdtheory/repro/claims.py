@@ -244,7 +244,8 @@ def decide(interval, *, delta: float, unit: str, digits: int = 3) -> Decision:
 
 
 def hierarchical_bootstrap(values_per_seed, statistic, *, key, n_resamples: int = 1000,
-                           level: float = 0.95, strata_per_seed=None):
+                           level: float = 0.95, strata_per_seed=None,
+                           vectorized: bool = False):
     """A statistic averaged over seeds, with a two-level bootstrap interval: each resample
     draws seeds with replacement, then, for every drawn seed, its clips with replacement
     (within strata when given, e.g. labels, so that every resample keeps both classes), and
@@ -299,11 +300,16 @@ def hierarchical_bootstrap(values_per_seed, statistic, *, key, n_resamples: int 
         where = np.searchsorted(ids, stratum)
         start, size = first[where], counts[where]
         slots = np.argwhere(seeds == seed)
+        if slots.size == 0:
+            continue
         draws = uniform[slots[:, 0], slots[:, 1], :v.shape[0]]
         idx = order[start + np.minimum((draws * size).astype(int), size - 1)]
-        per_slot[slots[:, 0], slots[:, 1]] = [float(statistic(v[row])) for row in idx]
+        per_slot[slots[:, 0], slots[:, 1]] = (
+            np.asarray(statistic(v[idx]), np.float64) if vectorized
+            else [float(statistic(v[row])) for row in idx])
     resampled = per_slot.mean(axis=1)
-    estimate = float(np.mean([float(statistic(v)) for v in values]))
+    estimate = float(np.mean([float(statistic(v[None])[0]) if vectorized else
+                              float(statistic(v)) for v in values]))
     low, high = np.quantile(resampled, [(1 - level) / 2, (1 + level) / 2])
     return PairedDifference(estimate=estimate, low=float(low), high=float(high), level=level,
                             n_resamples=int(n_resamples))
