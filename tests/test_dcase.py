@@ -32,9 +32,10 @@ def test_every_shared_clip_round_trips(shared_data):
     "name,fields",
     [
         ("normal_id_00_00000000.wav",
-         dict(section=0, domain=None, split=None, label="normal", index=0, attributes={})),
+         dict(section=0, domain="source", split=None, label="normal", index=0, attributes={})),
         ("anomaly_id_02_00000010.wav",
-         dict(section=2, domain=None, split="test", label="anomaly", index=10, attributes={})),
+         dict(section=2, domain="source", split="test", label="anomaly", index=10,
+              attributes={})),
         ("section_00_source_train_normal_0000_pat_00.wav",
          dict(section=0, domain="source", split="train", label="normal", index=0,
               attributes={"pat": "00"})),
@@ -198,6 +199,22 @@ def test_official_split(tmp_path):
     (tmp_path / raw / "test").rmdir()
     with pytest.raises(FileNotFoundError, match=r"'fan' has no test clips .*dev_fan\.zip"):
         dcase.official_split(tmp_path, "fan")
+
+
+def test_dcase2020_layout_puts_the_machine_id_in_the_section(shared_data, tmp_path):
+    clips = dcase.index_dataset(shared_data, year=2020)
+    assert [c.path.name for c in clips] == [f"normal_id_00_{i:08d}.wav" for i in range(75)]
+    assert {(c.machine, c.section, c.domain, c.split, c.label, c.year_format)
+            for c in clips} == {("slider", 0, "source", "train", "normal", 2020)}
+    raw = "dcase2020t2/dev_data/raw/fan"
+    _touch_layout(tmp_path, {f"{raw}/train": ["normal_id_02_00000000.wav"],
+                             f"{raw}/test": ["anomaly_id_02_00000003.wav",
+                                             "normal_id_04_00000001.wav"]})
+    split = dcase.official_split(tmp_path, "fan", year=2020)
+    assert split.name == "dcase2020 dev_data fan official"
+    assert [(c.section, c.domain, c.split, c.label) for c in split.train + split.test] == [
+        (2, "source", "train", "normal"), (2, "source", "test", "anomaly"),
+        (4, "source", "test", "normal")]
 
 
 def test_valve_mini_protocol_matches_a_naive_reading_of_design(shared_data):

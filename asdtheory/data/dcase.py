@@ -7,11 +7,19 @@ Layout, as unpacked by ``asdtheory data fetch``::
 File names (:func:`parse_filename`):
 
 * 2020: ``normal_id_00_00000000.wav``, ``anomaly_id_02_00000010.wav`` (machine ID, 8-digit
-  index; the split comes from the folder).
+  index; the split comes from the folder), e.g. the DCASE 2020 development layout
+  ``<data root>/dcase2020t2/dev_data/raw/slider/train/normal_id_00_00000000.wav``.
 * 2021-2024: ``section_00_source_train_normal_0000_<attributes>.wav`` with attributes
   ``key_value`` pairs (``pat_00``, ``vel_9_loc_A``, ``car_C2_spd_34V_mic_1``, ``m-n_X``) or
   ``noAttribute``, or none (2021).
 * Evaluation test clips, whose labels are hidden: ``section_00_0000.wav``.
+
+DCASE 2020 has no sections, domains or attributes; its clips carry a machine ID, and the
+DCASE 2020 evaluation scores each machine ID on its own. A 2020 :class:`ClipInfo` therefore
+puts the machine ID in ``section`` (two digits in tables) and "source" in ``domain``, so that a
+table (``evaluation.dcase_table``, one row per machine type and section) has one row per
+machine ID; score such rows with ``rules="2020"`` (the 2022-2024 rules need target-domain
+normal clips).
 
 The data come from the DCASE challenge (MIMII DG, ToyADMOS2; CC BY 4.0); see the data README.
 """
@@ -90,7 +98,8 @@ class ClipInfo:
       machine: machine type from the folder (``<machine>/<split>/<file>``) or the argument,
         else None.
       section: section number (2021-2024) or machine ID (2020).
-      domain: "source" or "target"; None for 2020 and for evaluation test clips.
+      domain: "source" or "target"; "source" for 2020 names, which have no domains (see the
+        module docstring); None for evaluation test clips.
       split: "train" or "test"; from the name, else the parent folder; None for a bare 2020
         name.
       label: "normal" or "anomaly"; None for evaluation test clips (labels hidden).
@@ -178,9 +187,8 @@ def parse_filename(name, *, machine: str | None = None) -> ClipInfo:
     fields = None
     if stem is not None:
         if m := _PATTERN_2020.fullmatch(stem):
-            fields = dict(domain=None, split=folder_split or ("test" if m["label"] == "anomaly"
-                                                              else None),
-                          label=m["label"], year_format=2020)
+            split = folder_split or ("test" if m["label"] == "anomaly" else None)
+            fields = dict(domain="source", split=split, label=m["label"], year_format=2020)
         elif m := _PATTERN_SECTION.fullmatch(stem):
             text = m["attributes"] or ""
             fields = dict(domain=m["domain"], split=m["split"], label=m["label"],
