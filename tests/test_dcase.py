@@ -155,11 +155,12 @@ def test_index_dataset_on_shared_data(shared_data):
 
 
 def test_index_folder_strict_or_skipping(shared_data):
-    # The DCASE 2023 valve test clips and the DCASE 2020 slider training clips (2020 names);
-    # the MIMII clips (00000000.wav) and the noise recordings carry no DCASE name.
+    # The DCASE 2023 valve test clips, the DCASE 2020 slider training clips (2020 names) and
+    # the MIMII fan clips (00000000.wav in id_00/<label>/); the noise recordings are none.
     clips = dcase.index_folder(shared_data, skip_unknown=True)
     counts = Counter((c.machine, c.split, c.year_format) for c in clips)
-    assert counts == {("valve", "test", 2021): 200, ("slider", "train", 2020): 75}
+    assert counts == {("valve", "test", 2021): 200, ("slider", "train", 2020): 75,
+                      ("fan", None, "mimii"): 40}
     with pytest.raises(ValueError, match=r"'\w+\.wav' is not a DCASE Task 2 clip"):
         dcase.index_folder(shared_data)
 

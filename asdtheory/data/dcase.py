@@ -1,8 +1,10 @@
-"""DCASE Task 2 (anomalous sound detection) datasets: file names, folder layout, splits.
+"""DCASE Task 2 (anomalous sound detection) and MIMII datasets: file names, folder layouts,
+splits.
 
-Layout, as unpacked by ``asdtheory data fetch``::
+Layouts: DCASE, as unpacked by ``asdtheory data fetch``, and MIMII (:func:`index_mimii`)::
 
     <data root>/dcase<year>t2/<dev_data|eval_data>/raw/<machine>/<train|test>/<clip>.wav
+    <data root>/mimii/<machine>/id_<NN>/<normal|abnormal>/<NNNNNNNN>.wav
 
 File names (:func:`parse_filename`):
 
@@ -13,15 +15,18 @@ File names (:func:`parse_filename`):
   ``key_value`` pairs (``pat_00``, ``vel_9_loc_A``, ``car_C2_spd_34V_mic_1``, ``m-n_X``) or
   ``noAttribute``, or none (2021).
 * Evaluation test clips, whose labels are hidden: ``section_00_0000.wav``.
+* MIMII: ``00000000.wav`` (8-digit index) in a ``<machine>/id_<NN>/<normal|abnormal>/``
+  folder; machine type, machine ID and label come from the folders.
 
-DCASE 2020 has no sections, domains or attributes; its clips carry a machine ID, and the
-DCASE 2020 evaluation scores each machine ID on its own. A 2020 :class:`ClipInfo` therefore
-puts the machine ID in ``section`` (two digits in tables) and "source" in ``domain``, so that a
+DCASE 2020 and MIMII have no sections, domains or attributes; their clips carry a machine ID,
+and the DCASE 2020 evaluation scores each machine ID on its own. Their :class:`ClipInfo` puts
+the machine ID in ``section`` (two digits in tables) and "source" in ``domain``, so that a
 table (``evaluation.dcase_table``, one row per machine type and section) has one row per
 machine ID; score such rows with ``rules="2020"`` (the 2022-2024 rules need target-domain
 normal clips).
 
-The data come from the DCASE challenge (MIMII DG, ToyADMOS2; CC BY 4.0); see the data README.
+The DCASE 2021-2024 data (MIMII DG, ToyADMOS2) are CC BY 4.0, the DCASE 2020 and MIMII data
+CC BY-SA 4.0; see the data README for the attribution that must accompany any use.
 """
 
 from __future__ import annotations
@@ -31,12 +36,13 @@ import re
 import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
 import numpy as np
+import soundfile as sf
 
 from asdtheory import audio
 
@@ -45,8 +51,10 @@ __all__ = [
     "ClipInfo",
     "Split",
     "data_root",
+    "in_clip_folder",
     "index_dataset",
     "index_folder",
+    "index_mimii",
     "official_split",
     "parse_filename",
     "valve_mini_protocol",
@@ -56,6 +64,8 @@ DEV_MACHINES_2023 = ("bearing", "fan", "gearbox", "slider", "ToyCar", "ToyTrain"
 YEARS = (2020, 2021, 2022, 2023, 2024)
 DATASETS = ("dev_data", "eval_data")
 NO_ATTRIBUTE = "noAttribute"
+# MIMII's label folders and the labels they stand for.
+MIMII_LABELS = MappingProxyType({"normal": "normal", "abnormal": "anomaly"})
 
 
 def data_root(root=None) -> Path:
@@ -91,23 +101,27 @@ def load_noise(name: str, root=None, *, sample_rate: int = 16000) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ClipInfo:
-    """What a DCASE clip's path says about it.
+    """What a DCASE or MIMII clip's path says about it.
 
     Attributes:
       path: the path (or bare name) that was parsed.
-      machine: machine type from the folder (``<machine>/<split>/<file>``) or the argument,
-        else None.
-      section: section number (2021-2024) or machine ID (2020).
-      domain: "source" or "target"; "source" for 2020 names, which have no domains (see the
-        module docstring); None for evaluation test clips.
+      machine: machine type from the folder (``<machine>/<split>/<file>``,
+        ``<machine>/id_<NN>/<label>/<file>``) or the argument, else None.
+      section: section number (2021-2024) or machine ID (2020, MIMII).
+      domain: "source" or "target"; "source" for 2020 and MIMII clips, which have no domains
+        (see the module docstring); None for evaluation test clips.
       split: "train" or "test"; from the name, else the parent folder; None for a bare 2020
-        name.
-      label: "normal" or "anomaly"; None for evaluation test clips (labels hidden).
+        name and for MIMII clips (MIMII has no split; a protocol assigns one).
+      label: "normal" or "anomaly"; None for evaluation test clips (labels hidden). MIMII's
+        folder ``abnormal`` reads "anomaly".
       index: clip number within its group.
       attributes: read-only mapping of the attribute pairs, e.g. {"pat": "00"}; empty for
         ``noAttribute`` and names without attributes.
       attribute_string: the attribute part of the name exactly as written ("" when absent).
-      year_format: naming convention, 2020 or 2021 (the section names of 2021-2024).
+      year_format: naming convention, 2020, 2021 (the section names of 2021-2024) or "mimii".
+      channel: the channel of a multi-channel file that loaders keep
+        (``audio.load(clip.path, channel=clip.channel)``); None: the file must be mono.
+        Chosen with :func:`index_mimii`; a parsed name has None.
     """
 
     path: Path
@@ -119,7 +133,8 @@ class ClipInfo:
     index: int
     attributes: Mapping[str, str] = field(default_factory=dict, hash=False)
     attribute_string: str = ""
-    year_format: Literal[2020, 2021] = 2021
+    year_format: Literal[2020, 2021, "mimii"] = 2021
+    channel: int | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "attributes", MappingProxyType(dict(self.attributes)))
@@ -136,7 +151,10 @@ class ClipInfo:
 
     @property
     def filename(self) -> str:
-        """The file name these fields describe (``parse_filename`` inverts it exactly)."""
+        """The file name these fields describe (``parse_filename`` inverts it exactly; a
+        MIMII name together with its ``<machine>/id_<NN>/<label>/`` folders)."""
+        if self.year_format == "mimii":
+            return f"{self.index:08d}.wav"
         if self.year_format == 2020:
             return f"{self.label}_id_{self.section:02d}_{self.index:08d}.wav"
         if self.label is None:
@@ -152,10 +170,13 @@ _PATTERN_SECTION = re.compile(
     r"(?P<label>normal|anomaly)_(?P<index>\d{4})(?:_(?P<attributes>.+))?"
 )
 _PATTERN_EVAL_TEST = re.compile(r"section_(?P<section>\d{2})_(?P<index>\d{4})")
+_PATTERN_MIMII = re.compile(r"(?P<index>\d{8})")
+_PATTERN_MIMII_ID = re.compile(r"id_(?P<section>\d{2})")
 _EXPECTED = (
     "normal|anomaly_id_<NN>_<NNNNNNNN>.wav (2020), "
     "section_<NN>_<source|target>_<train|test>_<normal|anomaly>_<NNNN>[_<attributes>].wav "
-    "(2021-2024) or section_<NN>_<NNNN>.wav (evaluation test clips)"
+    "(2021-2024), section_<NN>_<NNNN>.wav (evaluation test clips) or "
+    "<machine>/id_<NN>/<normal|abnormal>/<NNNNNNNN>.wav (MIMII)"
 )
 
 
@@ -171,11 +192,23 @@ def _parse_attributes(text: str, name: str) -> dict[str, str]:
     return dict(zip(parts[::2], parts[1::2], strict=True))
 
 
+def in_clip_folder(path) -> bool:
+    """Whether the file ``path`` lies where clips are read from: a DCASE ``train/`` or
+    ``test/`` folder, or a MIMII label folder ``id_<NN>/<normal|abnormal>/``."""
+    path = Path(path)
+    return path.parent.name in ("train", "test") or (
+        path.parent.name in MIMII_LABELS
+        and _PATTERN_MIMII_ID.fullmatch(path.parent.parent.name) is not None)
+
+
 def parse_filename(name, *, machine: str | None = None) -> ClipInfo:
-    """Parses a DCASE Task 2 clip name (2020-2024 conventions, see the module docstring).
+    """Parses a DCASE Task 2 clip name (2020-2024 conventions) or a MIMII clip path (see the
+    module docstring).
 
     ``name`` may be a bare file name or a path; from a path ``.../<machine>/<train|test>/<file>``
-    the machine and the split are read off the folders. ``machine=`` overrides the folder.
+    the machine and the split are read off the folders. A MIMII clip needs its folders,
+    ``.../<machine>/id_<NN>/<normal|abnormal>/<NNNNNNNN>.wav``: they give the machine, the
+    machine ID and the label. ``machine=`` overrides the folder.
     Raises ValueError quoting the name and the expected patterns when it matches none.
     """
     path = Path(name)
@@ -184,6 +217,12 @@ def parse_filename(name, *, machine: str | None = None) -> ClipInfo:
     folder_split = parent if parent in ("train", "test") else None
     if machine is None and folder_split and path.parent.parent.name:
         machine = path.parent.parent.name
+    mimii_id = _PATTERN_MIMII_ID.fullmatch(path.parent.parent.name)
+    if (stem is not None and parent in MIMII_LABELS and mimii_id
+            and _PATTERN_MIMII.fullmatch(stem)):
+        return ClipInfo(path=path, machine=machine or path.parent.parent.parent.name or None,
+                        section=int(mimii_id["section"]), domain="source", split=None,
+                        label=MIMII_LABELS[parent], index=int(stem), year_format="mimii")
     fields = None
     if stem is not None:
         if m := _PATTERN_2020.fullmatch(stem):
@@ -204,8 +243,10 @@ def parse_filename(name, *, machine: str | None = None) -> ClipInfo:
 def index_folder(folder, *, skip_unknown: bool = False) -> list[ClipInfo]:
     """Every ``*.wav`` clip below ``folder`` (recursively), parsed, sorted by path.
 
-    A file whose name is not a DCASE clip name raises ValueError, or is left out with
-    ``skip_unknown=True`` (e.g. the background recordings beside the datasets).
+    A file whose name is not a DCASE clip name or MIMII clip path raises ValueError, or is
+    left out with ``skip_unknown=True`` (e.g. the background recordings beside the datasets).
+    Reads no file: MIMII clips get ``channel=None`` (:func:`index_mimii` chooses a channel and
+    checks the files).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -267,6 +308,130 @@ def index_dataset(root=None, *, year: int = 2023, machines: Sequence[str] | None
                          + ", ".join(map(str, unnamed)) + f"; expected {_EXPECTED}. Rename "
                          "them or move them out of the train/ and test/ folders.")
     return clips
+
+
+def _headers(paths: Sequence[Path]) -> list:
+    """``soundfile.info`` of every file (headers only); ValueError naming every unreadable
+    file."""
+    infos, unreadable = [], []
+    for path in paths:
+        try:
+            infos.append(sf.info(str(path)))
+        except (RuntimeError, sf.LibsndfileError) as err:
+            unreadable.append(f"{path} ({err})")
+    if unreadable:
+        raise ValueError(f"{len(unreadable)} file(s) cannot be read as audio: "
+                         + "; ".join(unreadable) + ". Replace or remove them.")
+    return infos
+
+
+MAX_NAMED = 20  # files an error message names; beyond, it counts them
+
+
+def _check_one_sample_rate(paths: Sequence[Path], rates: Sequence[int], what: str) -> None:
+    """ValueError naming the files whose rate is not the most common one, when ``rates``
+    (one per path) hold more than one value."""
+    by_rate: dict[int, list[Path]] = {}
+    for path, rate in zip(paths, rates, strict=True):
+        by_rate.setdefault(int(rate), []).append(path)
+    if len(by_rate) < 2:
+        return
+    common = max(sorted(by_rate), key=lambda r: len(by_rate[r]))
+    odd = [f"{p} ({rate} Hz)" for rate in sorted(by_rate) if rate != common
+           for p in by_rate[rate]]
+    more = (f" and {len(odd) - MAX_NAMED} more (`asdtheory data info` lists every file)"
+            if len(odd) > MAX_NAMED else "")
+    counts = ", ".join(f"{len(by_rate[r])} at {r} Hz" for r in sorted(by_rate))
+    raise ValueError(
+        f"{what} mix sample rates ({counts}); not at {common} Hz: "
+        + ", ".join(odd[:MAX_NAMED]) + more + ". Resample them to one rate (DCASE and MIMII "
+        "clips are 16 kHz) or leave them out.")
+
+
+def _check_channel(channel) -> None:
+    if channel is not None and (isinstance(channel, bool)
+                                or not isinstance(channel, int | np.integer) or channel < 0):
+        raise ValueError(f"channel must be None or a channel number 0, 1, ..., got "
+                         f"{channel!r}.")
+
+
+def index_mimii(root=None, *, machines: Sequence[str] | None = None,
+                channel: int | None = None) -> list[ClipInfo]:
+    """All clips of ``<root>/mimii/<machine>/id_<NN>/<normal|abnormal>/<NNNNNNNN>.wav``.
+
+    ``root`` is resolved by :func:`data_root`; ``machines=None`` takes every machine folder
+    present. Each :class:`ClipInfo` has the machine type, the machine ID as ``section``,
+    ``domain="source"`` (MIMII has no domains), the label of its folder (``abnormal``:
+    "anomaly"), ``split=None`` (MIMII has no train/test split: :func:`mimii_protocol` makes
+    one) and ``channel``. Sorted by machine, machine ID, label folder (abnormal, normal) and
+    file name.
+
+    The public MIMII archives hold 8-channel recordings (a circular microphone array); a run
+    keeps one channel, and which one is the caller's choice: ``channel`` (0, 1, ...) is kept in
+    every ClipInfo, and loaders read it (``audio.load(clip.path, channel=clip.channel)``).
+    Mono files need no choice (the shared fan clips are channel 0 of the originals).
+
+    Reads every file's header (no samples) and raises ValueError, before anything trains, when
+    a file has several channels and ``channel`` is None (naming ``channel=`` and a file), when
+    a file lacks ``channel`` (e.g. ``channel=1`` on a mono file), when the clips mix sample
+    rates (naming the files off the most common rate), when a header cannot be read or when a
+    ``.wav`` file in a label folder has no 8-digit MIMII name. Raises FileNotFoundError when
+    ``<root>/mimii`` or a machine's label folders are missing.
+    """
+    _check_channel(channel)
+    if isinstance(machines, str):
+        raise ValueError(f"machines must be a list of names, got the string {machines!r}; "
+                         f"write machines=[{machines!r}].")
+    base = data_root(root) / "mimii"
+    hint = ("unpack the MIMII archives (<machine>/id_<NN>/<normal|abnormal>/*.wav, "
+            "https://zenodo.org/record/3384388) there")
+    if machines is None:
+        if not base.is_dir():
+            raise FileNotFoundError(f"no MIMII folder at {base}; {hint}.")
+        machines = sorted(p.name for p in base.iterdir() if p.is_dir())
+    clips, unnamed = [], []
+    for machine in machines:
+        folders = sorted(f for f in (base / machine).glob("id_*/*")
+                         if f.is_dir() and f.name in MIMII_LABELS
+                         and _PATTERN_MIMII_ID.fullmatch(f.parent.name))
+        if not folders:
+            raise FileNotFoundError(f"no id_<NN>/normal/ or id_<NN>/abnormal/ folder for MIMII "
+                                    f"machine {machine!r} under {base / machine}; {hint}.")
+        for folder in folders:
+            for path in sorted(folder.glob("*.wav")):
+                try:
+                    clips.append(parse_filename(path, machine=machine))
+                except ValueError:
+                    unnamed.append(path)
+    if unnamed:
+        raise ValueError(f"{len(unnamed)} file(s) without a MIMII clip name: "
+                         + ", ".join(map(str, unnamed)) + "; expected <NNNNNNNN>.wav (8 "
+                         "digits). Rename them or move them out of the normal/ and abnormal/ "
+                         "folders.")
+    infos = _headers([c.path for c in clips])
+    if channel is None:
+        several = [(c, i) for c, i in zip(clips, infos, strict=True) if i.channels > 1]
+        if several:
+            clip, info = several[0]
+            raise ValueError(
+                f"{len(several)} of the {len(clips)} MIMII clips under {base} hold several "
+                f"channels, e.g. {clip.path} ({info.channels} channels: the microphones of "
+                f"the array); choose the one to keep with channel= (0 to "
+                f"{info.channels - 1}), e.g. channel=0.")
+    else:
+        lacking = [(c, i) for c, i in zip(clips, infos, strict=True) if i.channels <= channel]
+        if lacking:
+            clip, info = lacking[0]
+            raise ValueError(
+                f"channel={channel}, but {len(lacking)} of the {len(clips)} MIMII clips under "
+                f"{base} have no channel {channel}, e.g. {clip.path} ("
+                + ("mono: channel 0 only" if info.channels == 1
+                   else f"{info.channels} channels: 0 to {info.channels - 1}")
+                + "); pass a channel they have (channel=0 or None for mono files such as the "
+                "shared fan clips, channel 0 of the originals).")
+    _check_one_sample_rate([c.path for c in clips], [i.samplerate for i in infos],
+                           f"the MIMII clips under {base}")
+    return [replace(c, channel=channel) for c in clips]
 
 
 @dataclass(frozen=True)
@@ -342,10 +507,12 @@ def valve_mini_protocol(root=None) -> Split:
 
 def summary(clips: list[ClipInfo]) -> str:
     """A table of clip counts per machine, section, split, domain and label, with the
-    attribute keys of each group and their counts."""
+    attribute keys of each group and their counts (split "-" for MIMII clips, which have
+    none; "?" where a 2020 name's folder does not say)."""
     groups: dict[tuple, Counter] = {}
     for c in clips:
-        key = (c.machine or "?", f"{c.section:02d}", c.split or "?", c.domain or "-",
+        split = c.split or ("-" if c.year_format == "mimii" else "?")  # MIMII has no split
+        key = (c.machine or "?", f"{c.section:02d}", split, c.domain or "-",
                c.label or "unlabelled")
         groups.setdefault(key, Counter())[c.attribute_key] += 1
     header = ("machine", "section", "split", "domain", "label", "clips", "attributes")

@@ -1,0 +1,150 @@
+"""The MIMII layout and its channels, and mixed sample rates: every real machine at hand is
+read, and a folder that a run could not use stops before any training."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from asdtheory import audio
+from asdtheory.data import audit, dcase
+from asdtheory.detect import dcase as detect_dcase
+from asdtheory.repro import cli
+
+FAN = Path("mimii/fan/id_00")
+
+
+def write_mimii(root: Path, *, machine="fan", machine_id="00", normal=4, abnormal=2,
+                channels=1, rates=None, seconds=0.1) -> Path:
+    """Noise clips ``<root>/mimii/<machine>/id_<NN>/<normal|abnormal>/<NNNNNNNN>.wav``; each
+    channel holds its own number plus noise, so that a channel can be recognised.
+    ``rates``: {(label, index): sample rate} for clips off 16 kHz."""
+    rng = np.random.default_rng(0)
+    for label, count in (("normal", normal), ("abnormal", abnormal)):
+        folder = root / "mimii" / machine / f"id_{machine_id}" / label
+        folder.mkdir(parents=True, exist_ok=True)
+        for index in range(count):
+            rate = (rates or {}).get((label, index), 16000)
+            frames = round(seconds * rate)
+            data = 0.01 * rng.standard_normal((frames, channels)) + 0.1 * np.arange(channels)
+            sf.write(folder / f"{index:08d}.wav", data.astype(np.float32), rate,
+                     subtype="FLOAT")
+    return root
+
+
+# ---------------------------------------------------------------------------- MIMII names
+
+
+def test_mimii_paths_give_machine_id_and_label():
+    info = dcase.parse_filename("data/mimii/pump/id_06/abnormal/00000012.wav")
+    assert (info.machine, info.section, info.domain, info.split, info.label, info.index,
+            info.year_format, info.channel) == ("pump", 6, "source", None, "anomaly", 12,
+                                                "mimii", None)
+    assert info.filename == "00000012.wav"
+    assert dcase.parse_filename("id_00/normal/00000000.wav").machine is None
+    for name in ("00000000.wav", "fan/id_0/normal/00000000.wav",
+                 "fan/id_00/broken/00000000.wav", "fan/id_00/normal/0000000.wav"):
+        with pytest.raises(ValueError, match=r"<machine>/id_<NN>/<normal\|abnormal>/"):
+            dcase.parse_filename(name)
+
+
+# ------------------------------------------------------------------- the real fan clips
+
+
+def test_index_mimii_reads_the_shared_fan_clips(shared_data):
+    clips = dcase.index_mimii(shared_data)
+    assert len(clips) == 40
+    assert {(c.machine, c.section, c.domain, c.split, c.channel) for c in clips} == {
+        ("fan", 0, "source", None, None)}
+    for label, folder in (("anomaly", "abnormal"), ("normal", "normal")):
+        mine = [c for c in clips if c.label == label]
+        assert [c.path for c in mine] == [shared_data / FAN / folder / f"{i:08d}.wav"
+                                          for i in range(20)]
+    # The shared clips are channel 0 of the 8-channel originals, stored mono.
+    chosen = dcase.index_mimii(shared_data, machines=["fan"], channel=0)
+    assert {c.channel for c in chosen} == {0}
+    np.testing.assert_array_equal(audio.load(chosen[0].path, channel=chosen[0].channel),
+                                  audio.load(clips[0].path))
+    with pytest.raises(ValueError, match=r"channel=1, but 40 of the 40 MIMII clips .* have no "
+                                         r"channel 1, e\.g\. .*00000000\.wav \(mono: channel 0 "
+                                         r"only\); pass a channel they have"):
+        dcase.index_mimii(shared_data, channel=1)
+    assert audit.clip_problems(chosen, seconds=10.0) == []
+
+
+# --------------------------------------------------------------------------- channels
+
+
+def test_multichannel_mimii_stops_without_a_channel_and_names_the_option(tmp_path, capsys):
+    root = write_mimii(tmp_path, channels=8)
+    with pytest.raises(ValueError, match=r"6 of the 6 MIMII clips under .* hold several "
+                                         r"channels, e\.g\. .*id_00/abnormal/00000000\.wav \(8 "
+                                         r"channels.*choose the one to keep with channel= \(0 "
+                                         r"to 7\)"):
+        dcase.index_mimii(root)
+    for bad in (-1, 1.0, True, "0"):
+        with pytest.raises(ValueError, match="channel must be None or a channel number"):
+            dcase.index_mimii(root, channel=bad)
+    with pytest.raises(ValueError, match=r"channel=8, .*\(8 channels: 0 to 7\)"):
+        dcase.index_mimii(root, channel=8)
+    clips = dcase.index_mimii(root, channel=3)
+    assert {c.channel for c in clips} == {3}
+    # The loaders keep the chosen channel, and the check before a run accepts it.
+    data, _ = sf.read(clips[0].path, dtype="float32")
+    np.testing.assert_array_equal(detect_dcase._load_clips(clips[:1], 0.1)[0], data[:, 3])
+    assert audit.clip_problems(clips, seconds=0.1) == []
+    # Without a choice, the check names the channel problem of every file.
+    unchosen = dcase.index_folder(root)
+    problems = audit.clip_problems(unchosen, seconds=0.1)
+    assert [(p.path, p.kind, p.reason) for p in problems] == [
+        (c.path, "channel", "8 channels and none chosen") for c in unchosen]
+    assert "choose the channel to keep with channel=" in str(audit.ClipProblems(problems))
+    # The command line reports them with its flag, and accepts the folder with it.
+    assert cli.main(["data", "info", str(root), "--seconds", "0.1"]) == 1
+    err = capsys.readouterr().err
+    assert "id_00/normal/00000003.wav: 8 channels and none chosen" in err
+    assert "pass --channel N, the microphone to keep" in err
+    assert cli.main(["data", "info", str(root), "--seconds", "0.1", "--channel", "7"]) == 0
+    assert cli.main(["data", "info", str(root), "--seconds", "0.1", "--channel", "8"]) == 1
+    assert "8 channel(s), no channel 8" in capsys.readouterr().err
+
+
+def test_index_mimii_errors_say_what_is_missing(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"no MIMII folder at .*mimii; unpack the MIMII "
+                                                r"archives"):
+        dcase.index_mimii(tmp_path)
+    root = write_mimii(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"no id_<NN>/normal/ or id_<NN>/abnormal/ "
+                                                r"folder for MIMII machine 'pump'"):
+        dcase.index_mimii(root, machines=["pump"])
+    with pytest.raises(ValueError, match=r"write machines=\['fan'\]"):
+        dcase.index_mimii(root, machines="fan")
+    (root / FAN / "normal" / "copy of 00000000.wav").touch()
+    (root / FAN / "abnormal" / "7.wav").touch()
+    with pytest.raises(ValueError, match=r"2 file\(s\) without a MIMII clip name: .*7\.wav, "
+                                         r".*copy of 00000000\.wav; expected <NNNNNNNN>\.wav"):
+        dcase.index_mimii(root)
+    problems = audit.folder_problems(root, seconds=0.1)
+    assert [(p.path.name, p.kind, p.reason) for p in problems] == [
+        ("7.wav", "name", "not a MIMII clip name (8 digits)"),
+        ("copy of 00000000.wav", "name", "not a MIMII clip name (8 digits)")]
+
+
+# ------------------------------------------------------------------- mixed sample rates
+
+
+def test_a_folder_mixing_sample_rates_stops_and_names_the_files(tmp_path):
+    root = write_mimii(tmp_path, rates={("normal", 1): 44100, ("abnormal", 0): 8000})
+    with pytest.raises(ValueError) as raised:
+        dcase.index_mimii(root)
+    message = str(raised.value)
+    assert message.startswith(f"the MIMII clips under {root / 'mimii'} mix sample rates (1 at "
+                              "8000 Hz, 4 at 16000 Hz, 1 at 44100 Hz); not at 16000 Hz: ")
+    assert f"{root / FAN / 'abnormal' / '00000000.wav'} (8000 Hz)" in message
+    assert f"{root / FAN / 'normal' / '00000001.wav'} (44100 Hz)" in message
+    assert "00000002.wav" not in message and "Resample them to one rate" in message
+    # The check before a run names them as well, one problem per file.
+    problems = audit.folder_problems(root, seconds=0.1)
+    assert sorted((p.path.relative_to(root / FAN).as_posix(), p.kind) for p in problems) == [
+        ("abnormal/00000000.wav", "sample_rate"), ("normal/00000001.wav", "sample_rate")]
