@@ -216,10 +216,23 @@ def test_dcase2020_layout_puts_the_machine_id_in_the_section(shared_data, tmp_pa
     assert [(c.section, c.domain, c.split, c.label) for c in split.train + split.test] == [
         (2, "source", "train", "normal"), (2, "source", "test", "anomaly"),
         (4, "source", "test", "normal")]
+    assert dcase.training_split(tmp_path, "fan", year=2020).train == split.train
+
+
+def test_training_split_of_the_shared_slider_clips(shared_data):
+    split = dcase.training_split(shared_data, "slider", year=2020)
+    assert split.name == "dcase2020 dev_data slider train only"
+    assert split.test == [] and len(split.train) == 75
+    assert split.train == dcase.index_dataset(shared_data, year=2020, machines=["slider"])
+    with pytest.raises(FileNotFoundError, match=r"DCASE 2023 dev_data machine 'valve' has no "
+                                                r"train clips under .*valve/train; download"):
+        dcase.training_split(shared_data, "valve")
 
 
 def test_valve_mini_protocol_matches_a_naive_reading_of_design(shared_data):
     split = dcase.valve_mini_protocol(shared_data)
+    assert dcase.valve_mini_protocol(shared_data, fold=0) == split  # existing results use it
+    assert split.name == "valve mini"
     names = sorted(os.listdir(shared_data / VALVE))
     expected_train = []
     for pat in ("00", "01", "02", "03"):
@@ -235,6 +248,29 @@ def test_valve_mini_protocol_matches_a_naive_reading_of_design(shared_data):
     assert sum(c.label == "normal" and c.domain == "source" for c in test) == 20
     assert sum(c.label == "normal" and c.domain == "target" for c in test) == 20
     assert {c.attribute_key for c in split.train} == {"pat_00", "pat_01", "pat_02", "pat_03"}
+
+
+def test_valve_mini_fold_1_tests_other_normals_with_the_same_counts(shared_data):
+    first, second = (dcase.valve_mini_protocol(shared_data, fold=k) for k in (0, 1))
+    assert second.name == "valve mini fold 1"
+    assert (len(second.train), len(second.test)) == (60, 140)
+    normals = lambda clips: {c.path.name for c in clips if c.label == "normal"}
+    assert not normals(first.test) & normals(second.test)
+    assert {c.path.name for c in first.test if c.is_anomaly} == \
+        {c.path.name for c in second.test if c.is_anomaly}
+    for key in ("pat_00", "pat_01", "pat_02", "pat_03"):
+        ordered = sorted((c for c in first.train + first.test
+                          if c.label == "normal" and c.attribute_key == key),
+                         key=lambda c: c.index)
+        mine = [c for c in second.train if c.attribute_key == key]
+        assert mine == ordered[:5] + ordered[15:]
+        assert sorted(normals(c for c in second.test if c.attribute_key == key)) == \
+            sorted(c.path.name for c in ordered[5:15])
+    assert sum(c.domain == "target" and c.label == "normal" for c in second.test) == 20
+    for fold, message in ((2, "fold must be 0 to 1"), (-1, "fold must be an integer >= 0"),
+                          (True, "fold must be an integer")):
+        with pytest.raises(ValueError, match=message):
+            dcase.valve_mini_protocol(shared_data, fold=fold)
 
 
 def test_valve_mini_protocol_rejects_incomplete_data(shared_data, tmp_path):

@@ -148,3 +148,56 @@ def test_a_folder_mixing_sample_rates_stops_and_names_the_files(tmp_path):
     problems = audit.folder_problems(root, seconds=0.1)
     assert sorted((p.path.relative_to(root / FAN).as_posix(), p.kind) for p in problems) == [
         ("abnormal/00000000.wav", "sample_rate"), ("normal/00000001.wav", "sample_rate")]
+
+
+# ------------------------------------------------------------------------------ protocols
+
+
+def test_fan_protocol_folds_on_the_shared_clips(shared_data):
+    folds = [dcase.mimii_protocol(shared_data, machine="fan", fold=k) for k in (0, 1)]
+    assert [s.name for s in folds] == ["mimii fan fold 0 of 2", "mimii fan fold 1 of 2"]
+    abnormal = {shared_data / FAN / "abnormal" / f"{i:08d}.wav" for i in range(20)}
+    normal = [shared_data / FAN / "normal" / f"{i:08d}.wav" for i in range(20)]
+    assert [c.path for c in folds[0].train] == normal[:10]
+    assert [c.path for c in folds[1].train] == normal[10:]
+    tested = []
+    for split in folds:
+        paths = {c.path for c in split.test}
+        assert not paths & {c.path for c in split.train}
+        assert abnormal <= paths and len(paths) == 30
+        assert all(not c.is_anomaly for c in split.train)
+        tested.append(paths - abnormal)
+    assert not tested[0] & tested[1] and tested[0] | tested[1] == set(normal)
+    assert dcase.mimii_protocol(shared_data) == folds[0]
+
+
+def test_mimii_folds_cover_every_normal_clip_once_per_machine_id(tmp_path):
+    root = write_mimii(tmp_path, normal=7, abnormal=2)
+    write_mimii(root, machine_id="02", normal=3, abnormal=1)
+    splits = [dcase.mimii_protocol(root, folds=3, fold=k) for k in range(3)]
+    for section, count in ((0, 7), (2, 3)):
+        held = [sorted(c.index for c in s.test if c.section == section and not c.is_anomaly)
+                for s in splits]
+        assert sorted(i for block in held for i in block) == list(range(count))
+        assert held[0] == list(range(count - len(held[0]), count))  # the last block first
+        for split, block in zip(splits, held, strict=True):
+            assert {c.index for c in split.train if c.section == section} == \
+                set(range(count)) - set(block)
+            assert sum(c.is_anomaly and c.section == section for c in split.test) == (
+                2 if section == 0 else 1)
+    assert [len(b) for b in ([c for c in s.test if c.section == 0 and not c.is_anomaly]
+                             for s in splits)] == [2, 2, 3]
+    for kwargs, message in ((dict(folds=1), "folds must be an integer >= 2"),
+                            (dict(fold=2), "fold must be 0 to 1"),
+                            (dict(folds=4), r"needs at least 4 normal clips .* fan id_02 has 3 "
+                                            "normal and 1 abnormal clips")):
+        with pytest.raises(ValueError, match=message):
+            dcase.mimii_protocol(root, **kwargs)
+
+
+def test_mimii_protocol_on_multichannel_recordings_needs_a_channel(tmp_path):
+    root = write_mimii(tmp_path, channels=8)
+    with pytest.raises(ValueError, match=r"choose the one to keep with channel="):
+        dcase.mimii_protocol(root)
+    split = dcase.mimii_protocol(root, channel=5)
+    assert {c.channel for c in split.train + split.test} == {5}

@@ -25,6 +25,11 @@ table (``evaluation.dcase_table``, one row per machine type and section) has one
 machine ID; score such rows with ``rules="2020"`` (the 2022-2024 rules need target-domain
 normal clips).
 
+Splits (:class:`Split`: which clips train, which test): :func:`official_split` (a machine's
+train/ and test/ folders), :func:`training_split` (its train/ folder alone, for a machine whose
+test clips are not at hand), :func:`valve_mini_protocol` and :func:`mimii_protocol`
+(cross-validation folds on clips without a usable split).
+
 The DCASE 2021-2024 data (MIMII DG, ToyADMOS2) are CC BY 4.0, the DCASE 2020 and MIMII data
 CC BY-SA 4.0; see the data README for the attribution that must accompany any use.
 """
@@ -55,8 +60,10 @@ __all__ = [
     "index_dataset",
     "index_folder",
     "index_mimii",
+    "mimii_protocol",
     "official_split",
     "parse_filename",
+    "training_split",
     "valve_mini_protocol",
 ]
 
@@ -451,22 +458,54 @@ def official_split(root, machine: str, *, year: int = 2023,
     Raises FileNotFoundError (with the archive to fetch) when either folder is missing.
     """
     clips = index_dataset(root, year=year, machines=[machine], dataset=dataset)
-    train = [c for c in clips if c.split == "train"]
-    test = [c for c in clips if c.split == "test"]
-    for part, found in (("train", train), ("test", test)):
-        if not found:
-            raise FileNotFoundError(
-                f"DCASE {year} {dataset} machine {machine!r} has no {part} clips under "
-                f"{data_root(root) / f'dcase{year}t2' / dataset / 'raw' / machine / part}; "
-                f"{_fetch_hint(year, dataset, machine)}."
-            )
+    train, test = (_part(clips, part, root, machine, year, dataset) for part in ("train", "test"))
     return Split(name=f"dcase{year} {dataset} {machine} official", train=train, test=test)
 
 
+def _part(clips, part: str, root, machine: str, year: int, dataset: str) -> list[ClipInfo]:
+    found = [c for c in clips if c.split == part]
+    if not found:
+        raise FileNotFoundError(
+            f"DCASE {year} {dataset} machine {machine!r} has no {part} clips under "
+            f"{data_root(root) / f'dcase{year}t2' / dataset / 'raw' / machine / part}; "
+            f"{_fetch_hint(year, dataset, machine)}."
+        )
+    return found
+
+
+def training_split(root, machine: str, *, year: int = 2023,
+                   dataset: str = "dev_data") -> Split:
+    """The training clips of one DCASE machine and no test clips, for a machine that only
+    trains: e.g. the DCASE 2020 slider clips at hand, ``training_split(root, "slider",
+    year=2020)`` (the 75 normal clips of machine ID 00; their test clips are not at hand).
+
+    Pooled with other splits (:func:`combine`), its clips add their classes to the training (a
+    detector's auxiliary task) and no row to the table. ``root`` is resolved by
+    :func:`data_root`. Raises FileNotFoundError (with what to fetch) when the machine has no
+    training clips.
+    """
+    clips = index_dataset(root, year=year, machines=[machine], dataset=dataset)
+    return Split(name=f"dcase{year} {dataset} {machine} train only",
+                 train=_part(clips, "train", root, machine, year, dataset), test=[])
+
+
+def _check_fold(fold, folds) -> None:
+    for value, name, low in ((folds, "folds", 2), (fold, "fold", 0)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
+    if fold >= folds:
+        raise ValueError(f"fold must be 0 to {folds - 1} (one of the {folds} folds), got "
+                         f"{fold!r}.")
+
+
 VALVE_MINI_TRAIN_PER_ATTRIBUTE = 15
+VALVE_MINI_NORMALS_PER_ATTRIBUTE = 25
+# Disjoint blocks of test normals per attribute: two blocks of 10 fit in 25 clips.
+VALVE_MINI_FOLDS = VALVE_MINI_NORMALS_PER_ATTRIBUTE // (
+    VALVE_MINI_NORMALS_PER_ATTRIBUTE - VALVE_MINI_TRAIN_PER_ATTRIBUTE)
 
 
-def valve_mini_protocol(root=None) -> Split:
+def valve_mini_protocol(root=None, *, fold: int = 0) -> Split:
     """The "valve mini" protocol (ci mode) on the 200 DCASE 2023 valve development test clips.
 
     Input: ``<root>/dcase2023t2/dev_data/raw/valve/test/`` (section 00; 50 clips each of
@@ -478,10 +517,17 @@ def valve_mini_protocol(root=None) -> Split:
     downloads ``dev_valve.zip``. Evaluate with the official rules: AUC source on 20 source
     normals + 100 anomalies, AUC target on 20 target normals + 100 anomalies, pAUC on all 140.
 
+    Cross-validation: ``fold=0`` (the default) is the split above. ``fold=1`` tests the 10
+    normal clips before those of fold 0 (positions 5-14 of each attribute's index order) and
+    trains on the other 15 (positions 0-4 and 15-24): the same counts and evaluation, test
+    normals disjoint from fold 0's. Two disjoint blocks of 10 fit in 25 clips, so positions
+    0-4 train in both folds (:data:`VALVE_MINI_FOLDS`).
+
     Returns:
-      Split(name="valve mini", train=60 clips, test=140 clips), each list sorted by attribute
-      then index (train) and by file name (test).
+      Split(name="valve mini" (fold 0) or "valve mini fold 1", train=60 clips, test=140
+      clips), each list sorted by attribute then index (train) and by file name (test).
     """
+    _check_fold(fold, VALVE_MINI_FOLDS)
     clips = [c for c in index_dataset(root, year=2023, machines=["valve"])
              if c.split == "test" and c.section == 0]
     normals: dict[str, list[ClipInfo]] = {}
@@ -490,19 +536,72 @@ def valve_mini_protocol(root=None) -> Split:
             normals.setdefault(c.attribute_key, []).append(c)
     counts = {k: len(v) for k, v in sorted(normals.items())}
     anomalies = [c for c in clips if c.label == "anomaly"]
-    if len(counts) != 4 or set(counts.values()) != {25} or len(anomalies) != 100:
+    if (len(counts) != 4 or set(counts.values()) != {VALVE_MINI_NORMALS_PER_ATTRIBUTE}
+            or len(anomalies) != 100):
         raise ValueError(
             "the valve mini protocol needs the 200 section-00 test clips of dev_valve.zip (25 "
             f"normal clips for each of 4 attributes, 100 anomalies); found normals {counts} and "
             f"{len(anomalies)} anomalies under {data_root(root)}."
         )
+    held_out = VALVE_MINI_NORMALS_PER_ATTRIBUTE - VALVE_MINI_TRAIN_PER_ATTRIBUTE
+    stop = VALVE_MINI_NORMALS_PER_ATTRIBUTE - fold * held_out
     train, test = [], []
     for key in sorted(normals):
         ordered = sorted(normals[key], key=lambda c: c.index)
-        train += ordered[:VALVE_MINI_TRAIN_PER_ATTRIBUTE]
-        test += ordered[VALVE_MINI_TRAIN_PER_ATTRIBUTE:]
+        train += ordered[:stop - held_out] + ordered[stop:]
+        test += ordered[stop - held_out:stop]
     test = sorted(test + anomalies, key=lambda c: c.path.name)
-    return Split(name="valve mini", train=train, test=test)
+    return Split(name="valve mini" + (f" fold {fold}" if fold else ""), train=train, test=test)
+
+
+def mimii_protocol(root=None, *, machine: str = "fan", folds: int = 2, fold: int = 0,
+                   channel: int | None = None) -> Split:
+    """Cross-validation folds on the clips of one MIMII machine type (MIMII has no train/test
+    split).
+
+    Input: :func:`index_mimii` ``(root, machines=[machine], channel=channel)``, every machine
+    ID present. For each machine ID on its own, the normal clips sorted by file index are cut
+    into ``folds`` consecutive blocks (sizes differ by one at most, the larger first); fold
+    ``k`` tests the ``k``-th block counted from the end and trains on the other normal clips.
+    Every abnormal clip is a test clip, in every fold. The test normals of the folds are thus
+    disjoint and hold every normal clip once; fold 0 trains on the first clips, as
+    :func:`valve_mini_protocol` does. The split depends on file names only.
+
+    The shared fan clips (machine ID 00, 20 normal and 20 abnormal clips) with ``folds=2``:
+    fold 0 trains on the normal clips 00000000-00000009 and tests 00000010-00000019 and the 20
+    abnormal clips (10 train, 30 test); fold 1 trains on 00000010-00000019 and tests
+    00000000-00000009 and the 20 abnormal clips.
+
+    MIMII has no domains (every clip is "source"): evaluate with
+    ``evaluation.dcase_table(..., rules="2020")``, one row (AUC, pAUC) per machine ID.
+
+    Returns:
+      Split(name="mimii <machine> fold <k> of <folds>", train, test), each sorted by path.
+
+    Raises ValueError when ``folds`` is not an integer >= 2 or ``fold`` not one of 0 to
+    ``folds - 1``, when a machine ID has fewer normal clips than folds or no abnormal clip,
+    and in the cases of :func:`index_mimii` (several channels and no ``channel``, mixed
+    sample rates, ...).
+    """
+    _check_fold(fold, folds)
+    clips = index_mimii(root, machines=[machine], channel=channel)
+    train, test = [], []
+    for section in sorted({c.section for c in clips}):
+        mine = [c for c in clips if c.section == section]
+        normals = sorted((c for c in mine if c.label == "normal"), key=lambda c: c.index)
+        anomalies = [c for c in mine if c.label == "anomaly"]
+        if len(normals) < folds or not anomalies:
+            raise ValueError(
+                f"the MIMII protocol with {folds} folds needs at least {folds} normal clips and "
+                f"one abnormal clip per machine ID; {machine} id_{section:02d} has "
+                f"{len(normals)} normal and {len(anomalies)} abnormal clips under "
+                f"{data_root(root) / 'mimii' / machine / f'id_{section:02d}'}.")
+        held = set(np.array_split(np.arange(len(normals)), folds)[folds - 1 - fold].tolist())
+        train += [c for i, c in enumerate(normals) if i not in held]
+        test += [c for i, c in enumerate(normals) if i in held] + anomalies
+    return Split(name=f"mimii {machine} fold {fold} of {folds}",
+                 train=sorted(train, key=lambda c: c.path),
+                 test=sorted(test, key=lambda c: c.path))
 
 
 def summary(clips: list[ClipInfo]) -> str:
