@@ -1,6 +1,7 @@
 """The MIMII layout and its channels, and mixed sample rates: every real machine at hand is
 read, and a folder that a run could not use stops before any training."""
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from asdtheory.detect import dcase as detect_dcase
 from asdtheory.repro import cli
 
 FAN = Path("mimii/fan/id_00")
+VALVE = Path("dcase2023t2/dev_data/raw/valve/test")
 
 
 def write_mimii(root: Path, *, machine="fan", machine_id="00", normal=4, abnormal=2,
@@ -201,3 +203,80 @@ def test_mimii_protocol_on_multichannel_recordings_needs_a_channel(tmp_path):
         dcase.mimii_protocol(root)
     split = dcase.mimii_protocol(root, channel=5)
     assert {c.channel for c in split.train + split.test} == {5}
+
+
+# ------------------------------------------------------------------ several datasets in one
+
+
+def test_combine_pools_every_real_machine_at_hand(shared_data):
+    parts = (dcase.valve_mini_protocol(shared_data),
+             dcase.training_split(shared_data, "slider", year=2020),
+             dcase.mimii_protocol(shared_data, machine="fan", channel=0))
+    split = dcase.combine(*parts)
+    assert split.name == ("valve mini + dcase2020 dev_data slider train only + mimii fan fold 0 "
+                          "of 2")
+    assert split.train == parts[0].train + parts[1].train + parts[2].train
+    assert split.test == parts[0].test + parts[2].test
+    assert Counter((c.machine, c.year_format) for c in split.train) == {
+        ("valve", 2021): 60, ("slider", 2020): 75, ("fan", "mimii"): 10}
+    assert Counter(c.machine for c in split.test) == {"valve": 140, "fan": 30}
+    # What a run checks before training: every clip fits (16 kHz, mono or channel 0, 10 s).
+    assert audit.clip_problems(split.train + split.test, seconds=10.0) == []
+    assert dcase.combine(parts[0], name="valve").name == "valve"
+
+
+def test_combine_rejects_a_clip_twice_and_two_datasets_as_one_machine(shared_data, tmp_path):
+    valve = dcase.valve_mini_protocol(shared_data)
+    with pytest.raises(ValueError, match=r"^200 clip\(s\) come twice \(same machine, section, "
+                                         r"label and file name\): [^;]*/section_00_source_test_"
+                                         r"normal_0002_pat_00\.wav; .* and 180 more\. Combine "
+                                         "splits of different clips"):
+        dcase.combine(valve, valve)
+    copy = tmp_path / "copy" / VALVE
+    copy.mkdir(parents=True)
+    for clip in valve.train + valve.test:  # a second copy of the data
+        (copy / clip.path.name).symlink_to(clip.path)
+    with pytest.raises(ValueError, match=r"^200 clip\(s\) come twice .*: \S*/dcase2023t2/dev_"
+                                         r"data/raw/valve/test/(\S*) and \S*/copy/\S*/\1; "):
+        dcase.combine(valve, dcase.valve_mini_protocol(tmp_path / "copy"))
+    # Two folds of a protocol hold the same clips (fold 1 tests clips fold 0 trains on).
+    with pytest.raises(ValueError, match=r"^200 clip\(s\) come twice"):
+        dcase.combine(valve, dcase.valve_mini_protocol(shared_data, fold=1))
+    # MIMII's file names repeat across label folders and machine IDs: not twice.
+    root = write_mimii(tmp_path, normal=2, abnormal=2)
+    write_mimii(root, machine_id="02", normal=2, abnormal=2)
+    fan = dcase.mimii_protocol(root)
+    assert len(dcase.combine(fan).test) == 6
+    raw = root / "dcase2023t2" / "dev_data" / "raw" / "fan"
+    for part in ("train", "test"):
+        (raw / part).mkdir(parents=True)
+        sf.write(raw / part / f"section_00_source_{part}_normal_0000_m-n_W.wav",
+                 np.zeros(1600, np.float32), 16000)
+    with pytest.raises(ValueError, match=r"from two datasets: fan 00 \(DCASE 2021-2024, "
+                                         r"MIMII\)\. They are different machines"):
+        dcase.combine(dcase.official_split(root, "fan"), fan)
+    with pytest.raises(ValueError, match="combine takes one or more Split"):
+        dcase.combine()
+    with pytest.raises(ValueError, match=r"got \['list'\]"):
+        dcase.combine(valve.train)
+
+
+def test_combined_datasets_mixing_sample_rates_stop_and_name_the_files(tmp_path):
+    root = write_mimii(tmp_path)
+    train = root / "dcase2020t2" / "dev_data" / "raw" / "slider" / "train"
+    train.mkdir(parents=True)
+    for index, rate in enumerate((44100, 44100, 16000)):
+        sf.write(train / f"normal_id_00_{index:08d}.wav", np.zeros(rate // 10, np.float32), rate)
+    parts = dcase.mimii_protocol(root), dcase.training_split(root, "slider", year=2020)
+    with pytest.raises(ValueError) as raised:
+        dcase.combine(*parts)
+    message = str(raised.value)
+    assert message.startswith("the clips of mimii fan fold 0 of 2 + dcase2020 dev_data slider "
+                              "train only mix sample rates (7 at 16000 Hz, 2 at 44100 Hz); "
+                              "not at 16000 Hz: ")
+    assert f"{train / 'normal_id_00_00000000.wav'} (44100 Hz), " \
+           f"{train / 'normal_id_00_00000001.wav'} (44100 Hz). Resample" in message
+    (train / "normal_id_00_00000002.wav").write_bytes(b"not audio")
+    with pytest.raises(ValueError, match=r"1 file\(s\) cannot be read as audio: .*"
+                                         r"normal_id_00_00000002\.wav"):
+        dcase.combine(*parts)

@@ -28,7 +28,8 @@ normal clips).
 Splits (:class:`Split`: which clips train, which test): :func:`official_split` (a machine's
 train/ and test/ folders), :func:`training_split` (its train/ folder alone, for a machine whose
 test clips are not at hand), :func:`valve_mini_protocol` and :func:`mimii_protocol`
-(cross-validation folds on clips without a usable split).
+(cross-validation folds on clips without a usable split); :func:`combine` pools splits of
+several datasets and data roots for one run.
 
 The DCASE 2021-2024 data (MIMII DG, ToyADMOS2) are CC BY 4.0, the DCASE 2020 and MIMII data
 CC BY-SA 4.0; see the data README for the attribution that must accompany any use.
@@ -52,9 +53,11 @@ import soundfile as sf
 from asdtheory import audio
 
 __all__ = [
+    "CONVENTIONS",
     "DEV_MACHINES_2023",
     "ClipInfo",
     "Split",
+    "combine",
     "data_root",
     "in_clip_folder",
     "index_dataset",
@@ -443,7 +446,8 @@ def index_mimii(root=None, *, machines: Sequence[str] | None = None,
 
 @dataclass(frozen=True)
 class Split:
-    """A train/test split of clips; ``name`` says which protocol made it."""
+    """A train/test split of clips; ``name`` says which protocol made it. The clips may come
+    from several datasets (:func:`combine`)."""
 
     name: str
     train: list[ClipInfo]
@@ -602,6 +606,69 @@ def mimii_protocol(root=None, *, machine: str = "fan", folds: int = 2, fold: int
     return Split(name=f"mimii {machine} fold {fold} of {folds}",
                  train=sorted(train, key=lambda c: c.path),
                  test=sorted(test, key=lambda c: c.path))
+
+
+CONVENTIONS = MappingProxyType({2020: "DCASE 2020", 2021: "DCASE 2021-2024", "mimii": "MIMII"})
+
+
+def combine(*splits: Split, name: str | None = None) -> Split:
+    """One split of the clips of several, e.g. of several datasets in one run::
+
+        split = combine(valve_mini_protocol(root), training_split(root, "slider", year=2020),
+                        mimii_protocol(root, machine="fan"))
+
+    The training clips and the test clips are concatenated in argument order; ``name``
+    defaults to the splits' names joined by " + ". Raises ValueError, reading no more than
+    the files' headers, when
+
+    * a clip comes twice: clips are told apart by machine type, section (machine ID), label
+      and file name -- for DCASE names the file name alone says the rest, MIMII's file names
+      repeat in every label folder and machine ID. The same clip from two data roots, or
+      training in one split and testing in another, is named;
+    * a machine type and section come from two naming conventions (:data:`CONVENTIONS`):
+      e.g. DCASE 2023 fan section 00 and MIMII fan ID 00 are different recordings that a
+      detector's classes and the table would pool as one machine; give one of them another
+      machine name first (``dataclasses.replace(clip, machine="fan-mimii")``). Clips of two
+      DCASE years with the same convention cannot be told apart this way;
+    * the clips mix sample rates (the files off the most common rate are named), or a
+      header cannot be read.
+    """
+    if not splits or not all(isinstance(s, Split) for s in splits):
+        raise ValueError("combine takes one or more Split, e.g. combine(valve_mini_protocol("
+                         f"root), mimii_protocol(root)); got {[type(s).__name__ for s in splits]}.")
+    clips = [c for s in splits for c in s.train + s.test]
+    seen: dict[tuple, Path] = {}
+    twice = []
+    for clip in clips:
+        key = (clip.machine, clip.section, clip.label, clip.path.name)
+        if key in seen:
+            twice.append(str(clip.path) if clip.path == seen[key]
+                         else f"{seen[key]} and {clip.path}")
+        else:
+            seen[key] = clip.path
+    if twice:
+        more = f" and {len(twice) - MAX_NAMED} more" if len(twice) > MAX_NAMED else ""
+        raise ValueError(
+            f"{len(twice)} clip(s) come twice (same machine, section, label and file name): "
+            + "; ".join(twice[:MAX_NAMED]) + more + ". Combine splits of different clips: one "
+            "copy of each dataset, and a clip either trains or tests.")
+    conventions: dict[tuple, set] = {}
+    for clip in clips:
+        conventions.setdefault((clip.machine, clip.section), set()).add(clip.year_format)
+    mixed = [f"{machine} {section:02d} ("
+             + ", ".join(CONVENTIONS[v] for v in sorted(found, key=str)) + ")"
+             for (machine, section), found in conventions.items() if len(found) > 1]
+    if mixed:
+        raise ValueError(
+            "machine type and section from two datasets: " + "; ".join(mixed) + ". They are "
+            "different machines that would be pooled as one; give the clips of one dataset "
+            "another machine name first, e.g. dataclasses.replace(clip, machine='fan-mimii').")
+    paths = [c.path for c in clips]
+    _check_one_sample_rate(paths, [i.samplerate for i in _headers(paths)],
+                           "the clips of " + " + ".join(s.name for s in splits))
+    return Split(name=name or " + ".join(s.name for s in splits),
+                 train=[c for s in splits for c in s.train],
+                 test=[c for s in splits for c in s.test])
 
 
 def summary(clips: list[ClipInfo]) -> str:
