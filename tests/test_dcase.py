@@ -32,9 +32,10 @@ def test_every_shared_clip_round_trips(shared_data):
     "name,fields",
     [
         ("normal_id_00_00000000.wav",
-         dict(section=0, domain=None, split=None, label="normal", index=0, attributes={})),
+         dict(section=0, domain="source", split=None, label="normal", index=0, attributes={})),
         ("anomaly_id_02_00000010.wav",
-         dict(section=2, domain=None, split="test", label="anomaly", index=10, attributes={})),
+         dict(section=2, domain="source", split="test", label="anomaly", index=10,
+              attributes={})),
         ("section_00_source_train_normal_0000_pat_00.wav",
          dict(section=0, domain="source", split="train", label="normal", index=0,
               attributes={"pat": "00"})),
@@ -154,11 +155,12 @@ def test_index_dataset_on_shared_data(shared_data):
 
 
 def test_index_folder_strict_or_skipping(shared_data):
-    # The DCASE 2023 valve test clips and the DCASE 2020 slider training clips (2020 names);
-    # the MIMII clips (00000000.wav) and the noise recordings carry no DCASE name.
+    # The DCASE 2023 valve test clips, the DCASE 2020 slider training clips (2020 names) and
+    # the MIMII fan clips (00000000.wav in id_00/<label>/); the noise recordings are none.
     clips = dcase.index_folder(shared_data, skip_unknown=True)
     counts = Counter((c.machine, c.split, c.year_format) for c in clips)
-    assert counts == {("valve", "test", 2021): 200, ("slider", "train", 2020): 75}
+    assert counts == {("valve", "test", 2021): 200, ("slider", "train", 2020): 75,
+                      ("fan", None, "mimii"): 40}
     with pytest.raises(ValueError, match=r"'\w+\.wav' is not a DCASE Task 2 clip"):
         dcase.index_folder(shared_data)
 
@@ -200,8 +202,37 @@ def test_official_split(tmp_path):
         dcase.official_split(tmp_path, "fan")
 
 
+def test_dcase2020_layout_puts_the_machine_id_in_the_section(shared_data, tmp_path):
+    clips = dcase.index_dataset(shared_data, year=2020)
+    assert [c.path.name for c in clips] == [f"normal_id_00_{i:08d}.wav" for i in range(75)]
+    assert {(c.machine, c.section, c.domain, c.split, c.label, c.year_format)
+            for c in clips} == {("slider", 0, "source", "train", "normal", 2020)}
+    raw = "dcase2020t2/dev_data/raw/fan"
+    _touch_layout(tmp_path, {f"{raw}/train": ["normal_id_02_00000000.wav"],
+                             f"{raw}/test": ["anomaly_id_02_00000003.wav",
+                                             "normal_id_04_00000001.wav"]})
+    split = dcase.official_split(tmp_path, "fan", year=2020)
+    assert split.name == "dcase2020 dev_data fan official"
+    assert [(c.section, c.domain, c.split, c.label) for c in split.train + split.test] == [
+        (2, "source", "train", "normal"), (2, "source", "test", "anomaly"),
+        (4, "source", "test", "normal")]
+    assert dcase.training_split(tmp_path, "fan", year=2020).train == split.train
+
+
+def test_training_split_of_the_shared_slider_clips(shared_data):
+    split = dcase.training_split(shared_data, "slider", year=2020)
+    assert split.name == "dcase2020 dev_data slider train only"
+    assert split.test == [] and len(split.train) == 75
+    assert split.train == dcase.index_dataset(shared_data, year=2020, machines=["slider"])
+    with pytest.raises(FileNotFoundError, match=r"DCASE 2023 dev_data machine 'valve' has no "
+                                                r"train clips under .*valve/train; download"):
+        dcase.training_split(shared_data, "valve")
+
+
 def test_valve_mini_protocol_matches_a_naive_reading_of_design(shared_data):
     split = dcase.valve_mini_protocol(shared_data)
+    assert dcase.valve_mini_protocol(shared_data, fold=0) == split  # existing results use it
+    assert split.name == "valve mini"
     names = sorted(os.listdir(shared_data / VALVE))
     expected_train = []
     for pat in ("00", "01", "02", "03"):
@@ -217,6 +248,29 @@ def test_valve_mini_protocol_matches_a_naive_reading_of_design(shared_data):
     assert sum(c.label == "normal" and c.domain == "source" for c in test) == 20
     assert sum(c.label == "normal" and c.domain == "target" for c in test) == 20
     assert {c.attribute_key for c in split.train} == {"pat_00", "pat_01", "pat_02", "pat_03"}
+
+
+def test_valve_mini_fold_1_tests_other_normals_with_the_same_counts(shared_data):
+    first, second = (dcase.valve_mini_protocol(shared_data, fold=k) for k in (0, 1))
+    assert second.name == "valve mini fold 1"
+    assert (len(second.train), len(second.test)) == (60, 140)
+    normals = lambda clips: {c.path.name for c in clips if c.label == "normal"}
+    assert not normals(first.test) & normals(second.test)
+    assert {c.path.name for c in first.test if c.is_anomaly} == \
+        {c.path.name for c in second.test if c.is_anomaly}
+    for key in ("pat_00", "pat_01", "pat_02", "pat_03"):
+        ordered = sorted((c for c in first.train + first.test
+                          if c.label == "normal" and c.attribute_key == key),
+                         key=lambda c: c.index)
+        mine = [c for c in second.train if c.attribute_key == key]
+        assert mine == ordered[:5] + ordered[15:]
+        assert sorted(normals(c for c in second.test if c.attribute_key == key)) == \
+            sorted(c.path.name for c in ordered[5:15])
+    assert sum(c.domain == "target" and c.label == "normal" for c in second.test) == 20
+    for fold, message in ((2, "fold must be 0 to 1"), (-1, "fold must be an integer >= 0"),
+                          (True, "fold must be an integer")):
+        with pytest.raises(ValueError, match=message):
+            dcase.valve_mini_protocol(shared_data, fold=fold)
 
 
 def test_valve_mini_protocol_rejects_incomplete_data(shared_data, tmp_path):

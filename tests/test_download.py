@@ -205,12 +205,14 @@ def test_cli_info_on_the_shared_valve_clips(shared_data, capsys):
         for label in ("normal", "anomaly"):
             assert re.search(rf"valve +00 +test +{domain} +{label} +50 +{re.escape(attrs)}", out)
     assert "total: 200 clips (valve: 200)" in out
-    # The data root itself: the DCASE 2020 slider clips count too; the background recordings
-    # and the MIMII clips (no DCASE names) are not counted.
+    # The data root itself: the DCASE 2020 slider clips and the MIMII fan clips (no split)
+    # count too; the four background recordings are not counted.
     assert cli.main(["data", "info", str(shared_data)]) == 0
     out = capsys.readouterr().out
-    assert "total: 275 clips (slider: 75, valve: 200)" in out
-    assert "(44 other .wav file(s) outside train/ and test/ folders not counted)" in out
+    assert "total: 315 clips (fan: 40, slider: 75, valve: 200)" in out
+    assert re.search(r"fan +00 +- +source +anomaly +20 +noAttribute \(20\)", out)
+    assert re.search(r"slider +00 +train +source +normal +75 +noAttribute \(75\)", out)
+    assert "(4 other .wav file(s) outside the clip folders not counted)" in out
     assert cli.main(["data", "info", str(shared_data / "noise")]) == 1
     assert "no DCASE clips" in capsys.readouterr().err
 

@@ -144,6 +144,8 @@ def test_truth_is_the_labelled_test_clips_of_the_named_folders(tmp_path):
     (root / "valve" / "train" / "section_00_source_train_normal_0000_pat_00.wav").touch()
     (root / "valve" / "test" / "section_00_0000.wav").touch()  # evaluation clip: no label
     (root / "noise.wav").touch()
+    # A DCASE 2020 test clip (its domain "source" is not in its name) is no 2021-2024 truth.
+    (root / "valve" / "test" / "anomaly_id_00_00000000.wav").touch()
     truth = truth_clips(tmp_path)
     assert [(c.machine, c.path.name) for c in truth] == \
         [(m, n) for m in ("fan", "valve") for n in sorted(NAMES)]

@@ -178,7 +178,7 @@ def truth_clips(root, *, protocol: str = "all") -> list[dcase.ClipInfo]:
         clips = dcase.valve_mini_protocol(data).test
     elif protocol == "all":
         clips = [c for c in dcase.index_folder(root, skip_unknown=True)
-                 if c.split == "test" and c.label is not None and c.domain is not None
+                 if c.split == "test" and c.label is not None and c.year_format == 2021
                  and c.machine is not None]
     else:
         raise ValueError(f"protocol must be 'all' or 'mini', got {protocol!r}.")

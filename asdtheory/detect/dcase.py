@@ -8,7 +8,7 @@ official table (``asdtheory run`` calls it).
     print(result.table)              # official-rules table + official score
     result.test_embeddings, result.test_scores, result.test_clips   # for plots
 
-Steps (clips are read as stored, 16 kHz mono):
+Steps (clips are read as stored, 16 kHz, mono or the channel their ``ClipInfo`` names):
 
 1. **Split**: protocol "mini" is ``data.dcase.valve_mini_protocol`` (valve only; 60 train,
    140 test clips); "full" is ``data.dcase.official_split`` of every machine of
@@ -236,7 +236,7 @@ def _load_clips(clips, seconds: float, sample_rate: int = 16000) -> np.ndarray:
     length = round(seconds * sample_rate)
     waves = np.zeros((len(clips), length), np.float32)
     for row, clip in enumerate(clips):
-        wave = audio.load(clip.path, sample_rate=sample_rate)
+        wave = audio.load(clip.path, sample_rate=sample_rate, channel=clip.channel)
         if len(wave) < length:
             raise ValueError(f"{clip.path} lasts {len(wave) / sample_rate:.2f} s, less than "
                              f"the {seconds:g} s every clip is cut to; lower RunConfig.seconds.")
@@ -264,8 +264,8 @@ def run(config: RunConfig, *, checkpoint: str | Path | None = None) -> Result:
     Raises FileNotFoundError (missing data root, machine folders, clips or noise recording)
     and ValueError (protocol or split problems, e.g. a test section without training clips,
     a training set smaller than the batch; ``data.audit.ClipProblems`` listing every clip
-    whose header shows a sample rate other than 16 kHz, more than one channel or fewer than
-    ``config.seconds``) before any feature extraction or training.
+    whose header shows a sample rate other than 16 kHz, several channels and none chosen, or
+    fewer than ``config.seconds``) before any feature extraction or training.
     """
     root = _data_root(config)
     machines = _machines(config, root)
@@ -273,8 +273,7 @@ def run(config: RunConfig, *, checkpoint: str | Path | None = None) -> Result:
     missing = sorted({_group(c) for c in split.test} - {_group(c) for c in split.train})
     if missing:
         raise ValueError(f"test sections {missing} have no training clips in {split.name}.")
-    problems = audit.clip_problems([c.path for c in split.train + split.test],
-                                   seconds=config.seconds)
+    problems = audit.clip_problems(split.train + split.test, seconds=config.seconds)
     if problems:
         raise audit.ClipProblems(problems)
     batch_size = config.detector.batch_size

@@ -142,10 +142,11 @@ def score_clips(system: SavedSystem, clips: Sequence[dcase.ClipInfo]) -> np.ndar
     if unknown:
         raise ValueError(f"the system was trained on {trained}; it cannot score the clips of "
                          f"{unknown} (their back-end was never fitted).")
-    problems = audit.clip_problems([c.path for c in clips], seconds=system.seconds)
+    problems = audit.clip_problems(clips, seconds=system.seconds)
     if problems:
         raise audit.ClipProblems(problems)
     length = round(system.seconds * SAMPLE_RATE)
-    waves = np.stack([audio.load(c.path, sample_rate=SAMPLE_RATE)[:length] for c in clips])
+    waves = np.stack([audio.load(c.path, sample_rate=SAMPLE_RATE, channel=c.channel)[:length]
+                      for c in clips])
     inputs = detect.features(waves, system.detector.config)
     return system.detector.score(inputs, groups=groups)

@@ -93,10 +93,12 @@ CLIP_FIXES = {
     "sample_rate": "resample the recordings to 16 kHz mono, e.g. `sox in.wav -r 16000 -c 1 "
                    "out.wav` (DCASE Task 2 clips are 16 kHz)",
     "channels": "keep one channel, e.g. `sox in.wav -c 1 out.wav` (DCASE Task 2 clips are mono)",
+    "channel": "pass --channel N, the microphone to keep (MIMII recordings hold 8, numbered from "
+               "0; a mono file has only channel 0)",
     "length": "pass a smaller --seconds (every clip is cut to its first --seconds) or remove "
               "the short clips",
-    "name": "rename the file to a DCASE clip name (see `asdtheory data info --help`) or move it "
-            "out of the train/ and test/ folders",
+    "name": "rename the file to a DCASE clip name or MIMII clip path (see `asdtheory data info "
+            "--help`) or move it out of the train/, test/, normal/ and abnormal/ folders",
 }
 
 
@@ -472,18 +474,27 @@ def _add_data(subparsers) -> None:
     fetch.add_argument("--quiet", action="store_true", help="no progress bar")
     fetch.set_defaults(func=_reported(_data_fetch))
 
-    info = commands.add_parser("info", help="count the clips of a DCASE folder and check them",
+    info = commands.add_parser("info", help="count the clips of a DCASE or MIMII folder and "
+                               "check them",
                                description="Count clips per machine, section, split, domain "
                                "and label, with their attributes, below PATH (any level of the "
-                               "layout; default: the data root), and report every file `asdtheory "
-                               "run` would reject (sample rate other than 16 kHz, more than one "
-                               "channel, shorter than --seconds, a name in train/ or test/ that "
-                               "is not a DCASE clip name) with the reason; exit status 1 when "
-                               "there is any. Reads the WAV headers only.")
+                               "layouts <machine>/<train|test>/<DCASE clip name> and "
+                               "<machine>/id_<NN>/<normal|abnormal>/<NNNNNNNN>.wav (MIMII; "
+                               "the machine ID is shown as the section); default: the data "
+                               "root), and report every file `asdtheory run` would reject "
+                               "(sample rate other than 16 kHz, more than one channel where "
+                               "none is chosen, shorter than --seconds, a name in train/, "
+                               "test/, normal/ or abnormal/ that is not a clip name) with the "
+                               "reason; exit status 1 when there is any. Reads the WAV headers "
+                               "only.")
     info.add_argument("path", nargs="?", default=None, metavar="PATH",
                       help="folder to inspect (default: $ASDTHEORY_DATA or the per-user cache)")
     info.add_argument("--seconds", type=float, default=10.0,
                       help="the length `run --seconds` cuts every clip to (default: 10)")
+    info.add_argument("--channel", type=int, default=None, metavar="N",
+                      help="the channel (microphone) to keep of MIMII recordings, which the "
+                      "public archives store with 8 (default: none; a MIMII file with several "
+                      "channels is then reported)")
     info.set_defaults(func=_reported(_data_info))
 
 
@@ -493,7 +504,7 @@ def _data_info(args) -> int:
 
     path = Path(args.path) if args.path else data_root()
     clips = index_folder(path, skip_unknown=True)
-    problems = folder_problems(path, seconds=args.seconds)
+    problems = folder_problems(path, seconds=args.seconds, channel=args.channel)
     if not clips and not problems:
         print(f"asdtheory data info: no DCASE clips (*.wav) under {path}", file=sys.stderr)
         return 1
@@ -503,7 +514,7 @@ def _data_info(args) -> int:
     others = (sum(1 for _ in path.rglob("*.wav")) - len(clips)
               - sum(p.kind == "name" for p in problems))
     if others:
-        print(f"({others} other .wav file(s) outside train/ and test/ folders not counted)")
+        print(f"({others} other .wav file(s) outside the clip folders not counted)")
     if problems:
         print(f"asdtheory data info: `asdtheory run --seconds {args.seconds:g}` would reject "
               f"{describe(problems, CLIP_FIXES)}", file=sys.stderr)
