@@ -94,7 +94,7 @@ def test_multichannel_mimii_stops_without_a_channel_and_names_the_option(tmp_pat
     assert {c.channel for c in clips} == {3}
     # The loaders keep the chosen channel, and the check before a run accepts it.
     data, _ = sf.read(clips[0].path, dtype="float32")
-    np.testing.assert_array_equal(detect_dcase._load_clips(clips[:1], 0.1)[0], data[:, 3])
+    np.testing.assert_array_equal(detect_dcase.load_clips(clips[:1], 0.1)[0], data[:, 3])
     assert audit.clip_problems(clips, seconds=0.1) == []
     # Without a choice, the check names the channel problem of every file.
     unchosen = dcase.index_folder(root)

@@ -54,7 +54,7 @@ from asdtheory._validation import check_scalar
 from asdtheory.data import audit, dcase
 from asdtheory.detect import Detector, DetectorConfig, features, systems, waveform_score_fn
 
-__all__ = ["PROTOCOLS", "Result", "RunConfig", "run"]
+__all__ = ["PROTOCOLS", "Result", "RunConfig", "clip_class", "clip_group", "load_clips", "run"]
 
 PROTOCOLS = {"mini": ("valve",), "full": dcase.DEV_MACHINES_2023}
 # The default system with the batch of the default (mini) protocol.
@@ -232,7 +232,10 @@ def _split(config: RunConfig, root: Path | None, machines) -> dcase.Split:
                        test=[c for s in splits for c in s.test])
 
 
-def _load_clips(clips, seconds: float, sample_rate: int = 16000) -> np.ndarray:
+def load_clips(clips, seconds: float, sample_rate: int = 16000) -> np.ndarray:
+    """(clips, seconds x sample_rate) float32 waveforms of ``data.dcase.ClipInfo`` s, each cut
+    to its first ``seconds`` (its ``channel`` kept from a multi-channel file); a shorter clip
+    is an error."""
     length = round(seconds * sample_rate)
     waves = np.zeros((len(clips), length), np.float32)
     for row, clip in enumerate(clips):
@@ -244,11 +247,14 @@ def _load_clips(clips, seconds: float, sample_rate: int = 16000) -> np.ndarray:
     return waves
 
 
-def _group(clip) -> str:
+def clip_group(clip) -> str:
+    """The back-end group of a clip: its machine and section (one k-means per group)."""
     return f"{clip.machine} section {clip.section:02d}"
 
 
-def _class(clip) -> tuple:
+def clip_class(clip) -> tuple:
+    """The auxiliary class of a clip in the author's joint task: machine, section, attribute
+    combination and domain."""
     return (clip.machine, clip.section, clip.attribute_key, clip.domain)
 
 
@@ -270,7 +276,7 @@ def run(config: RunConfig, *, checkpoint: str | Path | None = None) -> Result:
     root = _data_root(config)
     machines = _machines(config, root)
     split = _split(config, root, machines)
-    missing = sorted({_group(c) for c in split.test} - {_group(c) for c in split.train})
+    missing = sorted({clip_group(c) for c in split.test} - {clip_group(c) for c in split.train})
     if missing:
         raise ValueError(f"test sections {missing} have no training clips in {split.name}.")
     problems = audit.clip_problems(split.train + split.test, seconds=config.seconds)
@@ -285,7 +291,7 @@ def run(config: RunConfig, *, checkpoint: str | Path | None = None) -> Result:
     noise_key, detector_key = jax.random.split(jax.random.key(config.seed))
 
     clips = split.train + split.test
-    waves = _load_clips(clips, config.seconds)
+    waves = load_clips(clips, config.seconds)
     n_train = len(split.train)
     if noise is not None:
         power = np.mean(waves[:n_train].astype(np.float64) ** 2, axis=-1)
@@ -300,19 +306,19 @@ def run(config: RunConfig, *, checkpoint: str | Path | None = None) -> Result:
                 waves[rows], noise, config.snr, key=jax.random.fold_in(noise_key, i),
                 reference_power=levels[rows]))
     inputs = features(waves, config.detector)
-    classes = sorted({_class(c) for c in split.train})
+    classes = sorted({clip_class(c) for c in split.train})
     detector = Detector.fit(
-        inputs[:n_train], [classes.index(_class(c)) for c in split.train],
-        config=config.detector, key=detector_key, groups=[_group(c) for c in split.train],
+        inputs[:n_train], [classes.index(clip_class(c)) for c in split.train],
+        config=config.detector, key=detector_key, groups=[clip_group(c) for c in split.train],
         is_target=np.array([c.domain == "target" for c in split.train]), checkpoint=checkpoint)
-    test_groups = [_group(c) for c in split.test]
+    test_groups = [clip_group(c) for c in split.test]
     test_embeddings, test_scores = detector.embed_and_score(inputs[n_train:],
                                                             groups=test_groups)
     train_scores = detector.training_scores(inputs[:n_train])
     normal_train = [i for i, c in enumerate(split.train) if not c.is_anomaly]
     level_scores = scoring.level_score(
         waves[normal_train], waves[n_train:],
-        train_groups=[_group(split.train[i]) for i in normal_train], test_groups=test_groups)
+        train_groups=[clip_group(split.train[i]) for i in normal_train], test_groups=test_groups)
     table_of = lambda scores: evaluation.dcase_table(
         machine=[c.machine for c in split.test], section=[c.section for c in split.test],
         domain=[c.domain for c in split.test], is_anomaly=[c.is_anomaly for c in split.test],

@@ -57,7 +57,8 @@ from asdtheory.experiments.core import Experiment, Record, grid, register
 
 __all__ = ["CALIBRATION", "CALIBRATION_FILE", "CALIBRATION_SEED",
            "CALIBRATION_TARGET", "CRITERIA", "METHODS", "NOISES", "SETTLED_BELOW", "SIZES",
-           "SNRS", "STRENGTH", "calibrate", "compute", "detector_config", "settling", "units"]
+           "SNRS", "STRENGTH", "calibrate", "compute", "detector_config", "noise_bank", "settling",
+           "units"]
 
 # (i) .. (vi) of DESIGN's C3, in that order.
 METHODS = ("deep-svdd", "autoencoder", "subcluster-adacos", "subcluster-adacos+random-labels",
@@ -114,7 +115,7 @@ def detector_config(config: Mapping) -> detect.DetectorConfig:
 
 
 @functools.cache
-def _noise_bank(names: tuple[str, ...]) -> np.ndarray:
+def noise_bank(names: tuple[str, ...]) -> np.ndarray:
     """The real recordings, each at unit RMS (so that none dominates), one after another."""
     return np.concatenate([w / np.std(w) for w in (dcase.load_noise(n) for n in names)])
 
@@ -140,7 +141,7 @@ def _with_noise(sounds, is_train, snr: str, noises: Sequence[str], key) -> np.nd
     power = np.mean(sounds.waveforms ** 2, axis=1)
     reference = np.array([power[is_train & (sounds.machine == m)].mean()
                           for m in range(sounds.machine.max() + 1)])
-    return np.asarray(audio.mix_at_snr(sounds.waveforms, _noise_bank(tuple(noises)), float(snr),
+    return np.asarray(audio.mix_at_snr(sounds.waveforms, noise_bank(tuple(noises)), float(snr),
                                        key=key, reference_power=reference[sounds.machine]))
 
 
