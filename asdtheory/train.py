@@ -40,13 +40,16 @@ How it runs:
   batch has the same shape (one compilation). ``TrainConfig.steps`` fixes the total number of
   optimiser steps instead of the number of epochs (the last epoch may then be partial), so
   that methods with different batch sizes can be compared at equal optimiser steps;
-* Deep SVDD heads get their centre from an initial forward pass before the first step.
+* Deep SVDD heads get their centre from an initial forward pass before the first step;
+* settling: :func:`settling` and :data:`SETTLED_BELOW` state when a loss curve has
+  flattened, the one criterion the experiments and the command line report.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -66,6 +69,7 @@ from asdtheory._validation import check_scalar
 __all__ = [
     "DEVICE_DATA_BYTES",
     "LOOPS",
+    "SETTLED_BELOW",
     "Callback",
     "History",
     "TrainConfig",
@@ -80,6 +84,7 @@ __all__ = [
     "reconstruct",
     "save_checkpoint",
     "scale_callback",
+    "settling",
 ]
 
 LOOPS = ("auto", "compiled", "stepwise")
@@ -172,6 +177,27 @@ class History(dict):
     def append(self, metrics: Mapping[str, float]) -> None:
         for name, value in metrics.items():
             self.setdefault(name, []).append(float(value))
+
+
+# A training loss has settled when the mean of its last 10 % of epochs differs from that of
+# the 10 % before by less than 5 % of the curve's range (max - min): the curve has flattened
+# on the scale of how far it moved. The range, not the drop from the first epoch, because the
+# adaptive-scale losses (AdaCos) need not fall monotonically from the start.
+SETTLED_BELOW = 0.05
+_TAIL = 0.1
+
+
+def settling(curve) -> float:
+    """|mean(last 10 % of epochs) - mean(the 10 % before)| / (max - min of the curve): below
+    :data:`SETTLED_BELOW` the training loss has settled (0 for a flat curve). ``curve`` is one
+    value per epoch, e.g. ``History["loss"]``; needs >= 2 epochs."""
+    curve = np.asarray(curve, np.float64)
+    if curve.ndim != 1 or curve.size < 2:
+        raise ValueError(f"settling needs a curve of >= 2 epochs, got shape {curve.shape}.")
+    width = max(1, math.ceil(_TAIL * curve.size))
+    tail, before = curve[-width:], curve[-2 * width:-width]
+    spread = curve.max() - curve.min()
+    return 0.0 if spread == 0 else float(abs(before.mean() - tail.mean()) / spread)
 
 
 def mixup(key: jax.Array, inputs: jax.Array, labels: jax.Array, *, alpha: float,

@@ -453,3 +453,15 @@ def test_zero_steps_is_the_untrained_twin(method):
     assert history == {} and not head.needs_initial_pass
     assert all(np.array_equal(a, b)
                for a, b in zip(before, _param_leaves(model, head), strict=True))
+
+
+# -------------------------------------------------------------------------------- settling
+
+def test_a_decaying_loss_settles_and_a_falling_ramp_does_not():
+    epochs = np.arange(100)
+    assert train.settling(3.0 * np.exp(-epochs / 10.0)) < train.SETTLED_BELOW
+    assert train.settling(np.linspace(2.0, 1.0, 100)) > train.SETTLED_BELOW
+    assert train.settling([5.0, 3.0, 2.0] + [1.0] * 20) == 0.0
+    assert train.settling([1.0, 1.0]) == 0.0  # flat
+    with pytest.raises(ValueError, match="2 epochs"):
+        train.settling([1.0])
