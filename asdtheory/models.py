@@ -13,7 +13,8 @@ Every network has the switches the trivial-solution experiments need: ``use_bias
 layers), ``activation`` ("relu", "sigmoid", "tanh"; the two-branch network is ReLU only) and
 the embedding size. Networks with batch normalisation are built in evaluation mode (running
 statistics); ``train.fit`` trains them in training mode (batch statistics) and leaves them in
-evaluation mode.
+evaluation mode with the running statistics recomputed on the training inputs
+(``train.recompute_batch_stats``).
 
 Loss heads own the state of an objective and return per-example losses from
 ``head(outputs, labels, inputs)`` (``outputs = model(inputs)``):
@@ -23,8 +24,8 @@ Loss heads own the state of an objective and return per-example losses from
   and the softmax scale, fixed or AdaCos-adaptive (updated on every training batch from the
   batch itself, with the old scale, before the loss is taken -- as the original layers do).
 * :class:`DeepSVDDHead` -- Deep SVDD (Ruff et al., ICML 2018) with the centre c set from an
-  initial forward pass (:meth:`DeepSVDDHead.set_centre`, done by ``train.fit``) and then
-  fixed, or trainable (the collapse-prone variant).
+  initial forward pass (:meth:`DeepSVDDHead.set_centre`, done by ``train.fit`` in the mode
+  the scores use) and then fixed, or trainable (the collapse-prone variant).
 * :class:`ReconstructionHead` -- mean squared reconstruction error of the autoencoder.
 
 :func:`make_head` builds the head of a method of ``asdtheory.methods``. Trainable state is
@@ -538,7 +539,9 @@ class DeepSVDDHead(nnx.Module):
 
     c starts unset; :meth:`set_centre` sets it from an initial forward pass with
     ``losses.deep_svdd_centre`` (mean, entries with |c_j| < eps pushed to +-eps).
-    ``train.fit`` does this before the first step when ``needs_initial_pass`` is true.
+    ``train.fit`` does this before the first step when ``needs_initial_pass`` is true, on
+    the embeddings in evaluation mode with batch-norm statistics recomputed for the
+    untrained network: the mode the trained network's scores use (``train.fit``).
     With ``trainable_centre`` c is an ``nnx.Param`` (from the same initial value) and is
     optimised jointly with the network -- the variant that admits the trivial solution.
     Labels are ignored.

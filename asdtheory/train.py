@@ -40,13 +40,22 @@ How it runs:
   batch has the same shape (one compilation). ``TrainConfig.steps`` fixes the total number of
   optimiser steps instead of the number of epochs (the last epoch may then be partial), so
   that methods with different batch sizes can be compared at equal optimiser steps;
-* Deep SVDD heads get their centre from an initial forward pass before the first step.
+* batch norm: the steps normalise with batch statistics; at the end of training
+  :func:`recompute_batch_stats` sets every layer's running statistics to the population
+  statistics of the training inputs under the final weights (``TrainConfig.recompute_batch_stats``),
+  so that the evaluation mode (embeddings, scores) normalises as the trained weights expect;
+* Deep SVDD heads get their centre from an initial forward pass before the first step, in
+  the mode the scores use: evaluation mode with the batch-norm statistics recomputed for
+  the untrained network first (see :func:`fit`);
+* settling: :func:`settling` and :data:`SETTLED_BELOW` state when a loss curve has
+  flattened, the one criterion the experiments and the command line report.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -66,6 +75,7 @@ from asdtheory._validation import check_scalar
 __all__ = [
     "DEVICE_DATA_BYTES",
     "LOOPS",
+    "SETTLED_BELOW",
     "Callback",
     "History",
     "TrainConfig",
@@ -77,9 +87,11 @@ __all__ = [
     "fixed_scale_loss_callback",
     "load_checkpoint",
     "mixup",
+    "recompute_batch_stats",
     "reconstruct",
     "save_checkpoint",
     "scale_callback",
+    "settling",
 ]
 
 LOOPS = ("auto", "compiled", "stepwise")
@@ -115,6 +127,12 @@ class TrainConfig:
         0: no optimiser step at all (the history stays empty): the *untrained twin* of a
         system, its initialisation (and Deep SVDD's centre from the initial pass) scored
         as the trained system is. None: ``epochs`` full epochs. See :meth:`schedule`.
+      recompute_batch_stats: after training (and, for Deep SVDD, before the centre is set)
+        set the running statistics of every batch-norm layer to the population statistics
+        of the training inputs (:func:`recompute_batch_stats`). False keeps the running
+        averages of the training steps (momentum 0.99 for ``models.TwoBranchEmbedder``,
+        Keras' default, which after a few hundred steps still lag far behind the weights);
+        networks without batch norm are the same either way.
     """
 
     epochs: int = 20
@@ -125,6 +143,7 @@ class TrainConfig:
     progress: bool = True
     steps: int | None = None
     loop: str = "auto"
+    recompute_batch_stats: bool = True
 
     def __post_init__(self):
         if self.loop not in LOOPS:
@@ -172,6 +191,27 @@ class History(dict):
     def append(self, metrics: Mapping[str, float]) -> None:
         for name, value in metrics.items():
             self.setdefault(name, []).append(float(value))
+
+
+# A training loss has settled when the mean of its last 10 % of epochs differs from that of
+# the 10 % before by less than 5 % of the curve's range (max - min): the curve has flattened
+# on the scale of how far it moved. The range, not the drop from the first epoch, because the
+# adaptive-scale losses (AdaCos) need not fall monotonically from the start.
+SETTLED_BELOW = 0.05
+_TAIL = 0.1
+
+
+def settling(curve) -> float:
+    """|mean(last 10 % of epochs) - mean(the 10 % before)| / (max - min of the curve): below
+    :data:`SETTLED_BELOW` the training loss has settled (0 for a flat curve). ``curve`` is one
+    value per epoch, e.g. ``History["loss"]``; needs >= 2 epochs."""
+    curve = np.asarray(curve, np.float64)
+    if curve.ndim != 1 or curve.size < 2:
+        raise ValueError(f"settling needs a curve of >= 2 epochs, got shape {curve.shape}.")
+    width = max(1, math.ceil(_TAIL * curve.size))
+    tail, before = curve[-width:], curve[-2 * width:-width]
+    spread = curve.max() - curve.min()
+    return 0.0 if spread == 0 else float(abs(before.mean() - tail.mean()) / spread)
 
 
 def mixup(key: jax.Array, inputs: jax.Array, labels: jax.Array, *, alpha: float,
@@ -333,7 +373,17 @@ def fit(model: nnx.Module, head: nnx.Module, inputs, labels=None, *, config: Tra
     """Trains ``model`` and ``head`` in place on (inputs, labels); returns the History.
 
     Batch norm layers (``models.TwoBranchEmbedder``) use batch statistics in the training
-    steps and update their running statistics; the model is left in evaluation mode.
+    steps and update their running statistics; the model is left in evaluation mode, with
+    the running statistics recomputed on ``inputs`` for the trained weights
+    (:func:`recompute_batch_stats`, unless ``config.recompute_batch_stats`` is False).
+
+    A Deep SVDD head without a centre gets c = the mean embedding of ``inputs`` before the
+    first step (Ruff et al.'s initial forward pass, ``DeepSVDDHead.set_centre``) in the mode
+    its scores use: evaluation mode, with the batch-norm statistics first recomputed for the
+    untrained network (the statistics the training steps' batches approximate, and of the
+    kind the trained network is scored with). Ruff et al.'s code takes the pass in
+    evaluation mode too, with whatever running statistics the network holds then (those of
+    its autoencoder pretraining, or PyTorch's initial ones without it).
 
     Args:
       model: a network from ``asdtheory.models`` (or any nnx module the head accepts).
@@ -358,6 +408,8 @@ def fit(model: nnx.Module, head: nnx.Module, inputs, labels=None, *, config: Tra
     devices = list(jax.devices() if devices is None else devices)
     inputs, labels = _check_training_data(head, inputs, labels, config, len(devices))
     if head.needs_initial_pass:
+        if config.recompute_batch_stats:
+            recompute_batch_stats(model, inputs)
         head.set_centre(embed(model, inputs))
     tx = config.optimizer()
     # The step runs the network in training mode (batch norm on batch statistics); everything
@@ -420,6 +472,10 @@ def fit(model: nnx.Module, head: nnx.Module, inputs, labels=None, *, config: Tra
         if checkpoint is not None:
             save_checkpoint(checkpoint, model, head, opt_state=opt_state, epoch=epoch + 1,
                             history=history)
+    # Recomputed from the weights alone (not from the running averages the checkpoints
+    # carry): a resumed run ends with the statistics of the uninterrupted one.
+    if config.recompute_batch_stats:
+        recompute_batch_stats(model, inputs)
     return history
 
 
@@ -446,11 +502,16 @@ def _apply(graphdef, method: str, state, x):
     return getattr(nnx.merge(graphdef, state), method)(x)
 
 
-def _batched(model: nnx.Module, method: str, inputs, batch_size: int) -> np.ndarray:
+def _batch_inputs(inputs, batch_size: int) -> np.ndarray:
     check_scalar(batch_size, "batch_size", low=1, integer=True)
     inputs = np.asarray(inputs, dtype=np.float32)
     if inputs.ndim < 2 or inputs.shape[0] == 0:
         raise ValueError(f"inputs must be a non-empty batch (B, ...), got shape {inputs.shape}.")
+    return inputs
+
+
+def _batched(model: nnx.Module, method: str, inputs, batch_size: int) -> np.ndarray:
+    inputs = _batch_inputs(inputs, batch_size)
     graphdef, state = nnx.split(model)
     state = nnx.as_pure(state)
     n = inputs.shape[0]
@@ -472,6 +533,154 @@ def embed(model: nnx.Module, inputs, *, batch_size: int = 256) -> np.ndarray:
 def reconstruct(model: nnx.Module, inputs, *, batch_size: int = 256) -> np.ndarray:
     """``model(inputs)`` in batches, e.g. the autoencoder's reconstructions, as NumPy."""
     return _batched(model, "__call__", inputs, batch_size)
+
+
+def recompute_batch_stats(model: nnx.Module, inputs, *, batch_size: int = 64) -> int:
+    """Sets the running mean and variance of every batch-norm layer (``nnx.BatchNorm``) of
+    ``model`` to the population statistics of its input over ``inputs``, as the model computes
+    them in evaluation mode, and leaves the model in evaluation mode. Returns the number of
+    passes over ``inputs`` (0 for a network without batch norm, which is left untouched).
+
+    Why: training normalises every batch with its own statistics and only tracks running
+    averages on the side; at Keras' momentum 0.99 (``models.TwoBranchEmbedder``) they lag the
+    weights by hundreds of steps (after 14 steps they had moved 13 % of the way to the data's),
+    so embeddings and scores in evaluation mode would normalise with the statistics of no
+    network at all. ``fit`` calls this at the end of training (``TrainConfig``).
+
+    What, exactly: a layer's input at scoring time depends on how the layers before it
+    normalise, so the target is the fixed point at which every layer holds the mean and the
+    (biased, as flax's batch statistics) variance over all examples and all non-feature axes
+    of its input, computed with every earlier layer normalising by its own recomputed
+    statistics. That is what training mode computes with the whole of ``inputs`` as one
+    batch, and with ``len(inputs) <= batch_size`` it is done so, in one pass. Otherwise each
+    pass runs the network in evaluation mode over batches of ``batch_size``, records every
+    layer's per-example means and variances and pools them exactly (law of total variance,
+    in float64) into population statistics, which the next pass uses. A layer behind k
+    others is exact after k + 1 passes, so the passes stop at the first that changes no
+    statistic (at most one more than there are layers): a few inference passes, cheap beside
+    training. Not PyTorch's ``update_bn`` (one pass in training mode, per-batch statistics
+    averaged): that normalises each later layer's input by its batch's statistics rather
+    than by those scoring uses, and misses the spread of the batch means in the variances.
+
+    Every batch-norm layer must take inputs (examples, ..., features) with its features on
+    the last axis (flax's default, every network of ``asdtheory.models``) and run once per
+    call of ``model``. ``model(x)``, the forward pass that training differentiates, is the
+    pass that is run.
+    """
+    norms = [path for path, module in nnx.iter_modules(model)
+             if isinstance(module, nnx.BatchNorm)]
+    if not norms:
+        return 0
+    inputs = _batch_inputs(inputs, batch_size)
+    n = inputs.shape[0]
+    own_batch = n <= batch_size
+    probed = nnx.clone(model)
+    layers = {path: _ProbedNorm(_module_at(probed, path), own_batch=own_batch)
+              for path in norms}
+    for path, layer in layers.items():
+        _replace(probed, path, layer)
+    passes, changed = 0, True
+    while changed and passes <= len(norms):
+        graphdef, state = nnx.split(probed)
+        passes += 1
+        if own_batch:
+            nnx.update(probed, _probe_pass(graphdef, state, inputs)[1])
+            break
+        changed = False
+        for path, (mean, var) in _population_moments(graphdef, state, inputs, batch_size,
+                                                     norms).items():
+            norm = layers[path].norm
+            changed |= not (np.array_equal(norm.mean[...], mean)
+                            and np.array_equal(norm.var[...], var))
+            norm.mean[...], norm.var[...] = jnp.asarray(mean), jnp.asarray(var)
+    for path, layer in layers.items():
+        target = _module_at(model, path)
+        target.mean[...], target.var[...] = layer.norm.mean[...], layer.norm.var[...]
+    model.eval()
+    return passes
+
+
+class _ProbedNorm(nnx.Module):
+    """A batch-norm layer as :func:`recompute_batch_stats` runs it: records (``sow``) the
+    mean and variance of its input per example and feature, then normalises in evaluation
+    mode; with ``own_batch`` it first takes the statistics of this whole batch as its own."""
+
+    def __init__(self, norm: nnx.BatchNorm, *, own_batch: bool):
+        self.norm = norm
+        self.own_batch = own_batch
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        if self.norm.axis not in (-1, x.ndim - 1):
+            raise ValueError(f"recompute_batch_stats needs batch norms over the last axis, got "
+                             f"axis={self.norm.axis} for inputs of shape {tuple(x.shape)}; "
+                             "move the features last.")
+        rows = x.reshape(x.shape[0], -1, x.shape[-1]).astype(jnp.float32)
+        mean = jnp.mean(rows, axis=1)
+        var = jnp.mean(jnp.square(rows - mean[:, None]), axis=1)
+        self.sow(nnx.Intermediate, "moments", (mean, var))
+        if self.own_batch:
+            self.norm.mean[...], self.norm.var[...] = _pooled(mean, var, 1 / x.shape[0])
+        return self.norm(x, use_running_average=True)
+
+
+def _pooled(mean, var, weights):
+    """Mean and variance of the union of groups of values from each group's mean and
+    variance (k, F) and its share of all values (k, 1), or one share for equal groups: the
+    law of total variance. NumPy or JAX arrays."""
+    centre = (weights * mean).sum(axis=0)
+    return centre, (weights * (var + (mean - centre) ** 2)).sum(axis=0)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _probe_pass(graphdef, state, x):
+    """One call of a network with :class:`_ProbedNorm` layers: their recorded moments and
+    batch statistics."""
+    probed = nnx.merge(graphdef, state)
+    _, moments = nnx.capture(probed, nnx.Intermediate)(x)
+    return nnx.to_pure_dict(moments), nnx.state(probed, nnx.BatchStat)
+
+
+def _population_moments(graphdef, state, inputs: np.ndarray, batch_size: int,
+                        norms: list) -> dict:
+    """{layer path: float32 (mean, variance)} of every probed layer's input over ``inputs``,
+    from one pass in batches of ``batch_size`` (the last padded to the same size: one
+    compilation) with the statistics in ``state``."""
+    n = inputs.shape[0]
+    parts = {path: [] for path in norms}
+    for start in range(0, n, batch_size):
+        chunk = inputs[start:start + batch_size]
+        padded = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - len(chunk), 0)])
+        moments, _ = _probe_pass(graphdef, state, padded)
+        for path in norms:
+            mean, var = (np.asarray(a, np.float64)[:len(chunk)]
+                         for a in _entry(moments, path)["moments"][0])
+            parts[path].append((len(chunk), *_pooled(mean, var, 1 / len(chunk))))
+    stats = {}
+    for path, groups in parts.items():
+        counts, means, variances = (np.stack(column) for column in zip(*groups, strict=True))
+        mean, var = _pooled(means, variances, counts[:, None] / n)
+        stats[path] = mean.astype(np.float32), var.astype(np.float32)
+    return stats
+
+
+def _entry(tree, path: tuple):
+    for key in path:
+        tree = tree[key]
+    return tree
+
+
+def _module_at(root: nnx.Module, path: tuple) -> nnx.Module:
+    for key in path:
+        root = root[key] if isinstance(key, int) else getattr(root, key)
+    return root
+
+
+def _replace(root: nnx.Module, path: tuple, module: nnx.Module) -> None:
+    parent, key = _module_at(root, path[:-1]), path[-1]
+    if isinstance(key, int):
+        parent[key] = module
+    else:
+        setattr(parent, key, module)
 
 
 def compactness_callback(inputs, labels=None, *, batch_size: int = 256) -> Callback:

@@ -49,7 +49,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from asdtheory import evaluation, experiments
+from asdtheory import evaluation, experiments, train
 from asdtheory.data.synthetic import ANOMALY_TYPES
 from asdtheory.experiments import c3
 from asdtheory.repro import c3 as verdicts
@@ -130,14 +130,14 @@ for reason in {spec["delta_reason"] for spec in c3.CRITERIA.values()}:
 # ## Did the training settle?
 #
 # A run has settled when the mean loss over its last 10 % of epochs differs from that of the
-# 10 % before by less than 5 % of the curve's range (`c3.settling`). The runs that did not
+# 10 % before by less than 5 % of the curve's range (`train.settling`). The runs that did not
 # are listed; a verdict over them is about systems trained that far, no further.
 
 # %%
 late = verdicts.unsettled(table)
 runs = len(c3.METHODS) * seeds.size * len(c3.SNRS)
 print(f"{len(late)} of {runs} training runs had not settled "
-      f"(criterion {c3.SETTLED_BELOW}); per method and SNR:")
+      f"(criterion {train.SETTLED_BELOW}); per method and SNR:")
 for method in c3.METHODS:
     counts = [sum(u.startswith(f"method={method},") and c == snr for u, c, _ in late)
               for snr in c3.SNRS]

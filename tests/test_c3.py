@@ -202,13 +202,6 @@ def test_growth_is_supported_when_the_advantage_grows_as_the_snr_falls():
     assert growth.verdict == "SUPPORTED"
 
 
-def test_settling():
-    assert c3.settling([5.0, 3.0, 2.0] + [1.0] * 20) == 0.0
-    assert c3.settling(np.linspace(2.0, 1.0, 20)) > c3.SETTLED_BELOW
-    with pytest.raises(ValueError, match="2 epochs"):
-        c3.settling([1.0])
-
-
 def test_two_committed_standard_units_recomputed_match_their_records():
     """CI's audit of the evidence: two units of the committed standard records, chosen from
     the commit, are recomputed and compared, bit for bit on the records' CPU type and XLA

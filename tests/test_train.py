@@ -453,3 +453,155 @@ def test_zero_steps_is_the_untrained_twin(method):
     assert history == {} and not head.needs_initial_pass
     assert all(np.array_equal(a, b)
                for a, b in zip(before, _param_leaves(model, head), strict=True))
+
+
+# ------------------------------------------------------------------ batch-norm statistics
+
+class _NormNet(nnx.Module):
+    """Linear -> batch norm over (examples, 3 positions) -> ReLU -> batch norm of an affine
+    map plus a residual -> mean over positions -> Linear -> batch norm: three batch-norm
+    layers, each behind the ones before it."""
+
+    convolutional = False
+
+    def __init__(self, seed: int = 0):
+        rngs = nnx.Rngs(seed)
+        norm = lambda features: nnx.BatchNorm(features, use_running_average=True, rngs=rngs)
+        self.lin = nnx.Linear(8, 12, rngs=rngs)
+        self.norms = nnx.List([norm(4), norm(4)])
+        self.out = nnx.Linear(4, 6, rngs=rngs)
+        self.last = norm(6)
+        draw = np.random.default_rng(seed)
+        for layer in (*self.norms, self.last):  # non-trivial scales, offsets, stale statistics
+            size = layer.num_features
+            layer.scale[...] = jnp.asarray(draw.uniform(0.5, 2.0, size), jnp.float32)
+            layer.bias[...] = jnp.asarray(draw.normal(size=size), jnp.float32)
+            layer.mean[...] = jnp.asarray(draw.normal(size=size), jnp.float32)
+            layer.var[...] = jnp.asarray(draw.uniform(0.1, 3.0, size), jnp.float32)
+
+    def __call__(self, x):
+        h = jax.nn.relu(self.norms[0](self.lin(x).reshape(x.shape[0], 3, 4)))
+        h = self.norms[1](2.0 * h + 1.0) + h
+        return self.last(self.out(h.mean(axis=1)))
+
+    def embed(self, x):
+        return self(x)
+
+
+NORM_INPUTS = (3.0 + 2.0 * RNG.normal(size=(37, 8))).astype(np.float32)
+
+
+def _naive_population_stats(net: _NormNet, x) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Layer after layer in float64: the mean and variance of each batch-norm layer's input
+    over all examples (and positions), every earlier layer normalising with the statistics
+    found for it."""
+    f64 = lambda a: np.asarray(a[...], np.float64)
+    stats = []
+
+    def norm(layer, h, axes):
+        mean, var = h.mean(axis=axes), h.var(axis=axes)
+        stats.append((mean, var))
+        return (h - mean) / np.sqrt(var + layer.epsilon) * f64(layer.scale) + f64(layer.bias)
+
+    h = (np.asarray(x, np.float64) @ f64(net.lin.kernel) + f64(net.lin.bias)).reshape(-1, 3, 4)
+    h = np.maximum(norm(net.norms[0], h, (0, 1)), 0.0)
+    h = norm(net.norms[1], 2.0 * h + 1.0, (0, 1)) + h
+    norm(net.last, h.mean(axis=1) @ f64(net.out.kernel) + f64(net.out.bias), 0)
+    return stats
+
+
+@pytest.mark.parametrize(("batch_size", "passes"), [(64, 1), (8, 4)])
+def test_recompute_batch_stats_is_the_population_statistics_of_each_layer_input(
+        batch_size, passes):
+    # 64 >= 37 examples: one pass with the whole set as one batch; 8: passes over 5 batches
+    # (the last padded) until the statistics stop changing, 3 layers deep = 4 passes.
+    net = _NormNet()
+    params = [np.asarray(leaf) for leaf in _param_leaves(net)]
+    net.train()
+    assert train.recompute_batch_stats(net, NORM_INPUTS, batch_size=batch_size) == passes
+    want = _naive_population_stats(net, NORM_INPUTS)
+    for layer, (mean, var) in zip((*net.norms, net.last), want, strict=True):
+        assert layer.use_running_average  # left in evaluation mode
+        np.testing.assert_allclose(layer.mean[...], mean, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(layer.var[...], var, rtol=1e-4, atol=1e-5)
+    assert all(np.array_equal(a, b) for a, b in zip(params, _param_leaves(net), strict=True))
+
+
+def test_recompute_batch_stats_leaves_a_network_without_batch_norm_untouched():
+    model, _ = _setup()
+    before = jax.tree_util.tree_leaves(nnx.state(model))
+    assert train.recompute_batch_stats(model, INPUTS) == 0
+    after = jax.tree_util.tree_leaves(nnx.state(model))
+    assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+
+
+def _adacos_norm_net():
+    return _NormNet(), models.make_head("adacos", embed_dim=6, num_classes=4,
+                                        rngs=nnx.Rngs(1))
+
+
+def _batch_stats(model) -> list[np.ndarray]:
+    return [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(
+        nnx.state(model, nnx.BatchStat))]
+
+
+@pytest.mark.parametrize("recompute", [True, False])
+def test_fit_ends_with_the_population_statistics_of_the_trained_weights(recompute):
+    model, head = _adacos_norm_net()
+    x, y = NORM_INPUTS[:32], LABELS[:32]
+    train.fit(model, head, x, y, key=jax.random.key(0),
+              config=train.TrainConfig.tiny(recompute_batch_stats=recompute))
+    refreshed = nnx.clone(model)
+    train.recompute_batch_stats(refreshed, x)
+    same = all(np.array_equal(a, b)
+               for a, b in zip(_batch_stats(model), _batch_stats(refreshed), strict=True))
+    assert same == recompute  # without it: the running averages of the steps, far off
+
+
+def test_resumed_training_ends_with_the_same_batch_statistics(tmp_path):
+    x, y = NORM_INPUTS[:32], LABELS[:32]
+    model, head = _adacos_norm_net()
+    train.fit(model, head, x, y, config=train.TrainConfig.tiny(epochs=4),
+              key=jax.random.key(0))
+    path = tmp_path / "ckpt"
+    m2, h2 = _adacos_norm_net()
+    train.fit(m2, h2, x, y, config=train.TrainConfig.tiny(epochs=2), key=jax.random.key(0),
+              checkpoint=path)
+    m3, h3 = _NormNet(seed=5), models.make_head("adacos", embed_dim=6, num_classes=4,
+                                                rngs=nnx.Rngs(6))
+    train.fit(m3, h3, x, y, config=train.TrainConfig.tiny(epochs=4), key=jax.random.key(0),
+              checkpoint=path)
+    assert all(np.array_equal(a, b)
+               for a, b in zip(_batch_stats(m3), _batch_stats(model), strict=True))
+    np.testing.assert_array_equal(train.embed(m3, x), train.embed(model, x))
+
+
+@pytest.mark.parametrize("steps", [0, 4])
+def test_deep_svdd_centre_is_the_mean_embedding_in_the_scoring_mode(steps):
+    # The scoring mode: evaluation mode with the statistics recomputed on the training
+    # inputs. The centre is taken in it for the untrained network; with no step (the
+    # untrained twin) the scored network is that network, and c its mean embedding.
+    model = _NormNet()
+    head = models.make_head("deep-svdd", embed_dim=6, rngs=nnx.Rngs(1), eps=0.0)
+    untrained = nnx.clone(model)
+    train.recompute_batch_stats(untrained, NORM_INPUTS)
+    train.fit(model, head, NORM_INPUTS, key=jax.random.key(0),
+              config=train.TrainConfig.tiny(steps=steps))
+    centre = np.asarray(head.centre[...])
+    np.testing.assert_allclose(centre, train.embed(untrained, NORM_INPUTS).mean(axis=0),
+                               rtol=1e-5, atol=1e-6)
+    if steps == 0:
+        np.testing.assert_allclose(centre, train.embed(model, NORM_INPUTS).mean(axis=0),
+                                   rtol=1e-5, atol=1e-6)
+
+
+# -------------------------------------------------------------------------------- settling
+
+def test_a_decaying_loss_settles_and_a_falling_ramp_does_not():
+    epochs = np.arange(100)
+    assert train.settling(3.0 * np.exp(-epochs / 10.0)) < train.SETTLED_BELOW
+    assert train.settling(np.linspace(2.0, 1.0, 100)) > train.SETTLED_BELOW
+    assert train.settling([5.0, 3.0, 2.0] + [1.0] * 20) == 0.0
+    assert train.settling([1.0, 1.0]) == 0.0  # flat
+    with pytest.raises(ValueError, match="2 epochs"):
+        train.settling([1.0])

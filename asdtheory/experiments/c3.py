@@ -24,7 +24,8 @@ the method, and scores the test clips per machine. Each unit also records, per t
 its untrained twin's score (the same architecture, back-end and key with ``steps=0``) and
 the model-free level detector's (``scoring.level_score``), and the loss curves
 (``history["loss"]``, one mean per epoch and SNR) with their settling statistic
-(:func:`settling`, column ``loss_settling``; :func:`unsettled` lists the runs that fail it).
+(``train.settling``, column ``loss_settling``; ``repro.c3.unsettled`` lists the runs that fail
+it).
 
 **Decision.** :data:`CRITERIA` are the pre-registered claims, each a set of paired contrasts
 of the per-machine harmonic mean of AUC and pAUC (``evaluation.group_metrics``), decided by
@@ -42,23 +43,21 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import jax
 import numpy as np
 
-from asdtheory import audio, detect, scoring
+from asdtheory import audio, detect, scoring, train
 from asdtheory.data import dcase
 from asdtheory.data.synthetic import ANOMALY_TYPES, machine_sounds
 from asdtheory.detect import embedders
 from asdtheory.experiments.core import Experiment, Record, grid, register
 
 __all__ = ["CALIBRATION", "CALIBRATION_FILE", "CALIBRATION_SEED",
-           "CALIBRATION_TARGET", "CRITERIA", "METHODS", "NOISES", "SETTLED_BELOW", "SIZES",
-           "SNRS", "STRENGTH", "calibrate", "compute", "detector_config", "noise_bank", "settling",
-           "units"]
+           "CALIBRATION_TARGET", "CRITERIA", "METHODS", "NOISES", "SIZES", "SNRS", "STRENGTH",
+           "calibrate", "compute", "detector_config", "noise_bank", "units"]
 
 # (i) .. (vi) of DESIGN's C3, in that order.
 METHODS = ("deep-svdd", "autoencoder", "subcluster-adacos", "subcluster-adacos+random-labels",
@@ -72,13 +71,6 @@ TYPES = ANOMALY_TYPES[1:]
 CALIBRATION_FILE = Path(__file__).with_name("c3_calibration.json")
 CALIBRATION = json.loads(CALIBRATION_FILE.read_text())
 STRENGTH = CALIBRATION["chosen_strength"]  # fixed before the standard run
-
-# Training has settled when the mean loss of the last 10 % of the epochs differs from that of
-# the 10 % before by less than 5 % of the curve's range (max - min): the curve has flattened
-# on the scale of how far it moved. The range, not the drop from the first epoch, because the
-# adaptive-scale losses (AdaCos) need not fall monotonically from the start.
-SETTLED_BELOW = 0.05
-_TAIL = 0.1
 
 _COMMON = {"duration": 1.0, "n_mels": 32, "window_frames": 32, "window_hop": 16,
            "embed_dim": 32, "num_subclusters": 4, "n_clusters": 4, "learning_rate": 1e-3,
@@ -145,19 +137,6 @@ def _with_noise(sounds, is_train, snr: str, noises: Sequence[str], key) -> np.nd
                                        key=key, reference_power=reference[sounds.machine]))
 
 
-def settling(curve) -> float:
-    """|mean(last 10 % of epochs) - mean(the 10 % before)| / (max - min of the curve): below
-    :data:`SETTLED_BELOW` the training loss has settled (0 for a flat curve). Needs >= 2
-    epochs."""
-    curve = np.asarray(curve, np.float64)
-    if curve.ndim != 1 or curve.size < 2:
-        raise ValueError(f"settling needs a curve of >= 2 epochs, got shape {curve.shape}.")
-    width = max(1, math.ceil(_TAIL * curve.size))
-    tail, before = curve[-width:], curve[-2 * width:-width]
-    spread = curve.max() - curve.min()
-    return 0.0 if spread == 0 else float(abs(before.mean() - tail.mean()) / spread)
-
-
 def _condition(config: Mapping, sounds, is_train, snr: str, noise_key, detector_key) -> dict:
     """One SNR of a unit: the method trained and scored, its untrained twin and the level
     detector on the same test clips; clip columns (without file names) and the loss curve."""
@@ -176,7 +155,7 @@ def _condition(config: Mapping, sounds, is_train, snr: str, noise_key, detector_
                                                train_groups=sounds.machine[is_train],
                                                test_groups=machine),
             # A unit-level number on every row, so that the table alone decides the claims.
-            "loss_settling": np.full(machine.size, settling(curve)), "curve": curve}
+            "loss_settling": np.full(machine.size, train.settling(curve)), "curve": curve}
 
 
 def compute(config: dict, key) -> Record:

@@ -11,8 +11,9 @@ from collections.abc import Mapping, Sequence
 import jax
 import numpy as np
 
-from asdtheory.experiments.c3 import CRITERIA, METHODS, SETTLED_BELOW, SNRS
+from asdtheory.experiments.c3 import CRITERIA, METHODS, SNRS
 from asdtheory.repro import claims
+from asdtheory.train import SETTLED_BELOW
 
 __all__ = ["ANALYSIS_SEED", "ClaimResult", "Part", "analyse", "contrast", "hmean_table",
            "unsettled", "versus_references"]
@@ -187,7 +188,7 @@ def hmean_table(table: Mapping[str, np.ndarray]) -> dict[tuple[str, str, str], n
 
 def unsettled(table: Mapping[str, np.ndarray]) -> list[tuple[str, str, float]]:
     """(unit, snr, settling) of every training run whose loss had not settled
-    (:func:`settling` >= :data:`SETTLED_BELOW`)."""
+    (``train.settling`` >= ``train.SETTLED_BELOW``)."""
     keys = sorted({(u, c, float(v)) for u, c, v in zip(table["unit"].tolist(),
                                                          table["snr"].tolist(),
                                                          table["loss_settling"].tolist(),
