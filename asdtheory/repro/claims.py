@@ -27,14 +27,15 @@ import json
 import math
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 __all__ = ["CLAIMS_DIR_ENV", "CLAIM_MIME", "CONTRADICTED", "INCONCLUSIVE", "SUPPORTED",
-           "VERDICTS", "ClaimRecord", "Decision", "all_of", "claim", "decide", "fmt", "fmt_e",
-           "fmt_interval", "from_interval", "hierarchical_bootstrap", "load_records",
-           "paired_difference_over_seeds", "records"]
+           "VERDICTS", "ClaimRecord", "ClaimResult", "Decision", "Part", "all_of", "claim",
+           "decide", "fmt", "fmt_e", "fmt_interval", "from_interval", "hierarchical_bootstrap",
+           "judge", "load_records", "paired_difference_over_seeds", "records"]
 
 CLAIMS_DIR_ENV = "ASDTHEORY_CLAIMS_DIR"
 # In a notebook the verdict line is shown with the record beside it under this MIME type, so
@@ -241,6 +242,55 @@ def decide(interval, *, delta: float, unit: str, digits: int = 3) -> Decision:
             "absent (the interval holds 0)"
         return Decision(CONTRADICTED, None, f"an effect of {size} is excluded; {how}")
     return Decision(INCONCLUSIVE, f"{fmt(high - low, digits)} {unit}", f"holds 0 and {size}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Part:
+    """One comparison of a claim: its name, interval (an estimate with ``low`` and ``high``)
+    and decision."""
+
+    name: str
+    interval: object
+    decision: Decision
+
+
+@dataclasses.dataclass(frozen=True)
+class ClaimResult:
+    """A claim's verdict from its parts (:func:`all_of`), for the notebook's CLAIM line."""
+
+    id: str
+    statement: str
+    verdict: str
+    detectable: str | None
+    parts: tuple[Part, ...]
+    delta: float
+    unit: str
+
+    @property
+    def summary(self) -> str:
+        return "; ".join(f"{p.name}: {fmt_interval(p.interval)} {self.unit} "
+                         f"({p.decision.reading})" for p in self.parts)
+
+
+def judge(criteria: Mapping, contrast, *, seed: int, unit: str) -> list[ClaimResult]:
+    """Every claim of pre-registered ``criteria`` ({id: {"statement", "comparisons": {name:
+    terms}, "delta", ...}}): each comparison's interval from ``contrast(spec, terms, key)``
+    (its key folded from ``seed`` by the claim's and the comparison's position), decided by
+    :func:`decide` against the claim's ``delta``, the parts combined by :func:`all_of`."""
+    import jax
+
+    results = []
+    for i, (claim_id, spec) in enumerate(criteria.items()):
+        parts = []
+        for j, (name, terms) in enumerate(spec["comparisons"].items()):
+            key = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), i), j)
+            interval = contrast(spec, terms, key)
+            parts.append(Part(name, interval, decide(interval, delta=spec["delta"],
+                                                     unit=unit)))
+        verdict, detectable = all_of(*(p.decision.part for p in parts))
+        results.append(ClaimResult(claim_id, spec["statement"], verdict, detectable,
+                                   tuple(parts), spec["delta"], unit))
+    return results
 
 
 def hierarchical_bootstrap(values_per_seed, statistic, *, key, n_resamples: int = 1000,
