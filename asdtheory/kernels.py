@@ -89,7 +89,7 @@ def strided_conv1d(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
     The padded signal is cut into blocks of ``stride`` samples; k / stride neighbouring
     blocks side by side form each output's window. Same function as ``nnx.Conv(...,
     padding="SAME")``; on the CPU its gradient is ~6x faster than XLA's strided convolution
-    for the spectrum branch's second layer (``benchmarks/bench_reference.py --diagnose``).
+    for the spectrum branch's second layer (``benchmarks/profile_reference.py``).
     """
     k = kernel.shape[0]
     blocks_per_window, rem = divmod(k, stride)
@@ -139,7 +139,7 @@ def strided_conv2d(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
     space-to-depth (a stride-1 convolution over stride^2 * C_in channels), the kernel
     gradient through XLA's strided convolution. For the two-branch network's 7x7 stride-2
     stem this halves the layer's forward + backward time
-    (``benchmarks/bench_reference.py --diagnose``).
+    (``benchmarks/profile_reference.py``).
     """
     return _space_to_depth_conv2d(x, kernel, stride)
 
@@ -163,7 +163,7 @@ def sliced_max_pool2d(x: jax.Array, window: int, stride: int, *, same: bool) -> 
     first along the rows, then along the columns (padding "SAME" if ``same`` else "VALID").
 
     Same function; on the CPU its gradient (elementwise selects) is 3-10x faster than XLA's
-    select-and-scatter (``benchmarks/bench_reference.py --diagnose``).
+    select-and-scatter (``benchmarks/profile_reference.py``).
     """
     if same:
         pads = [same_padding(n, window, stride) for n in x.shape[1:3]]

@@ -364,7 +364,9 @@ class TwoBranchEmbedder(nnx.Module):
         self.flat_norm = norm(freq * channels[-1])
         self.spectrogram_out = linear(freq * channels[-1], embed_dim)
 
-    def _spectrum_branch(self, x: jax.Array) -> jax.Array:
+    def spectrum_branch(self, x: jax.Array) -> jax.Array:
+        """The spectrum branch alone: waveforms (B, T) -> (B, embed_dim), the first half of
+        the embedding (the class docstring describes its layers)."""
         h = jnp.abs(jnp.fft.rfft(x, axis=-1))[:, : self.num_samples // 2, None]
         first, *rest = self.spectrum_convs
         h = jax.nn.relu(first(h))  # c_in = 1: XLA's convolution is the faster one here
@@ -377,7 +379,9 @@ class TwoBranchEmbedder(nnx.Module):
             h = jax.nn.relu(norm(layer(h)))
         return self.spectrum_out(h)
 
-    def _spectrogram_branch(self, x: jax.Array) -> jax.Array:
+    def spectrogram_branch(self, x: jax.Array) -> jax.Array:
+        """The spectrogram branch alone: waveforms (B, T) -> (B, embed_dim), the second half
+        of the embedding."""
         idx = np.arange(0, self.num_samples - self.N_FFT + 1, self.HOP)[:, None] + np.arange(
             self.N_FFT)
         window = np.asarray(np.hanning(self.N_FFT + 1)[:-1], np.float32)  # periodic Hann
@@ -396,7 +400,7 @@ class TwoBranchEmbedder(nnx.Module):
         if x.ndim != 2 or x.shape[-1] != self.num_samples:
             raise ValueError(f"TwoBranchEmbedder expects waveforms (B, {self.num_samples}), "
                              f"got shape {tuple(x.shape)}.")
-        return jnp.concatenate([self._spectrum_branch(x), self._spectrogram_branch(x)], -1)
+        return jnp.concatenate([self.spectrum_branch(x), self.spectrogram_branch(x)], -1)
 
     def embed(self, x: jax.Array) -> jax.Array:
         """(B, T) -> (B, 2 * embed_dim) embeddings (same as calling the model)."""

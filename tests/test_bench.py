@@ -1,7 +1,12 @@
-"""`asdtheory bench` collects the rows of every script into one ratio table."""
+"""`asdtheory bench` collects the rows of every script into one ratio table; the scripts that
+measure against PyTorch stop at once, naming the install command, when it is missing."""
 
 import json
+import runpy
+import sys
 import textwrap
+import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -38,3 +43,19 @@ def test_ratio_table_header():
     table = ratio_table([{"script": "bench_a.py", "rows": [
         {"case": "c", "reference": "r", "ratio": 2}]}])
     assert table.splitlines()[0].split() == ["benchmark", "case", "reference", "ratio"]
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("script", ["bench_reference.py", "profile_reference.py"])
+def test_reference_scripts_without_torch_stop_first_with_the_install_command(script,
+                                                                            monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # as if torch were not installed
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the scripts add benchmarks/ to it
+    script_main = runpy.run_path(str(ROOT / "benchmarks" / script), run_name="bench")["main"]
+    with pytest.raises(ModuleNotFoundError, match=r'pip install -c constraints.txt -e '
+                                                  r'"\.\[bench\]"'):
+        script_main(quick=True)
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert any(d.startswith("torch") for d in extras["optional-dependencies"]["bench"])

@@ -1,4 +1,5 @@
-"""benchmarks/bench_reference.py: its PyTorch network is the library's TwoBranchEmbedder."""
+"""benchmarks/_reference_torch.py (the PyTorch side of bench_reference.py and
+profile_reference.py): its network is the library's TwoBranchEmbedder."""
 
 import importlib.util
 from pathlib import Path
@@ -13,16 +14,20 @@ torch = pytest.importorskip("torch")  # only in the bench extra
 
 from asdtheory import models  # noqa: E402
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_reference.py"
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 SAMPLES = 16_000  # 1 s: the default layers, shorter flattened sizes
 
 
-@pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_reference", SCRIPT)
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def ref():
+    return _load("_reference_torch")
 
 
 def _abstract(cls, **kwargs):
@@ -54,16 +59,16 @@ _forward = nnx.jit(lambda model, x: model(x))
 
 
 @pytest.fixture(scope="module")
-def pair(bench):
+def pair(ref):
     model = _random_model()
-    twin = bench.TorchTwoBranch(SAMPLES)
-    bench.copy_weights(twin, model)
+    twin = ref.TorchTwoBranch(SAMPLES)
+    ref.copy_weights(twin, model)
     return model, twin
 
 
-def test_same_parameter_count(bench, pair):
+def test_same_parameter_count(ref, pair):
     model, twin = pair
-    assert bench.param_count_jax(model) == bench.param_count_torch(twin) > 0
+    assert _load("_reference_setup").param_count(model) == ref.param_count(twin) > 0
 
 
 @pytest.mark.parametrize("mode", ["eval", "train"])

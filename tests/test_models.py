@@ -266,6 +266,18 @@ def test_two_branch_embeds_each_clip_independently_in_evaluation_mode():
     np.testing.assert_allclose(model.embed(x[2:3]), z[2:3], rtol=1e-4, atol=1e-5)
 
 
+def test_two_branch_embedding_is_the_spectrum_then_the_spectrogram_branch():
+    model = models.TwoBranchEmbedder(**SHORT, rngs=nnx.Rngs(0))
+    x = _x(3, 8000)
+    spectrum, spectrogram = model.spectrum_branch(x), model.spectrogram_branch(x)
+    assert spectrum.shape == spectrogram.shape == (3, 4)
+    np.testing.assert_array_equal(model(x), np.concatenate([spectrum, spectrogram], -1))
+    # each branch reads only its own layers
+    model.spectrum_out.kernel[...] = 2 * model.spectrum_out.kernel[...]
+    np.testing.assert_allclose(model.spectrum_branch(x), 2 * spectrum, rtol=1e-6)
+    np.testing.assert_array_equal(model.spectrogram_branch(x), spectrogram)
+
+
 def test_two_branch_training_mode_uses_batch_statistics_and_updates_running_ones():
     model = models.TwoBranchEmbedder(**SHORT, rngs=nnx.Rngs(0))
     x = _x(6, 8000)
