@@ -66,6 +66,7 @@ __all__ = [
     "mimii_protocol",
     "official_split",
     "parse_filename",
+    "require_noises",
     "training_split",
     "valve_mini_protocol",
 ]
@@ -94,6 +95,19 @@ def data_root(root=None) -> Path:
     else:
         base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return base / "asdtheory"
+
+
+def require_noises(names, root=None, *, needed_by: str) -> None:
+    """Raises FileNotFoundError, naming ``ASDTHEORY_DATA`` and the folder, unless every real
+    background recording of ``names`` is in ``<data root>/noise``: the check an experiment
+    that mixes them into every clip runs before any work (``needed_by`` says which)."""
+    folder = data_root(root) / "noise"
+    missing = [n for n in names if not (folder / f"{n}.wav").is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{needed_by} mixes the real noise recordings {', '.join(missing)} into every "
+            f"clip, and {folder} lacks them; set ASDTHEORY_DATA to the folder that holds "
+            "noise/ (e.g. ../shared/data).")
 
 
 def load_noise(name: str, root=None, *, sample_rate: int = 16000) -> np.ndarray:
@@ -279,6 +293,17 @@ def _fetch_hint(year: int, dataset: str, machine: str | None) -> str:
     return f"unpack the DCASE {year} Task 2 {dataset} archives there"
 
 
+def _parse_folders(folders, machine: str, clips: list, unnamed: list) -> None:
+    """Appends the parsed ``*.wav`` clips of ``folders`` to ``clips`` and the paths whose names
+    do not parse to ``unnamed`` (reported all at once by the caller)."""
+    for folder in folders:
+        for path in sorted(folder.glob("*.wav")):
+            try:
+                clips.append(parse_filename(path, machine=machine))
+            except ValueError:
+                unnamed.append(path)
+
+
 def index_dataset(root=None, *, year: int = 2023, machines: Sequence[str] | None = None,
                   dataset: str = "dev_data") -> list[ClipInfo]:
     """All clips of ``<root>/dcase<year>t2/<dataset>/raw/<machine>/<train|test>/``.
@@ -306,12 +331,7 @@ def index_dataset(root=None, *, year: int = 2023, machines: Sequence[str] | None
         if not splits:
             raise FileNotFoundError(f"no train/ or test/ folder for machine {machine!r} under "
                                     f"{raw / machine}; {_fetch_hint(year, dataset, machine)}.")
-        for folder in splits:
-            for path in sorted(folder.glob("*.wav")):
-                try:
-                    clips.append(parse_filename(path, machine=machine))
-                except ValueError:
-                    unnamed.append(path)
+        _parse_folders(splits, machine, clips, unnamed)
     if unnamed:
         # All at once: renaming files one failed run at a time wastes the user's time.
         raise ValueError(f"{len(unnamed)} file(s) without a DCASE clip name: "
@@ -407,12 +427,7 @@ def index_mimii(root=None, *, machines: Sequence[str] | None = None,
         if not folders:
             raise FileNotFoundError(f"no id_<NN>/normal/ or id_<NN>/abnormal/ folder for MIMII "
                                     f"machine {machine!r} under {base / machine}; {hint}.")
-        for folder in folders:
-            for path in sorted(folder.glob("*.wav")):
-                try:
-                    clips.append(parse_filename(path, machine=machine))
-                except ValueError:
-                    unnamed.append(path)
+        _parse_folders(folders, machine, clips, unnamed)
     if unnamed:
         raise ValueError(f"{len(unnamed)} file(s) without a MIMII clip name: "
                          + ", ".join(map(str, unnamed)) + "; expected <NNNNNNNN>.wav (8 "

@@ -288,13 +288,7 @@ def calibrate(strengths: Sequence[float], *, size: str = "standard",
 def preflight(size: str) -> None:
     """Every unit reads the real noise recordings: check they are at hand before any work."""
     del size
-    folder = dcase.data_root() / "noise"
-    missing = [n for n in NOISES if not (folder / f"{n}.wav").is_file()]
-    if missing:
-        raise FileNotFoundError(
-            f"experiment c3 mixes the real noise recordings {', '.join(missing)} into every "
-            f"clip, and {folder} lacks them; set ASDTHEORY_DATA to the folder that holds "
-            "noise/ (e.g. ../shared/data).")
+    dcase.require_noises(NOISES, needed_by="experiment c3")
 
 
 register(Experiment(name="c3", version="1", units=units, compute=compute, preflight=preflight,

@@ -218,13 +218,7 @@ def preflight(size: str) -> None:
     settings = units(size)[0].config
     for task in TASKS:
         split({**settings, "task": task, "fold": 0})
-    folder = dcase.data_root() / "noise"
-    missing = [n for n in NOISES if not (folder / f"{n}.wav").is_file()]
-    if missing:
-        raise FileNotFoundError(
-            f"experiment c4 mixes the real noise recordings {', '.join(missing)} into every "
-            f"clip, and {folder} lacks them; set ASDTHEORY_DATA to the folder that holds "
-            "noise/ (e.g. ../shared/data).")
+    dcase.require_noises(NOISES, needed_by="experiment c4")
 
 
 # ----------------------------------------------------------------------------- the claims

@@ -42,7 +42,8 @@ from asdtheory.experiments.core import CLIP_COLUMNS, Experiment, Record, Unit
 
 __all__ = ["FORMAT", "CorruptRecordError", "ResultsFolderError", "StoredRecord",
            "check_results_folder", "load_record", "load_table", "provenance_environment",
-           "read_manifest", "records_bytes", "results_root", "write_manifest", "write_record"]
+           "read_manifest", "records_bytes", "results_root", "unsettled_runs", "write_manifest",
+           "write_record"]
 
 FORMAT = 1  # the layout of a record folder; a change makes old folders unreadable on purpose
 PROVENANCE = "provenance.json"
@@ -426,3 +427,16 @@ def load_table(name: str, size: str, *, results_dir=None) -> dict[str, np.ndarra
                for key in units[0].factors}
     return {"unit": np.repeat(np.asarray([u.id for u in units]), counts), **factors,
             **{column: np.concatenate([p[column] for p in parts]) for column in parts[0]}}
+
+
+def unsettled_runs(table: Mapping[str, np.ndarray], condition: str = "snr"
+                   ) -> list[tuple[str, str, float]]:
+    """(unit, condition, settling) of every training run of a table (:func:`load_table`) whose
+    loss had not settled: its ``loss_settling`` column (``train.settling`` of the run's loss
+    curve, one value per unit and ``condition``) is not below ``train.SETTLED_BELOW``."""
+    from asdtheory.train import SETTLED_BELOW
+
+    runs = sorted({(u, c, float(v)) for u, c, v in zip(
+        table["unit"].tolist(), table[condition].tolist(), table["loss_settling"].tolist(),
+        strict=True)})
+    return [run for run in runs if not run[2] < SETTLED_BELOW]

@@ -11,9 +11,9 @@ import jax
 import numpy as np
 
 from asdtheory.experiments.c3 import CRITERIA, METHODS, SNRS
+from asdtheory.experiments.records import unsettled_runs as unsettled
 from asdtheory.repro import claims
 from asdtheory.repro._ranking import group_hmean as _hmean
-from asdtheory.train import SETTLED_BELOW
 
 __all__ = ["ANALYSIS_SEED", "analyse", "contrast", "hmean_table", "unsettled",
            "versus_references"]
@@ -108,13 +108,3 @@ def hmean_table(table: Mapping[str, np.ndarray]) -> dict[tuple[str, str, str], n
                     _hmean(v[:, 0].astype(int), v[:, 2], v[:, 1].astype(int))
                     for v in _per_seed(table, [(1.0, method, snr)], column)])
     return out
-
-
-def unsettled(table: Mapping[str, np.ndarray]) -> list[tuple[str, str, float]]:
-    """(unit, snr, settling) of every training run whose loss had not settled
-    (``train.settling`` >= ``train.SETTLED_BELOW``)."""
-    keys = sorted({(u, c, float(v)) for u, c, v in zip(table["unit"].tolist(),
-                                                         table["snr"].tolist(),
-                                                         table["loss_settling"].tolist(),
-                                                         strict=True)})
-    return [k for k in keys if not k[2] < SETTLED_BELOW]

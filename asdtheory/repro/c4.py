@@ -12,9 +12,9 @@ import jax
 import numpy as np
 
 from asdtheory.experiments.c4 import CRITERIA, VARIANTS
+from asdtheory.experiments.records import unsettled_runs as unsettled
 from asdtheory.repro import claims
 from asdtheory.repro._ranking import official_score
-from asdtheory.train import SETTLED_BELOW
 
 __all__ = ["ANALYSIS_SEED", "REPRODUCTION_GATE", "UNIT", "analyse", "contrast",
            "reproduction_gate", "score_table", "unsettled", "versus_references"]
@@ -149,16 +149,6 @@ def versus_references(table: Mapping[str, np.ndarray], *, machines="all",
                     table, ((1.0, method, task, snr), (-1.0, method, task, snr, column)),
                     key=key, machines=machines, n_resamples=n_resamples)
     return out
-
-
-def unsettled(table: Mapping[str, np.ndarray]) -> list[tuple[str, str, float]]:
-    """(unit, snr, settling) of every training run whose loss had not settled
-    (``train.settling`` >= ``train.SETTLED_BELOW``)."""
-    keys = sorted({(u, c, float(v)) for u, c, v in zip(table["unit"].tolist(),
-                                                         table["snr"].tolist(),
-                                                         table["loss_settling"].tolist(),
-                                                         strict=True)})
-    return [k for k in keys if not k[2] < SETTLED_BELOW]
 
 
 def reproduction_gate(table: Mapping[str, np.ndarray]) -> tuple[bool, float]:
