@@ -12,7 +12,10 @@ computed on the same records, so that the notebook shows old beside new:
 
 :func:`load` reads the table (``experiments.load_table``) and adds the per-clip measures that
 need the embeddings (``records.load_record``): ``purity`` / ``twin_purity`` and the old
-ratios. Notebook 05 calls these."""
+ratios. Beside the pre-registered readings, :func:`measure_table` gives C5.a's ratio with the
+anomaly's displacement measured in the noise the models were trained in (readings
+"trained-in-noise", "twin-in-noise"): a robustness line, not a criterion. Notebook 05 calls
+these."""
 
 from __future__ import annotations
 
