@@ -259,6 +259,45 @@ def test_noise_is_mixed_at_the_requested_snr_of_the_nominal_level(clean, shared_
     assert np.abs(unit @ unit.T - np.eye(len(unit))).max() < 0.5
 
 
+def test_strength_zero_renders_every_clip_without_its_anomaly():
+    """The documented way to render a clip with and without its anomaly from one key (C5's
+    displacement by the anomaly needs it): at strength 0 each anomalous clip is, bit for bit,
+    the normal clip its draws give, and the normal clips are unchanged, with or without
+    noise."""
+    kw = dict(num_machines=2, num_attributes=2, clips_per_class=8, anomaly_fraction=0.75,
+              anomaly_types=synthetic.ANOMALY_TYPES[1:], anomaly_strength=4.0, chunk_size=16)
+    for extra in ({}, {"snr_db": 0.0}):
+        sounds = synthetic.machine_sounds(jax.random.key(21), **kw, **extra)
+        twins = synthetic.machine_sounds(jax.random.key(21), **{**kw, **extra,
+                                                                "anomaly_strength": 0.0})
+        relabelled = synthetic.machine_sounds(jax.random.key(21), **{**kw, **extra,
+                                                                     "anomaly_fraction": 0.0})
+        assert not relabelled.is_anomaly.any()
+        np.testing.assert_array_equal(twins.waveforms, relabelled.waveforms)
+        np.testing.assert_array_equal(twins.is_anomaly, sounds.is_anomaly)
+        normal = ~sounds.is_anomaly
+        np.testing.assert_array_equal(twins.waveforms[normal], sounds.waveforms[normal])
+        change = np.sqrt(np.mean((sounds.waveforms - twins.waveforms) ** 2, axis=1))
+        assert np.all(change[sounds.is_anomaly] > 1e-3)
+        # every one of the six types occurs among the anomalous clips
+        assert set(sounds.anomaly_type[sounds.is_anomaly].tolist()) == set(range(1, 7))
+
+
+def test_pink_noise_is_stationary_one_over_f_noise_of_unit_variance():
+    x = synthetic.pink_noise(jax.random.key(0), 8 * 16000)
+    assert x.shape == (8 * 16000,) and x.dtype == np.float32
+    assert abs(float(np.std(x)) - 1.0) < 1e-5
+    np.testing.assert_array_equal(x, synthetic.pink_noise(jax.random.key(0), 8 * 16000))
+    # the power per octave band is flat for 1/f noise (power density ~ 1/f)
+    spec = np.abs(np.fft.rfft(x.astype(np.float64))) ** 2
+    freqs = np.fft.rfftfreq(x.size, 1 / 16000)
+    bands = [spec[(freqs >= f) & (freqs < 2 * f)].sum() for f in (125, 250, 500, 1000, 2000)]
+    assert max(bands) / min(bands) < 1.3
+    # stationary: the power of each second is the same within sampling error
+    per_second = np.mean(x.reshape(8, -1) ** 2, axis=1)
+    assert per_second.max() / per_second.min() < 1.5
+
+
 @pytest.mark.parametrize(
     "kwargs,message",
     [

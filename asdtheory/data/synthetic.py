@@ -22,7 +22,7 @@ from asdtheory._validation import check_scalar
 from asdtheory.audio import mix_at_snr
 from asdtheory.geometry import l2_normalize, random_centres
 
-__all__ = ["ANOMALY_TYPES", "MachineSounds", "machine_sounds", "sphere_mixture"]
+__all__ = ["ANOMALY_TYPES", "MachineSounds", "machine_sounds", "pink_noise", "sphere_mixture"]
 
 
 def sphere_mixture(key: jax.Array, *, num_classes: int, dim: int, samples_per_class: int,
@@ -144,6 +144,15 @@ def _click_kernel(sample_rate):
     t = np.arange(int(_CLICK_LENGTH * sample_rate)) / sample_rate
     return (np.exp(-t / (_CLICK_LENGTH / 5)) * np.sin(2 * np.pi * 3000.0 * t + 0.5 * np.pi)
             ).astype(np.float32)
+
+
+def pink_noise(key: jax.Array, num_samples: int, *, sample_rate: int = 16000) -> np.ndarray:
+    """(num_samples,) float32 Gaussian noise with power ~ 1/f above 20 Hz (flat below), unit
+    variance: stationary noise, the bank :func:`machine_sounds` mixes with
+    ``noise="synthetic"`` (there ``num_samples`` = 60 s)."""
+    check_scalar(num_samples, "num_samples", low=2, integer=True)
+    check_scalar(sample_rate, "sample_rate", low=1, integer=True)
+    return np.asarray(_pink_noise(key, int(num_samples), int(sample_rate)))
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2))
@@ -287,6 +296,20 @@ def machine_sounds(key: jax.Array, *, num_machines: int, num_attributes: int,
                               snr_db=0.0)
 
     (two calls with different keys and no ``machine_key`` give different machines).
+
+    **A clip with and without its anomaly.** Every draw of a clip (natural variation, level,
+    phases, anomaly placement and direction, noise offset) comes from its own key, split from
+    ``key`` by its position, whatever its anomaly type; at strength 0 every anomaly formula
+    above is the identity. So the same call with ``anomaly_strength=0.0`` renders every clip
+    without its anomaly, the same clip otherwise (with the same noise when ``snr_db`` is set):
+    each anomalous clip's normal twin, bit for bit the clip a normal label would have given
+    it, and the normal clips unchanged (so does ``anomaly_fraction=0.0``, which also relabels
+    every clip normal)::
+
+        kw = dict(num_machines=2, num_attributes=3, clips_per_class=10, anomaly_fraction=0.5)
+        sounds = machine_sounds(key, **kw)
+        twins = machine_sounds(key, **kw, anomaly_strength=0.0).waveforms
+        anomaly = sounds.waveforms - twins   # 0 for the normal clips
 
     The synthesis is vectorised in JAX over clips and time, in chunks of ``chunk_size`` clips
     (a memory bound; results do not depend on it).
