@@ -243,27 +243,31 @@ def _growth(method: tuple, rival: tuple, low: str, high: str) -> tuple:
                                             _versus(method, rival, high)))
 
 
+def _named(snr: str) -> str:
+    return snr if snr == "clean" else f"{snr} dB"
+
+
 _RIVALS = {"(i)": ("deep-svdd", "joint"), "(ii)": ("autoencoder", "joint")}
 CRITERIA = {
     "C4.a": {
         "statement": "On clean real recordings the reference system (sub-cluster AdaCos on the "
                      "joint auxiliary task, iii) has a higher official score than Deep SVDD on "
                      "the same network (i) and than the DCASE baseline autoencoder (ii).",
-        "comparisons": {f"(iii) - {r} clean": _versus(_III, rival, "clean")
+        "comparisons": {f"(iii) - {r}, clean": _versus(_III, rival, "clean")
                         for r, rival in _RIVALS.items()},
         "machines": "all",
     },
     "C4.b": {
         "statement": "In real background noise at 6 and 0 dB (a label-free level) the reference "
                      "system (iii) has a higher official score than (i) and (ii).",
-        "comparisons": {f"(iii) - {r} at {c} dB": _versus(_III, rival, c)
+        "comparisons": {f"(iii) - {r}, {_named(c)}": _versus(_III, rival, c)
                         for c in ("6", "0") for r, rival in _RIVALS.items()},
         "machines": "all",
     },
     "C4.b.growth": {
         "statement": "The advantage of (iii) over (i) and over (ii) is larger at 0 dB than on "
                      "clean recordings.",
-        "comparisons": {f"[(iii) - {r}] at 0 dB minus clean": _growth(_III, rival, "0", "clean")
+        "comparisons": {f"[(iii) - {r}], 0 dB minus clean": _growth(_III, rival, "0", "clean")
                         for r, rival in _RIVALS.items()},
         "machines": "all",
     },
@@ -271,14 +275,14 @@ CRITERIA = {
         "statement": "The joint auxiliary task over machine types helps: on the valve test "
                      "clips (iii) trained jointly over valve, slider and fan scores higher than "
                      "the same system trained on the valve's classes alone, clean and at 0 dB.",
-        "comparisons": {f"(iii) joint - valve only at {c}": _versus(
+        "comparisons": {f"(iii) joint - valve only, {_named(c)}": _versus(
             _III, ("subcluster-adacos", "valve"), c) for c in ("clean", "0")},
         "machines": ["valve"],
     },
     "C4.d": {
         "statement": "The meaningful auxiliary labels are what helps: (iii) scores higher than "
                      "(iv), the same loss on permuted labels, clean and at 0 dB.",
-        "comparisons": {f"(iii) - (iv) at {c}": _versus(
+        "comparisons": {f"(iii) - (iv), {_named(c)}": _versus(
             _III, ("subcluster-adacos+random-labels", "joint"), c) for c in ("clean", "0")},
         "machines": "all",
     },
@@ -286,8 +290,8 @@ CRITERIA = {
         "statement": "With the same labels the angular margin loss is what helps: (iii) scores "
                      "higher than (v), the pull to fixed class centres without the push, clean "
                      "and at 0 dB.",
-        "comparisons": {f"(iii) - (v) at {c}": _versus(_III, ("class-compactness", "joint"), c)
-                        for c in ("clean", "0")},
+        "comparisons": {f"(iii) - (v), {_named(c)}": _versus(_III, ("class-compactness", "joint"),
+                                                             c) for c in ("clean", "0")},
         "machines": "all",
     },
 }

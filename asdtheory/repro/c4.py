@@ -36,6 +36,11 @@ def _select(table, **where) -> np.ndarray:
     return sel
 
 
+def _conditions(table, method: str, task: str) -> list[str]:
+    """The SNRs of a variant in the records' order (clean first, then falling)."""
+    return list(dict.fromkeys(table["snr"][_select(table, method=method, task=task)].tolist()))
+
+
 def _replicates(table) -> list[tuple[int, int]]:
     return sorted({(int(f), int(s)) for f, s in zip(table["fold"].tolist(),
                                                       table["seed"].tolist(), strict=True)})
@@ -121,7 +126,7 @@ def score_table(table: Mapping[str, np.ndarray], *, machines="all"
     for method, task in VARIANTS:
         if machines != "all" and task != "joint" and set(machines) - {task}:
             continue
-        for snr in np.unique(table["snr"][_select(table, method=method, task=task)]).tolist():
+        for snr in _conditions(table, method, task):
             for name, column in (("trained", "score"), ("twin", "twin_score"),
                                  ("level", "level_score")):
                 reps = _per_replicate(table, [(1.0, method, task, snr, column)], machines)
@@ -140,7 +145,7 @@ def versus_references(table: Mapping[str, np.ndarray], *, machines="all",
     for i, (method, task) in enumerate(VARIANTS):
         if machines != "all" and task != "joint" and set(machines) - {task}:
             continue
-        snrs = np.unique(table["snr"][_select(table, method=method, task=task)]).tolist()
+        snrs = _conditions(table, method, task)
         for j, snr in enumerate(snrs):
             for r, (name, column) in enumerate((("twin", "twin_score"),
                                                 ("level", "level_score"))):
