@@ -72,6 +72,14 @@ of X with the bins of D replaced by N' (the machine deleted: ``deleted_machine``
 the bins outside D replaced by N' (the noise deleted, i.e. exchanged for other noise:
 ``deleted_noise``). A score that listens to the machine moves more in the first.
 
+**Sizes.** ``standard`` = 20 seeds x 3 methods, 100 training clips per class (600), 10
+normal and 8 + 8 anomalous test clips per class (156 test clips, 96 maps per fill), 1500
+optimiser steps of batch 32 (3000 of the autoencoder's batches of 256), 2000 masks per map:
+one unit of sub-cluster AdaCos took 66 CPU-s (its loss flat after ~400 steps; Deep SVDD's
+and the autoencoder's settle too), so about 1.1 CPU-core-hours in all, and ~0.4 MB of
+records per unit (~24 MB). ``full`` = 40 seeds, 200 training and 40 normal + 40 + 40
+anomalous test clips per class, twice the steps and masks, for a GPU.
+
 **Decision.** :data:`CRITERIA` (pre-registered) are decided by ``asdtheory.repro.c6.analyse``
 on paired ``claims.hierarchical_bootstrap`` intervals over seeds and explained clips, behind
 the gate :data:`GATE_AUC`, per anomaly kind.
@@ -142,7 +150,7 @@ _COMMON = {"duration": 1.0, "snr": 0.0, "tone_db": TONE_DB,
 SIZES = {
     "smoke": {"seeds": 2, "train": 6, "test_normal": 2, "test_anomalous": 1, "steps": 8,
               "autoencoder_steps": 8, "n_masks": 40, "rise_batch": 20},
-    "standard": {"seeds": 10, "train": 100, "test_normal": 10, "test_anomalous": 8,
+    "standard": {"seeds": 20, "train": 100, "test_normal": 10, "test_anomalous": 8,
                  "steps": 1500, "autoencoder_steps": 3000, "n_masks": 2000,
                  "rise_batch": 250},
     "full": {"seeds": 40, "train": 200, "test_normal": 40, "test_anomalous": 40,
