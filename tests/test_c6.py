@@ -310,13 +310,14 @@ def _hand_made(effect, *, seeds: int = 6, per_class: int = 4, aucs=()):
                                 ("twin_score", rng.normal(size=n)),
                                 ("level_score", rng.normal(size=n))):
                 columns[name].append(value)
-            scale = np.abs(sal).max(axis=(1, 2))
-            maps[method, seed] = {"dominant": dominant, "box": box, "anomaly_region": region,
-                                  **{f"saliency_{f}": (sal / scale[:, None, None]
-                                                       ).astype(np.float16)
-                                     for f in c6.FILLS},
-                                  **{f"saliency_scale_{f}": scale.astype(np.float32)
-                                     for f in c6.FILLS}}
+            # the class-averaged fill's maps: the same with other noise added
+            fills = {"class": sal, "average": sal + rng.normal(size=sal.shape)}
+            maps[method, seed] = {"dominant": dominant, "box": box, "anomaly_region": region}
+            for fill, values in fills.items():
+                scale = np.abs(values).max(axis=(1, 2))
+                maps[method, seed][f"saliency_{fill}"] = (values / scale[:, None, None]
+                                                          ).astype(np.float16)
+                maps[method, seed][f"saliency_scale_{fill}"] = scale.astype(np.float32)
     return {k: np.concatenate(v) for k, v in columns.items()}, maps
 
 
