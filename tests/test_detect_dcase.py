@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import asdtheory.detect.dcase as run_module
-from asdtheory import audio, detect, evaluation
+from asdtheory import audio, detect, evaluation, train
 from asdtheory.data import dcase
 from asdtheory.detect import embedders, systems
 from asdtheory.detect.dcase import RunConfig, run
@@ -87,6 +87,12 @@ def test_end_to_end_on_the_valve_mini_protocol(shared_data, method, backend):
     summary = json.loads(json.dumps(result.to_json()))
     assert summary["official_score"] == result.official_score
     assert summary["level_official_score"] == result.level_official_score
+    # The untrained twin: the same clips scored by the initialisation, its own table.
+    assert result.twin_scores.shape == (140,) and np.all(np.isfinite(result.twin_scores))
+    assert not np.allclose(result.twin_scores, result.test_scores)
+    assert result.twin_official_score == evaluation.official_score(evaluation.dcase_table(
+        machine="valve", section=0, domain=[c.domain for c in clips],
+        is_anomaly=[c.is_anomaly for c in clips], scores=result.twin_scores))
     assert summary["config"]["detector"]["method"] == method
     assert len(summary["clips"]) == 140
 
@@ -137,7 +143,7 @@ def test_command_prints_the_table_and_writes_json(shared_data, tmp_path, capsys)
     # The dcase2023t2 folder itself is accepted as --data (the form the issue uses).
     code = cli.main(["run", "--data", str(shared_data / "dcase2023t2"), "--machines", "valve",
                      "--protocol", "mini", "--method", "autoencoder", "--noise", "running_tap",
-                     "--snr", "0", "--seed", "1", "--epochs", "1", "--no-progress",
+                     "--snr", "0", "--seed", "1", "--epochs", "2", "--no-progress",
                      "--json", str(out)])
     assert code == 0
     printed = capsys.readouterr().out
@@ -145,7 +151,17 @@ def test_command_prints_the_table_and_writes_json(shared_data, tmp_path, capsys)
     assert "running_tap at 0 dB" in printed
     summary = json.loads(out.read_text())
     assert f"{summary['official_score']:.4f}" in printed
-    assert f"official score {summary['level_official_score']:.4f}" in printed
+    # Beside the trained system: its untrained twin, the level detector, the loss's settling.
+    lines = printed.splitlines()
+    twin = next(line for line in lines if line.startswith("untrained twin"))
+    assert twin.endswith(f"official score {summary['twin_official_score']:.4f}")
+    level = next(line for line in lines if line.startswith("reference without a model"))
+    assert level.endswith(f"official score {summary['level_official_score']:.4f}")
+    assert summary["twin_official_score"] != summary["official_score"]
+    assert summary["loss_settling"] == train.settling(summary["loss"])
+    loss = next(line for line in lines if line.startswith("training loss"))
+    assert "over 2 epoch(s)" in loss
+    assert f"by {summary['loss_settling']:.3f} of its range" in loss
     assert summary["config"]["noise"] == "running_tap"
 
 

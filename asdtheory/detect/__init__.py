@@ -26,7 +26,9 @@ Stages:
 3. **Training**: ``train.fit`` of the embedder (no bias terms for a method without them,
    Deep SVDD, Ruff et al.'s remedy; the two-branch network has none for any method, and
    no batch-norm offsets for Deep SVDD) or the autoencoder, with the method's head
-   (``models.make_head``).
+   (``models.make_head``); batch-norm statistics recomputed on the training examples at
+   the end (``train.recompute_batch_stats``). ``DetectorConfig.twin`` is the same system
+   without training, its untrained twin.
 4. **Clip embeddings and scores** (higher = more anomalous; ``scoring``), one jitted pass,
    by the back-end (the method's first by default):
 
@@ -193,6 +195,14 @@ class DetectorConfig(train.TrainConfig):
         if not config.spec.soft_labels:
             return dataclasses.replace(config, mixup_alpha=0.0)
         return config
+
+    def twin(self) -> DetectorConfig:
+        """The configuration of this system's *untrained twin*: the same network, back-end
+        and training, no optimiser step (``steps=0``). ``Detector.fit`` with it and the
+        trained system's key scores the initialisation exactly as the trained network is
+        scored (batch-norm statistics and a Deep SVDD centre computed alike): what training
+        adds is the difference to it."""
+        return dataclasses.replace(self, steps=0)
 
     def to_dict(self) -> dict:
         """JSON-able fields; the embedder as {"name": ..., its settings}. Inverse:

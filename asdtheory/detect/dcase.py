@@ -32,10 +32,12 @@ Steps (clips are read as stored, 16 kHz, mono or the channel their ``ClipInfo`` 
    system.
 5. **Evaluation**: ``evaluation.dcase_table`` (official DCASE 2023 rules: one row per
    machine and section; a section whose test clips are all normal or all anomalous is n/a,
-   with a warning) and ``evaluation.official_score`` over the scorable rows; beside it the same
-   table for the model-free reference ``scoring.level_score`` (how far each clip's level
-   lies from its section's normal training level) on the same waveforms: what the trivial
-   cue "louder or quieter than usual" achieves.
+   with a warning) and ``evaluation.official_score`` over the scorable rows; beside it two
+   reference rows on the same clips: the detector's untrained twin
+   (``DetectorConfig.twin``: the same network, back-end and key, no optimiser step), what
+   the architecture and back-end achieve before training, and the model-free
+   ``scoring.level_score`` (how far each clip's level lies from its section's normal
+   training level), what the trivial cue "louder or quieter than usual" achieves.
 
 The data are DCASE 2023 Task 2 recordings (MIMII DG; CC BY 4.0): see the data README for
 the attribution that must accompany any use.
@@ -44,6 +46,7 @@ the attribution that must accompany any use.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 
 import jax
@@ -143,6 +146,8 @@ class Result:
         threshold is fitted to them (``data.submission.decision_threshold``).
       level_scores: (n,) scores of the model-free reference ``scoring.level_score`` on the
         same test waveforms (step 5), and level_official_score their official score.
+      twin_scores: (n,) scores of the untrained twin (step 5), and twin_official_score
+        their official score.
     """
 
     config: RunConfig
@@ -159,6 +164,8 @@ class Result:
     train_embeddings: np.ndarray
     level_scores: np.ndarray
     level_official_score: float
+    twin_scores: np.ndarray
+    twin_official_score: float
     train_scores: np.ndarray | None = None
 
     def waveform_score_fn(self, group=None):
@@ -168,6 +175,13 @@ class Result:
     @property
     def history(self) -> train.History:
         return self.detector.history
+
+    @property
+    def settling(self) -> float | None:
+        """``train.settling`` of the training loss (settled below ``train.SETTLED_BELOW``);
+        None for fewer than two epochs."""
+        loss = self.history.get("loss", [])
+        return train.settling(loss) if len(loss) >= 2 else None
 
     @property
     def class_summary(self) -> str:
@@ -186,10 +200,12 @@ class Result:
             "config": config,
             "official_score": self.official_score,
             "level_official_score": self.level_official_score,
+            "twin_official_score": self.twin_official_score,
             "machines": list(self.machines),
             "classes": [list(c) for c in self.classes],
             "rows": [dataclasses.asdict(r) for r in self.rows],
             "loss": self.history.get("loss", []),
+            "loss_settling": self.settling,
             "clips": [{"machine": c.machine, "section": c.section, "file": c.path.name,
                        "domain": c.domain, "label": c.label, "score": float(s)}
                       for c, s in zip(self.test_clips, self.test_scores, strict=True)],
@@ -307,13 +323,16 @@ def run(config: RunConfig, *, checkpoint: str | Path | None = None) -> Result:
                 reference_power=levels[rows]))
     inputs = features(waves, config.detector)
     classes = sorted({clip_class(c) for c in split.train})
-    detector = Detector.fit(
-        inputs[:n_train], [classes.index(clip_class(c)) for c in split.train],
-        config=config.detector, key=detector_key, groups=[clip_group(c) for c in split.train],
-        is_target=np.array([c.domain == "target" for c in split.train]), checkpoint=checkpoint)
+    fit = functools.partial(
+        Detector.fit, inputs[:n_train], [classes.index(clip_class(c)) for c in split.train],
+        key=detector_key, groups=[clip_group(c) for c in split.train],
+        is_target=np.array([c.domain == "target" for c in split.train]))
+    detector = fit(config=config.detector, checkpoint=checkpoint)
     test_groups = [clip_group(c) for c in split.test]
     test_embeddings, test_scores = detector.embed_and_score(inputs[n_train:],
                                                             groups=test_groups)
+    twin_scores = fit(config=config.detector.twin()).score(inputs[n_train:],
+                                                           groups=test_groups)
     train_scores = detector.training_scores(inputs[:n_train])
     normal_train = [i for i, c in enumerate(split.train) if not c.is_anomaly]
     level_scores = scoring.level_score(
@@ -331,4 +350,6 @@ def run(config: RunConfig, *, checkpoint: str | Path | None = None) -> Result:
                   test_embeddings=test_embeddings, train_clips=split.train,
                   train_embeddings=detector.train_embeddings, level_scores=level_scores,
                   level_official_score=evaluation.official_score(table_of(level_scores)),
+                  twin_scores=twin_scores,
+                  twin_official_score=evaluation.official_score(table_of(twin_scores)),
                   train_scores=train_scores)

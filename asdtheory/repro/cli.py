@@ -316,8 +316,11 @@ def _run(args: argparse.Namespace) -> int:
     if detector.spec.uses_labels:
         print(result.class_summary)
     print(result.table)
+    print(f"untrained twin, the same network, back-end and seed without training "
+          f"(DetectorConfig.twin): official score {result.twin_official_score:.4f}")
     print(f"reference without a model, clip level vs the normal training level "
           f"(scoring.level_score): official score {result.level_official_score:.4f}")
+    print(_loss_summary(result))
     print(f"elapsed: {time.perf_counter() - start:.1f} s", file=sys.stderr)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -335,6 +338,22 @@ def _run(args: argparse.Namespace) -> int:
 
         print(f"saved the trained system to {save_system(args.save, result)}")
     return 0
+
+
+def _loss_summary(result) -> str:
+    """One line on the training loss: where it went and whether it settled (train.settling)."""
+    from asdtheory.train import SETTLED_BELOW
+
+    loss = result.history["loss"]
+    line = f"training loss {loss[0]:.3f} -> {loss[-1]:.3f} over {len(loss)} epoch(s): "
+    if result.settling is None:
+        return line + "too short to tell whether it settled (pass --epochs 2 or more)"
+    moved = (f"the mean of its last 10 % of epochs differs from that of the 10 % before by "
+             f"{result.settling:.3f} of its range (train.settling; settled below "
+             f"{SETTLED_BELOW})")
+    if result.settling < SETTLED_BELOW:
+        return line + f"settled: {moved}"
+    return line + f"NOT settled: {moved}; pass more --epochs"
 
 
 # --- asdtheory score --------------------------------------------------------------------------
