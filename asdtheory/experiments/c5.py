@@ -79,8 +79,7 @@ import numpy as np
 from asdtheory import audio, detect, scoring, train
 from asdtheory.data import dcase
 from asdtheory.data.synthetic import ANOMALY_TYPES, machine_sounds, pink_noise
-from asdtheory.detect import embedders
-from asdtheory.experiments.c3 import NOISES, STRENGTH, noise_bank
+from asdtheory.experiments.c3 import NOISES, STRENGTH, detector_config, noise_bank
 from asdtheory.experiments.core import Experiment, Record, Unit, register
 
 __all__ = ["CRITERIA", "GEOMETRY", "METHODS", "ROMAN", "SIZES", "TYPES", "compute",
@@ -112,17 +111,6 @@ SIZES = {
              "test_anomalous": 24, "segments": 4, "steps": 3000, "batch_size": 32,
              "channels": [8, 16, 32]},
 }
-
-
-def detector_config(config: Mapping) -> detect.DetectorConfig:
-    """The unit's ``DetectorConfig``: ``c3``'s shared configuration, ``with_method``."""
-    return detect.DetectorConfig(
-        method=config["method"], embedder=embedders.CNN(channels=tuple(config["channels"])),
-        n_mels=config["n_mels"], window_frames=config["window_frames"],
-        window_hop=config["window_hop"], embed_dim=config["embed_dim"],
-        num_subclusters=config["num_subclusters"], n_clusters=config["n_clusters"],
-        batch_size=config["batch_size"], learning_rate=config["learning_rate"],
-        steps=config["steps"], progress=False).with_method(config["method"])
 
 
 def units(size: str) -> list[Unit]:
@@ -297,13 +285,7 @@ def compute(config: dict, key) -> Record:
 def preflight(size: str) -> None:
     """Every unit reads the real noise recordings: check they are at hand before any work."""
     del size
-    folder = dcase.data_root() / "noise"
-    missing = [n for n in NOISES if not (folder / f"{n}.wav").is_file()]
-    if missing:
-        raise FileNotFoundError(
-            f"experiment c5 mixes the real noise recordings {', '.join(missing)} into every "
-            f"clip, and {folder} lacks them; set ASDTHEORY_DATA to the folder that holds "
-            "noise/ (e.g. ../shared/data).")
+    dcase.require_noises(NOISES, needed_by="experiment c5")
 
 
 # ----------------------------------------------------------------------------- the claims

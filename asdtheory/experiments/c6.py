@@ -353,13 +353,7 @@ def compute(config: dict, key) -> Record:
 def preflight(size: str) -> None:
     """Every unit reads the real noise recordings: check they are at hand before any work."""
     del size
-    folder = dcase.data_root() / "noise"
-    missing = [n for n in NOISES if not (folder / f"{n}.wav").is_file()]
-    if missing:
-        raise FileNotFoundError(
-            f"experiment c6 mixes the real noise recordings {', '.join(missing)} into every "
-            f"clip, and {folder} lacks them; set ASDTHEORY_DATA to the folder that holds "
-            "noise/ (e.g. ../shared/data).")
+    dcase.require_noises(NOISES, needed_by="experiment c6")
 
 
 # The calibration's own key: jax.random.key(CALIBRATION_SEED), never a unit's seed (every

@@ -429,14 +429,17 @@ def load_table(name: str, size: str, *, results_dir=None) -> dict[str, np.ndarra
             **{column: np.concatenate([p[column] for p in parts]) for column in parts[0]}}
 
 
-def unsettled_runs(table: Mapping[str, np.ndarray], condition: str = "snr"
-                   ) -> list[tuple[str, str, float]]:
+def unsettled_runs(table: Mapping[str, np.ndarray], condition: str | None = "snr"
+                   ) -> list[tuple]:
     """(unit, condition, settling) of every training run of a table (:func:`load_table`) whose
     loss had not settled: its ``loss_settling`` column (``train.settling`` of the run's loss
-    curve, one value per unit and ``condition``) is not below ``train.SETTLED_BELOW``."""
+    curve, one value per unit and ``condition``) is not below ``train.SETTLED_BELOW``.
+    ``condition=None``: one training per unit, (unit, settling) pairs."""
     from asdtheory.train import SETTLED_BELOW
 
+    conditions = table[condition].tolist() if condition else [None] * len(table["unit"])
     runs = sorted({(u, c, float(v)) for u, c, v in zip(
-        table["unit"].tolist(), table[condition].tolist(), table["loss_settling"].tolist(),
-        strict=True)})
-    return [run for run in runs if not run[2] < SETTLED_BELOW]
+        table["unit"].tolist(), conditions, table["loss_settling"].tolist(), strict=True)},
+        key=lambda run: (run[0], str(run[1]), run[2]))
+    late = [run for run in runs if not run[2] < SETTLED_BELOW]
+    return late if condition else [(u, v) for u, _, v in late]

@@ -29,7 +29,6 @@ from asdtheory.experiments import records
 from asdtheory.experiments.c5 import CRITERIA, GEOMETRY, METHODS
 from asdtheory.repro import claims
 from asdtheory.repro._ranking import areas
-from asdtheory.train import SETTLED_BELOW
 
 __all__ = ["ANALYSIS_SEED", "K_NEIGHBOURS", "MEASURES", "READINGS", "analyse", "class_auc",
            "contrast", "derive", "invariance_db", "load", "measure_table", "old_measures",
@@ -245,11 +244,8 @@ def old_measures(table: Mapping[str, np.ndarray], *, n_resamples: int = 1000) ->
 
 def unsettled(table: Mapping[str, np.ndarray]) -> list[tuple[str, float]]:
     """(unit, settling) of every training run whose loss had not settled
-    (``train.settling`` >= ``train.SETTLED_BELOW``)."""
-    keys = sorted({(u, float(v)) for u, v in zip(table["unit"].tolist(),
-                                                  table["loss_settling"].tolist(),
-                                                  strict=True)})
-    return [k for k in keys if not k[1] < SETTLED_BELOW]
+    (``experiments.records.unsettled_runs``; one training per unit)."""
+    return records.unsettled_runs(table, condition=None)
 
 
 # ----------------------------------------------------------------------------- loading

@@ -49,8 +49,8 @@ from asdtheory.experiments.c6 import (
     REPORTED,
     units,
 )
+from asdtheory.experiments.records import unsettled_runs
 from asdtheory.repro import claims
-from asdtheory.train import SETTLED_BELOW
 
 __all__ = ["ANALYSIS_SEED", "OLD_REGIONS", "STATISTICS", "UNIT", "Analysis", "analyse",
            "contrast", "deletion_share", "detection_table", "gate", "load_maps", "map_table",
@@ -303,8 +303,5 @@ def detection_table(table: Mapping[str, np.ndarray]
 
 def unsettled(table: Mapping[str, np.ndarray]) -> list[tuple[str, float]]:
     """(unit, settling) of every training run whose loss had not settled
-    (``train.settling`` >= ``train.SETTLED_BELOW``)."""
-    keys = sorted({(u, float(v)) for u, v in zip(table["unit"].tolist(),
-                                                  table["loss_settling"].tolist(),
-                                                  strict=True)})
-    return [k for k in keys if not k[1] < SETTLED_BELOW]
+    (``experiments.records.unsettled_runs``; one training per unit)."""
+    return unsettled_runs(table, condition=None)
