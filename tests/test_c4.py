@@ -138,6 +138,11 @@ def test_a_smoke_unit_trains_and_scores_every_machine_at_hand():
     assert record.scores.shape == (len(snrs) * 170,)
     assert set(record.clips["machine"].tolist()) == {"valve", "fan"}
     assert record.arrays["loss_curve"].shape[0] == len(snrs)
+    # the test embeddings of the system and its twin, one row per scored clip (C5.d's input)
+    for name in ("embedding", "twin_embedding"):
+        assert record.arrays[name].shape[0] == record.scores.shape[0]
+        assert np.all(np.isfinite(record.arrays[name]))
+    assert not np.array_equal(record.arrays["embedding"], record.arrays["twin_embedding"])
     for column in ("twin_score", "level_score", "loss_settling"):
         assert np.all(np.isfinite(record.clips[column]))
     # file names unique within machine and section (the record's submission files need it)

@@ -29,8 +29,10 @@ clip at a random offset per clip (the same offsets at every SNR) at the SNR rela
 mean power of the machine's normal training clips: a label-free level per machine. Each unit
 records, per test clip, the trained system's score, its untrained twin's (the same
 architecture, back-end and key, ``steps=0``) and the model-free level detector's
-(``scoring.level_score``), and the loss curve of every training with its settling statistic
-(``train.settling``).
+(``scoring.level_score``), the loss curve of every training with its settling statistic
+(``train.settling``), and as arrays (float16, rows in the ``clips`` order) the test clips'
+embeddings of the trained system (``embedding``) and of its twin (``twin_embedding``): the
+embedding spaces that C5.d judges.
 
 **Sizes.** ``standard`` = 2 folds x 2 seeds (4 replicates) of the 6 variants, (i)-(iii) at 4
 SNRs and the controls and the single-machine task clean and at 0 dB (:data:`CONTROL_SNRS`),
@@ -75,6 +77,7 @@ VARIANTS = (*((m, "joint") for m in METHODS), ("subcluster-adacos", "valve"))
 # The controls and the single-machine task enter the criteria clean and at 0 dB only
 # (C4.c-e): they train at those SNRs of the size, which saves a third of the standard size.
 CONTROL_SNRS = ("clean", "0")
+EMBEDDING_DTYPE = np.float16  # the records' embeddings: 3 significant digits suffice
 
 # ``steps``: optimiser steps of the two-branch network (every method but the autoencoder);
 # ``autoencoder_steps``: the DCASE baseline autoencoder's, on batches of 256 stacked-frame
@@ -164,11 +167,13 @@ def _condition(config: Mapping, method_config, waves, levels, clips, n_train, sn
         [classes.index(detect_dcase.clip_class(c)) for c in train_clips], key=detector_key,
         groups=groups, is_target=np.array([c.domain == "target" for c in train_clips]))
     detector = fit(config=method_config)
-    twin = fit(config=dataclasses.replace(method_config, steps=0))
+    twin = fit(config=method_config.twin())
     curve = np.asarray(detector.history["loss"], np.float64)
     normal = [i for i, c in enumerate(train_clips) if not c.is_anomaly]
-    return {"score": detector.score(inputs[n_train:], groups=test_groups),
-            "twin_score": twin.score(inputs[n_train:], groups=test_groups),
+    embedding, score = detector.embed_and_score(inputs[n_train:], groups=test_groups)
+    twin_embedding, twin_score = twin.embed_and_score(inputs[n_train:], groups=test_groups)
+    return {"score": score, "twin_score": twin_score, "embedding": embedding,
+            "twin_embedding": twin_embedding,
             "level_score": scoring.level_score(mixed[normal], mixed[n_train:],
                                                train_groups=[groups[i] for i in normal],
                                                test_groups=test_groups),
@@ -218,7 +223,10 @@ def compute(config: dict, key) -> Record:
     }
     curves = np.stack([r["curve"] for r in results])
     return Record(clips=columns, scores=np.concatenate([r["score"] for r in results]),
-                  arrays={"loss_curve": curves}, steps=method_config.steps,
+                  arrays={"loss_curve": curves, **{
+                      name: np.concatenate([r[name] for r in results]).astype(EMBEDDING_DTYPE)
+                      for name in ("embedding", "twin_embedding")}},
+                  steps=method_config.steps,
                   # provenance keeps one final loss, the clean run's (every curve is in arrays)
                   final_loss=float(curves[0, -1]))
 
@@ -311,6 +319,6 @@ for _spec in CRITERIA.values():
                  criterion="each interval by claims.decide; SUPPORTED iff all are, "
                            "CONTRADICTED if any is (claims.all_of)")
 
-register(Experiment(name="c4", version="1", units=units, compute=compute, preflight=preflight,
+register(Experiment(name="c4", version="2", units=units, compute=compute, preflight=preflight,
                     description="C4: the reference system on real machine sounds, clean and "
                                 "in real noise"))
