@@ -42,8 +42,9 @@ How it runs:
   that methods with different batch sizes can be compared at equal optimiser steps;
 * batch norm: the steps normalise with batch statistics; at the end of training
   :func:`recompute_batch_stats` sets every layer's running statistics to the population
-  statistics of the training inputs under the final weights (``TrainConfig.recompute_batch_stats``),
-  so that the evaluation mode (embeddings, scores) normalises as the trained weights expect;
+  statistics of the training inputs under the final weights
+  (``TrainConfig.recompute_batch_stats``), so that the evaluation mode (embeddings, scores)
+  normalises as the trained weights expect;
 * Deep SVDD heads get their centre from an initial forward pass before the first step, in
   the mode the scores use: evaluation mode with the batch-norm statistics recomputed for
   the untrained network first (see :func:`fit`);
@@ -393,7 +394,9 @@ def fit(model: nnx.Module, head: nnx.Module, inputs, labels=None, *, config: Tra
         heads have no classes and ignore labels).
       config: :class:`TrainConfig`.
       key: PRNG key for shuffling and mixup.
-      callbacks: functions ``(model, head) -> {name: float}`` evaluated after every epoch.
+      callbacks: functions ``(model, head) -> {name: float}`` evaluated after every epoch
+        (in evaluation mode with the running batch-norm averages of the steps so far: the
+        statistics are recomputed at the end only).
       checkpoint: optional folder (orbax, :func:`save_checkpoint`), written after every
         epoch (parameters, head state, optimiser state, epoch, history); if it holds a
         checkpoint when ``fit`` starts, training resumes from it (the budget,

@@ -230,6 +230,10 @@ def test_systems_change_only_what_a_method_needs():
     # The reconstruction method is the DCASE 2023 baseline autoencoder with its front-end.
     baseline = reference.config("autoencoder", small_data=True)
     assert (baseline.n_mels, baseline.batch_size, baseline.weight_decay) == (128, 256, 0.0)
+    # The mini protocol's budget: its own batch and epochs, except for the autoencoder.
+    small = reference.config(small_data=True)
+    assert (small.batch_size, small.epochs) == (32, reference.small_data_epochs)
+    assert baseline.epochs == reference.detector.epochs
     assert baseline.input_kind == "log-mel"
     with pytest.raises(ValueError, match=r"unknown system 'small'.*reference"):
         systems.get("small")

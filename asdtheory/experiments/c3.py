@@ -21,9 +21,9 @@ trainings: compilation, not training, dominated a unit per SNR), through
 ``detect.Detector.fit`` with the experiment's shared ``DetectorConfig`` and
 ``config.with_method(method)``, for the same number of optimiser steps (``steps``) whatever
 the method, and scores the test clips per machine. Each unit also records, per test clip,
-its untrained twin's score (the same architecture, back-end and key with ``steps=0``) and
-the model-free level detector's (``scoring.level_score``), and the loss curves
-(``history["loss"]``, one mean per epoch and SNR) with their settling statistic
+its untrained twin's score (``DetectorConfig.twin``: the same architecture, back-end and key
+with ``steps=0``) and the model-free level detector's (``scoring.level_score``), and the loss
+curves (``history["loss"]``, one mean per epoch and SNR) with their settling statistic
 (``train.settling``, column ``loss_settling``; ``repro.c3.unsettled`` lists the runs that fail
 it).
 
@@ -40,7 +40,6 @@ about 0.75-0.8 hmean at 0 dB; :data:`STRENGTH` is that result.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 from collections.abc import Mapping, Sequence
@@ -147,7 +146,7 @@ def _condition(config: Mapping, sounds, is_train, snr: str, noise_key, detector_
                             key=detector_key, groups=sounds.machine[is_train])
     test, machine = ~is_train, sounds.machine[~is_train]
     detector = fit(config=method_config)
-    twin = fit(config=dataclasses.replace(method_config, steps=0))
+    twin = fit(config=method_config.twin())
     curve = np.asarray(detector.history["loss"], np.float64)
     return {"score": detector.score(inputs[test], groups=machine),
             "twin_score": twin.score(inputs[test], groups=machine),

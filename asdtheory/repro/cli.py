@@ -198,7 +198,10 @@ def _add_run(subparsers) -> None:
     parser.add_argument("--epochs", type=int, default=None,
                         help="training epochs (default: the system's: "
                         + ", ".join(f"{s.name} {s.detector.epochs}"
-                                    for s in systems.SYSTEMS.values()) + ")")
+                                    + (f", {s.small_data_epochs} in the mini protocol"
+                                       if s.small_data_epochs else "")
+                                    for s in systems.SYSTEMS.values())
+                        + "; the run reports whether the loss settled)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="examples per optimiser step (default: the system's; reference: "
                         "64, 32 in the mini protocol)")
