@@ -388,3 +388,79 @@ def test_without_the_noise_recordings_the_run_stops_before_any_unit(tmp_path, mo
     err = capsys.readouterr().err
     assert "experiment c5" in err and "set ASDTHEORY_DATA" in err
     assert not list((tmp_path / "results").rglob("provenance.json"))  # nothing computed
+
+
+def _c4_like(rng, effect: float, clustered: bool):
+    """A c4-shaped table (two replicates, the four joint methods C5.d compares, the valve's
+    clean clips and one fan clip and one 0 dB copy that must be ignored) with embeddings:
+    (iii)'s normal clips clustered by attribute when ``clustered``, its scores shifted up by
+    ``effect`` for anomalies."""
+    methods = ("subcluster-adacos", "class-compactness", "deep-svdd", "autoencoder")
+    attributes = np.repeat(["pat_00", "pat_01", "pat_02"], 12)
+    label = np.tile(np.r_[np.zeros(6, int), np.ones(6, int)], 3)
+    table, arrays = {}, {}
+    columns = ("unit", "method", "task", "fold", "seed", "machine", "snr", "attribute",
+               "label", "clip", "score")
+    rows = {c: [] for c in columns}
+    for fold in (0, 1):
+        for method in methods:
+            unit = f"method={method},task=joint,fold={fold},seed=0"
+            n = attributes.size
+            centres = rng.normal(size=(3, 8)) * (5.0 if clustered and method == methods[0]
+                                                 else 0.0)
+            codes = np.unique(attributes, return_inverse=True)[1]
+            z = centres[codes] + rng.normal(size=(n, 8))
+            score = rng.normal(size=n) + (effect * label if method == methods[0] else 0.0)
+            # valve clean, then the same clips at 0 dB, then one fan clip
+            block = {"machine": ["valve"] * (2 * n) + ["fan"], "snr": ["clean"] * n
+                     + ["0"] * n + ["clean"], "attribute": [*attributes, *attributes, "fan"],
+                     "label": [*label, *label, 0], "clip": [*range(n), *range(n), n],
+                     "score": [*score, *(score + 1), 0.0]}
+            for c, v in block.items():
+                rows[c].extend(v)
+            for c, v in (("unit", unit), ("method", method), ("task", "joint"),
+                         ("fold", fold), ("seed", 0)):
+                rows[c].extend([v] * (2 * n + 1))
+            arrays[unit] = {"embedding": np.concatenate([z, -z, z[:1]])}
+    table = {c: np.asarray(v) for c, v in rows.items()}
+    return table, arrays
+
+
+def test_valve_table_reads_the_clean_valve_clips_with_a_naive_purity():
+    table, arrays = _c4_like(np.random.default_rng(0), effect=0.0, clustered=True)
+    v = c5_verdicts.valve_table(table, arrays)
+    assert v["score"].size == 2 * 4 * 36  # replicates x methods x clean valve clips
+    unit = "method=subcluster-adacos,task=joint,fold=1,seed=0"
+    rows = (v["seed"] == 1) & (v["method"] == "subcluster-adacos") & (v["label"] == 0)
+    z = arrays[unit]["embedding"][:36][table["label"][:36] == 0]
+    z = z / np.linalg.norm(z, axis=1, keepdims=True)
+    classes = v["aux_class"][rows]
+    similarity = z @ z.T
+    np.fill_diagonal(similarity, -np.inf)
+    naive = [np.mean(classes[np.argsort(-similarity[i])[:5]] == classes[i])
+             for i in range(len(z))]
+    np.testing.assert_allclose(v["purity"][rows], naive)
+    assert np.all(np.isnan(v["purity"][v["label"] == 1]))
+
+
+def test_valve_analyse_decides_both_measures():
+    table, arrays = _c4_like(np.random.default_rng(1), effect=3.0, clustered=True)
+    results = c5_verdicts.valve_analyse(c5_verdicts.valve_table(table, arrays),
+                                        n_resamples=200)
+    assert [r.id for r in results] == ["C5.d purity", "C5.d AUC"]
+    assert {r.verdict for r in results} == {claims.SUPPORTED}
+    # no structure and no effect: the purity difference is excluded from its delta, the AUC
+    # (36 clips a replicate) at least not supported
+    table, arrays = _c4_like(np.random.default_rng(1), effect=0.0, clustered=False)
+    purity, auc = c5_verdicts.valve_analyse(c5_verdicts.valve_table(table, arrays),
+                                            n_resamples=200)
+    assert purity.verdict == claims.CONTRADICTED
+    assert auc.verdict != claims.SUPPORTED
+
+
+def test_valve_table_rejects_records_without_embeddings():
+    table, arrays = _c4_like(np.random.default_rng(2), effect=0.0, clustered=False)
+    unit = next(iter(arrays))
+    arrays[unit] = {"embedding": arrays[unit]["embedding"][:10]}
+    with pytest.raises(ValueError, match="version 2"):
+        c5_verdicts.valve_table(table, arrays)

@@ -384,9 +384,9 @@ VALVE_CRITERIA = {
         "measures": {"(iii) - (v), attribute purity": "purity",
                      "(iii) - (i), per-attribute AUC": "class_auc",
                      "(iii) - (ii), per-attribute AUC": "class_auc"},
-        "comparisons": {"(iii) - (v), attribute purity": ((1.0, _III, "embedding"),
+        "comparisons": {"(iii) - (v), attribute purity": ((1.0, _III, "trained"),
                                                           (-1.0, "class-compactness",
-                                                           "embedding")),
+                                                           "trained")),
                         **{f"(iii) - ({ROMAN[r]}), per-attribute AUC": ((1.0, _III, "score"),
                                                                        (-1.0, r, "score"))
                            for r in _RIVALS}},

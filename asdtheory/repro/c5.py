@@ -26,13 +26,13 @@ import numpy as np
 
 from asdtheory import metrics
 from asdtheory.experiments import records
-from asdtheory.experiments.c5 import CRITERIA, GEOMETRY, METHODS
+from asdtheory.experiments.c5 import CRITERIA, GEOMETRY, METHODS, VALVE_CRITERIA
 from asdtheory.repro import claims
 from asdtheory.repro._ranking import areas
 
 __all__ = ["ANALYSIS_SEED", "K_NEIGHBOURS", "MEASURES", "READINGS", "analyse", "class_auc",
            "contrast", "derive", "invariance_db", "load", "measure_table", "old_measures",
-           "unsettled", "versus_references"]
+           "unsettled", "valve_analyse", "valve_table", "versus_references"]
 
 # The bootstrap's own key, never a unit's.
 ANALYSIS_SEED = 53
@@ -306,3 +306,65 @@ def load(size: str, *, results_dir=None) -> dict[str, np.ndarray]:
     arrays = {unit: records.load_record(folder / unit).arrays
               for unit in dict.fromkeys(table["unit"].tolist())}
     return derive(table, arrays)
+
+
+# ----------------------------------------------------------------------------- C5.d (valve)
+
+def valve_table(c4_table: Mapping[str, np.ndarray], arrays_by_unit: Mapping[str, Mapping]
+                ) -> dict[str, np.ndarray]:
+    """C5.d's table from the records of experiment ``c4``: its joint-task units, the valve's
+    clean test clips, one (fold, seed) replicate as a "seed", the attribute as the class;
+    columns ``seed``, ``method``, ``clip``, ``label``, ``aux_class``, ``score`` (the model's own
+    anomaly score) and ``purity`` (kNN purity by attribute of each normal clip among the
+    replicate's normal clips, cosine, NaN for anomalous clips), the shape :func:`contrast`
+    reads. ``arrays_by_unit``: {unit id: the unit record's arrays} (``embedding``)."""
+    t = {name: np.asarray(values) for name, values in c4_table.items()}
+    sel = (t["task"] == "joint") & (t["machine"] == "valve") & (t["snr"].astype(str) == "clean")
+    attributes = sorted(set(t["attribute"][sel].tolist()))
+    replicates = sorted(set(zip(t["fold"][sel].tolist(), t["seed"][sel].tolist(), strict=True)))
+    out: dict[str, list] = {name: [] for name in ("seed", "method", "clip", "label",
+                                                  "aux_class", "score", "purity")}
+    for unit in dict.fromkeys(t["unit"][sel].tolist()):
+        rows_all = t["unit"] == unit
+        rows = np.flatnonzero(sel & rows_all)
+        embedding = np.asarray(arrays_by_unit[unit]["embedding"], np.float64)
+        if embedding.shape[0] != int(rows_all.sum()):
+            raise ValueError(f"unit {unit}: {embedding.shape[0]} embeddings for "
+                             f"{int(rows_all.sum())} scored clips; is the record from c4 "
+                             "version 2 or later?")
+        z = embedding[rows - np.flatnonzero(rows_all)[0]]
+        label = t["label"][rows].astype(int)
+        classes = np.asarray([attributes.index(a) for a in t["attribute"][rows]])
+        purity = np.full(rows.size, np.nan)
+        normal = label == 0
+        purity[normal] = metrics.knn_purity(z[normal], classes[normal], k=K_NEIGHBOURS,
+                                            metric="cosine")
+        replicate = replicates.index((int(t["fold"][rows[0]]), int(t["seed"][rows[0]])))
+        out["seed"].append(np.full(rows.size, replicate))
+        out["method"].append(np.full(rows.size, t["method"][rows[0]], dtype=object))
+        out["clip"].append(np.asarray(t["clip"][rows]))
+        out["label"].append(label)
+        out["aux_class"].append(classes)
+        out["score"].append(np.asarray(t["score"][rows], np.float64))
+        out["purity"].append(purity)
+    return {name: np.concatenate(parts) for name, parts in out.items()}
+
+
+def valve_analyse(vtable: Mapping[str, np.ndarray], *, n_resamples: int = 1000,
+                  criteria: Mapping = VALVE_CRITERIA) -> list[claims.ClaimResult]:
+    """C5.d's verdict from :func:`valve_table`: one result per measure of the pre-registered
+    :data:`~asdtheory.experiments.c5.VALVE_CRITERIA` (ids ``C5.d purity``, ``C5.d AUC``), each
+    decided against its own delta; the claim's verdict is their ``claims.all_of``."""
+    results = []
+    for i, (claim_id, spec) in enumerate(criteria.items()):
+        for j, (measure, unit, name) in enumerate((("purity", "kNN purity", "purity"),
+                                                   ("class_auc", "per-attribute AUC", "AUC"))):
+            sub = {"statement": spec["statement"], "delta": spec["deltas"][measure],
+                   "measure": measure,
+                   "comparisons": {c: terms for c, terms in spec["comparisons"].items()
+                                   if spec["measures"][c] == measure}}
+            results.extend(claims.judge(
+                {f"{claim_id} {name}": sub}, lambda spec, terms, key: contrast(
+                    vtable, spec["measure"], terms, key=key, n_resamples=n_resamples),
+                seed=ANALYSIS_SEED + 300 + 10 * i + j, unit=unit))
+    return results
