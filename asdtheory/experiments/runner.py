@@ -71,7 +71,8 @@ class Status:
 
     def report(self) -> str:
         counts = ", ".join(f"{len(self.ids(s))} {s}" for s in STATES)
-        left = "unknown" if self.seconds_left is None else f"{self.seconds_left:.0f} s on 1 CPU"
+        left = ("unknown" if self.seconds_left is None else
+                f"{self.seconds_left:.0f} CPU-s ({self.seconds_left / 3600:.2f} CPU-hours)")
         lines = [f"{self.name} ({self.size}): {len(self.states)} units: {counts}; "
                  f"{self.total_bytes / 1e6:.2f} MB; time to complete: {left}"]
         for state in (MISSING, STALE, CORRUPT):
@@ -84,16 +85,17 @@ class Status:
 
 def status(name: str, size: str, *, results_dir=None) -> Status:
     """The state of every declared unit of ``name`` at ``size`` (:data:`STATES`) and the time
-    to compute the rest on one CPU, from the mean wall time of the present records."""
+    to compute the rest, in CPU-seconds, from the mean CPU time of the present records (a
+    unit runs on one CPU; their wall times also hold whatever else the machine was doing)."""
     experiment = get(name)
     check_results_folder(results_dir, name, size)
     folder = size_folder(results_dir, name, size)
     units = experiment.declared(size)
     states = {unit.id: _unit_state(experiment, unit, folder / unit.id) for unit in units}
-    walls = [records.read_provenance(folder / u)["wall_seconds"]
+    spent = [records.read_provenance(folder / u)["cpu_seconds"]
              for u, s in states.items() if s == PRESENT]
     todo = sum(s != PRESENT for s in states.values())
-    left = 0.0 if not todo else (float(np.mean(walls)) * todo if walls else None)
+    left = 0.0 if not todo else (float(np.mean(spent)) * todo if spent else None)
     total = sum(records.records_bytes(folder / u) for u, s in states.items() if s != MISSING)
     return Status(name, size, states, total, left)
 
