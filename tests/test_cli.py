@@ -79,7 +79,9 @@ def test_evaluate_compares_systems_pairwise(tmp_path, truth, capsys):
     assert estimate == -0.1032 and low <= estimate <= high <= 0.0
     assert cli.main(["evaluate", str(a), str(b), "--truth", str(truth), "--resamples",
                      "5"]) == 2
-    assert "--resamples must be an integer >= 100" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "--resamples must be an integer >= 100" in captured.err
+    assert captured.out == ""  # checked before any table is printed
 
 
 def test_evaluate_rejects_a_bad_folder_with_file_and_line(tmp_path, truth, capsys):
@@ -123,6 +125,13 @@ def test_run_output_evaluates_to_the_same_table_and_a_saved_system_scores_the_sa
                                    [float(r.split(",")[1]) for r in ours], rtol=1e-5)
     assert cli.main(["run", "--data", str(root), "--save", str(saved)]) == 2
     assert f"--save {saved} exists and is not empty" in capsys.readouterr().err
+    # An operating-system error (here --output names an existing file) is one line too.
+    blocked = folder / "anomaly_score_fan_section_00_test.csv"
+    assert cli.main(["score", "--model", str(saved), "--data", str(root), "--output",
+                     str(blocked)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("asdtheory: error: ") and str(blocked) in err
+    assert "Traceback" not in err and len(err.splitlines()) == 1
 
 
 @pytest.fixture
@@ -148,7 +157,7 @@ def test_data_info_reports_every_clip_run_would_reject(bad_clips, capsys):
     assert cli.main(["data", "info", str(root)]) == 1
     captured = capsys.readouterr()
     err = captured.err
-    assert "would reject 4 file(s)" in err
+    assert "would reject 4 file(s):\n" in err and "cannot be used" not in err
     assert f"{names['rate']}: sample rate 44100 Hz, not 16000 Hz" in err
     assert f"{names['stereo']}: 2 channels, not 1 (mono)" in err
     assert f"{names['short']}: lasts 5.00 s, less than the 10 s every clip is cut to" in err
@@ -158,6 +167,10 @@ def test_data_info_reports_every_clip_run_would_reject(bad_clips, capsys):
     # Cut to 5 s the short clip fits; the others still do not.
     assert cli.main(["data", "info", str(root), "--seconds", "5"]) == 1
     assert "lasts" not in capsys.readouterr().err
+    # Cut to 20 s every clip is too short: 7 problems in 5 files (a file counts once).
+    assert cli.main(["data", "info", str(root), "--seconds", "20"]) == 1
+    err = capsys.readouterr().err
+    assert "would reject 5 file(s):\n" in err and err.count(": lasts 10.00 s") == 3
 
 
 def test_run_checks_every_clip_before_training_and_names_flags(bad_clips, capsys,
@@ -188,12 +201,36 @@ def test_user_errors_end_in_one_line_without_traceback(tmp_path, capsys):
         (["evaluate", str(tmp_path / "none"), "--truth", str(tmp_path / "nowhere")],
          "ground truth folder"),
         (["data", "info", str(tmp_path / "nowhere")], "folder not found"),
+        (["verify", "--readme", str(tmp_path / "nowhere.md")], "--readme "),
+        (["verify", "--readme", str(notebooks / "01_first.py")], "no claims table"),
+        (["run", "--data", str(tmp_path / "nowhere")], "--data "),
+        (["run", "--data", str(tmp_path), "--snr", "3"], "--noise and --snr go together"),
+        (["run", "--data", str(tmp_path), "--machines", ","], "--machines is empty"),
+        (["run", "--data", str(tmp_path), "--resume"], "--resume needs --checkpoint DIR"),
+        (["score", "--model", str(tmp_path), "--data", str(tmp_path / "nowhere"), "--output",
+          str(tmp_path / "out")], "--data "),
     ]
     for argv, message in cases:
         assert cli.main(argv) in (1, 2), argv
         err = capsys.readouterr().err
         assert "error: " in err and message in err, (argv, err)
         assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "--seconds", "0"], ["run", "--seconds", "nan"], ["run", "--epochs", "0"],
+    ["run", "--batch-size", "-1"], ["run", "--seed", "-1"], ["run", "--seed", "1.5"],
+    ["run", "--noise", "x", "--snr", "inf"], ["run", "--num-processes", "0"],
+    ["data", "info", "--seconds", "0"], ["data", "info", "--channel", "-1"]])
+def test_bad_numbers_are_rejected_by_flag_before_any_work(tmp_path, capsys, argv):
+    # Without the check, --seconds 0 trained on silence and named Python's `seconds`.
+    with pytest.raises(SystemExit) as exited:
+        cli.main([*argv[:2], str(tmp_path), *argv[2:]] if argv[0] == "data"
+                 else [*argv, "--data", str(tmp_path)])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    flag = next(a for a in argv if a.startswith("--") and a != "--noise")
+    assert f"argument {flag}: " in err and "Traceback" not in err, err
 
 
 def _actions(parser: argparse.ArgumentParser, path: str):
