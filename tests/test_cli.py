@@ -268,6 +268,27 @@ def test_evaluate_scores_a_section_without_anomalies_as_na(tmp_path, truth, caps
     assert "- " in captured.out.splitlines()[-1]  # the comparison ran on the rest
     assert ("asdtheory: warning: machine 'pump', section '00' is scored n/a: is_anomaly "
             "contains only normal (0) labels") in captured.err
+    assert captured.err.count("warning:") == 1, captured.err  # not once per system
+
+
+def test_run_scores_a_section_without_anomalies_as_na_and_the_rest(tmp_path, capsys):
+    # fan's test split holds normal clips only: the run goes on, fan is n/a with ONE warning
+    # (not one per table computed), the official score is valve's three values.
+    root = write_dcase2023_dataset(tmp_path / "data", key=jax.random.key(0),
+                                   machines=("fan", "valve"), seconds=4.0)
+    for path in (root / "dcase2023t2" / "dev_data" / "raw" / "fan" / "test").glob("*anomaly*"):
+        path.unlink()
+    assert cli.main(["run", "--data", str(root), "--machines", "fan,valve", "--protocol",
+                     "full", "--method", "autoencoder", "--epochs", "1", "--seconds", "4",
+                     "--no-progress", "--output", str(tmp_path / "scores")]) == 0
+    captured = capsys.readouterr()
+    assert re.search(r"fan\s+00\s+n/a\s+n/a\s+n/a\s+5/5\s+0/0", captured.out)
+    assert re.search(r"valve\s+00(\s+[01]\.\d{4}){3}\s+5/5\s+5/5", captured.out)
+    assert "harmonic mean of 3 values of the 1 scorable of 2 sections): " in captured.out
+    assert ("asdtheory: warning: machine 'fan', section '00' is scored n/a: is_anomaly "
+            "contains only normal (0) labels") in captured.err
+    assert captured.err.count("warning:") == 1, captured.err
+    assert (tmp_path / "scores" / "anomaly_score_fan_section_00_test.csv").is_file()
 
 
 def test_evaluate_on_the_mini_protocol_takes_its_140_test_clips(shared_data, tmp_path, capsys):

@@ -47,8 +47,18 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
+    shown: set[str] = set()
+
+    def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+        # A user reads what to know, not where in the library it was noticed, and each thing
+        # once (a run computes its table three times: system, untrained twin, level detector).
+        text = f"asdtheory: warning: {in_flags(str(message))}"
+        if text not in shown:
+            shown.add(text)
+            print(text, file=sys.stderr)
+
     with warnings.catch_warnings():
-        warnings.showwarning = _show_warning
+        warnings.showwarning = show_warning
         try:
             return int(args.func(args) or 0)
         except (ValueError, OSError) as err:
@@ -57,11 +67,6 @@ def main(argv: list[str] | None = None) -> int:
             # adds nothing.
             print(f"asdtheory: error: {_error_text(err)}", file=sys.stderr)
             return 2
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    # A user reads what to know, not where in the library it was noticed.
-    print(f"asdtheory: warning: {in_flags(str(message))}", file=sys.stderr)
 
 
 def _error_text(err: Exception) -> str:
