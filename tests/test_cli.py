@@ -79,7 +79,9 @@ def test_evaluate_compares_systems_pairwise(tmp_path, truth, capsys):
     assert estimate == -0.1032 and low <= estimate <= high <= 0.0
     assert cli.main(["evaluate", str(a), str(b), "--truth", str(truth), "--resamples",
                      "5"]) == 2
-    assert "--resamples must be an integer >= 100" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "--resamples must be an integer >= 100" in captured.err
+    assert captured.out == ""  # checked before any table is printed
 
 
 def test_evaluate_rejects_a_bad_folder_with_file_and_line(tmp_path, truth, capsys):
@@ -123,6 +125,13 @@ def test_run_output_evaluates_to_the_same_table_and_a_saved_system_scores_the_sa
                                    [float(r.split(",")[1]) for r in ours], rtol=1e-5)
     assert cli.main(["run", "--data", str(root), "--save", str(saved)]) == 2
     assert f"--save {saved} exists and is not empty" in capsys.readouterr().err
+    # An operating-system error (here --output names an existing file) is one line too.
+    blocked = folder / "anomaly_score_fan_section_00_test.csv"
+    assert cli.main(["score", "--model", str(saved), "--data", str(root), "--output",
+                     str(blocked)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("asdtheory: error: ") and str(blocked) in err
+    assert "Traceback" not in err and len(err.splitlines()) == 1
 
 
 @pytest.fixture
@@ -148,7 +157,7 @@ def test_data_info_reports_every_clip_run_would_reject(bad_clips, capsys):
     assert cli.main(["data", "info", str(root)]) == 1
     captured = capsys.readouterr()
     err = captured.err
-    assert "would reject 4 file(s)" in err
+    assert "would reject 4 file(s):\n" in err and "cannot be used" not in err
     assert f"{names['rate']}: sample rate 44100 Hz, not 16000 Hz" in err
     assert f"{names['stereo']}: 2 channels, not 1 (mono)" in err
     assert f"{names['short']}: lasts 5.00 s, less than the 10 s every clip is cut to" in err
@@ -158,6 +167,10 @@ def test_data_info_reports_every_clip_run_would_reject(bad_clips, capsys):
     # Cut to 5 s the short clip fits; the others still do not.
     assert cli.main(["data", "info", str(root), "--seconds", "5"]) == 1
     assert "lasts" not in capsys.readouterr().err
+    # Cut to 20 s every clip is too short: 7 problems in 5 files (a file counts once).
+    assert cli.main(["data", "info", str(root), "--seconds", "20"]) == 1
+    err = capsys.readouterr().err
+    assert "would reject 5 file(s):\n" in err and err.count(": lasts 10.00 s") == 3
 
 
 def test_run_checks_every_clip_before_training_and_names_flags(bad_clips, capsys,
@@ -188,12 +201,36 @@ def test_user_errors_end_in_one_line_without_traceback(tmp_path, capsys):
         (["evaluate", str(tmp_path / "none"), "--truth", str(tmp_path / "nowhere")],
          "ground truth folder"),
         (["data", "info", str(tmp_path / "nowhere")], "folder not found"),
+        (["verify", "--readme", str(tmp_path / "nowhere.md")], "--readme "),
+        (["verify", "--readme", str(notebooks / "01_first.py")], "no claims table"),
+        (["run", "--data", str(tmp_path / "nowhere")], "--data "),
+        (["run", "--data", str(tmp_path), "--snr", "3"], "--noise and --snr go together"),
+        (["run", "--data", str(tmp_path), "--machines", ","], "--machines is empty"),
+        (["run", "--data", str(tmp_path), "--resume"], "--resume needs --checkpoint DIR"),
+        (["score", "--model", str(tmp_path), "--data", str(tmp_path / "nowhere"), "--output",
+          str(tmp_path / "out")], "--data "),
     ]
     for argv, message in cases:
         assert cli.main(argv) in (1, 2), argv
         err = capsys.readouterr().err
         assert "error: " in err and message in err, (argv, err)
         assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "--seconds", "0"], ["run", "--seconds", "nan"], ["run", "--epochs", "0"],
+    ["run", "--batch-size", "-1"], ["run", "--seed", "-1"], ["run", "--seed", "1.5"],
+    ["run", "--noise", "x", "--snr", "inf"], ["run", "--num-processes", "0"],
+    ["data", "info", "--seconds", "0"], ["data", "info", "--channel", "-1"]])
+def test_bad_numbers_are_rejected_by_flag_before_any_work(tmp_path, capsys, argv):
+    # Without the check, --seconds 0 trained on silence and named Python's `seconds`.
+    with pytest.raises(SystemExit) as exited:
+        cli.main([*argv[:2], str(tmp_path), *argv[2:]] if argv[0] == "data"
+                 else [*argv, "--data", str(tmp_path)])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    flag = next(a for a in argv if a.startswith("--") and a != "--noise")
+    assert f"argument {flag}: " in err and "Traceback" not in err, err
 
 
 def _actions(parser: argparse.ArgumentParser, path: str):
@@ -231,6 +268,27 @@ def test_evaluate_scores_a_section_without_anomalies_as_na(tmp_path, truth, caps
     assert "- " in captured.out.splitlines()[-1]  # the comparison ran on the rest
     assert ("asdtheory: warning: machine 'pump', section '00' is scored n/a: is_anomaly "
             "contains only normal (0) labels") in captured.err
+    assert captured.err.count("warning:") == 1, captured.err  # not once per system
+
+
+def test_run_scores_a_section_without_anomalies_as_na_and_the_rest(tmp_path, capsys):
+    # fan's test split holds normal clips only: the run goes on, fan is n/a with ONE warning
+    # (not one per table computed), the official score is valve's three values.
+    root = write_dcase2023_dataset(tmp_path / "data", key=jax.random.key(0),
+                                   machines=("fan", "valve"), seconds=4.0)
+    for path in (root / "dcase2023t2" / "dev_data" / "raw" / "fan" / "test").glob("*anomaly*"):
+        path.unlink()
+    assert cli.main(["run", "--data", str(root), "--machines", "fan,valve", "--protocol",
+                     "full", "--method", "autoencoder", "--epochs", "1", "--seconds", "4",
+                     "--no-progress", "--output", str(tmp_path / "scores")]) == 0
+    captured = capsys.readouterr()
+    assert re.search(r"fan\s+00\s+n/a\s+n/a\s+n/a\s+5/5\s+0/0", captured.out)
+    assert re.search(r"valve\s+00(\s+[01]\.\d{4}){3}\s+5/5\s+5/5", captured.out)
+    assert "harmonic mean of 3 values of the 1 scorable of 2 sections): " in captured.out
+    assert ("asdtheory: warning: machine 'fan', section '00' is scored n/a: is_anomaly "
+            "contains only normal (0) labels") in captured.err
+    assert captured.err.count("warning:") == 1, captured.err
+    assert (tmp_path / "scores" / "anomaly_score_fan_section_00_test.csv").is_file()
 
 
 def test_evaluate_on_the_mini_protocol_takes_its_140_test_clips(shared_data, tmp_path, capsys):

@@ -51,7 +51,7 @@ class ClipProblem:
 
 def describe(problems: Sequence[ClipProblem], fixes: Mapping[str, str]) -> str:
     """One line per problem, then one line of advice per kind of problem found."""
-    lines = [f"{len(problems)} file(s) cannot be used:"]
+    lines = [f"{len({p.path for p in problems})} file(s) cannot be used:"]
     lines += [f"  {p.path}: {p.reason}" for p in problems]
     for kind in KINDS:
         count = sum(p.kind == kind for p in problems)

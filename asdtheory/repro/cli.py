@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import sys
@@ -46,19 +47,53 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
+    shown: set[str] = set()
+
+    def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+        # A user reads what to know, not where in the library it was noticed, and each thing
+        # once (a run computes its table three times: system, untrained twin, level detector).
+        text = f"asdtheory: warning: {in_flags(str(message))}"
+        if text not in shown:
+            shown.add(text)
+            print(text, file=sys.stderr)
+
     with warnings.catch_warnings():
-        warnings.showwarning = _show_warning
+        warnings.showwarning = show_warning
         try:
             return int(args.func(args) or 0)
-        except (ValueError, FileNotFoundError) as err:
-            # The library's checks describe user errors completely; a traceback adds nothing.
-            print(f"asdtheory: error: {in_flags(str(err))}", file=sys.stderr)
+        except (ValueError, OSError) as err:
+            # The library's checks describe user errors completely, and the operating
+            # system's (a file where a folder goes, a full disk) name the path; a traceback
+            # adds nothing.
+            print(f"asdtheory: error: {_error_text(err)}", file=sys.stderr)
             return 2
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    # A user reads what to know, not where in the library it was noticed.
-    print(f"asdtheory: warning: {in_flags(str(message))}", file=sys.stderr)
+def _error_text(err: Exception) -> str:
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        return f"{err.filename}: {err.strerror}"
+    return in_flags(str(err))
+
+
+def _number(kind: type = float, *, low: float | None = None, above: float | None = None):
+    """An argparse ``type``: a finite ``kind`` (int or float) >= ``low`` or > ``above``; a bad
+    value is reported as ``argument --flag: ...`` before any work."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {'an integer' if kind is int else 'a number'}, got {text!r}"
+            ) from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+        if low is not None and value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low:g}, got {text}")
+        if above is not None and value <= above:
+            raise argparse.ArgumentTypeError(f"must be > {above:g}, got {text}")
+        return value
+
+    return parse
 
 
 # The library's messages name the Python arguments that fix a problem; on the command line
@@ -72,6 +107,11 @@ FLAG_WORDING = (
     (r"lower batch_size", "pass a smaller --batch-size"),
     (r"\bbatch_size=", "--batch-size "),
     (r"\bn_resamples must be", "--resamples must be"),
+    (r"^data root (.+?) does not exist; pass the folder",
+     r"--data \1 does not exist; pass the folder"),
+    (r"^noise and snr go together", "--noise and --snr go together"),
+    (r"^machines is empty", "--machines is empty"),
+    (r"^machines='all' found", "--machines all found"),
     (r"not sample_rate=(\d+) Hz; pass resample=True to resample it or sample_rate= the file's "
      r"rate", r"not \1 Hz; resample the file, e.g. `sox in.wav -r \1 out.wav`"),
     (r"choose one with channel=0\.\.\d+ or average them with mix='mean'",
@@ -138,6 +178,9 @@ def _verify(args: argparse.Namespace) -> int:
     from asdtheory.repro import verify
 
     if args.readme:
+        if not Path(args.readme).is_file():
+            raise FileNotFoundError(f"--readme {args.readme}: no such file; pass the "
+                                    "repository's README.md.")
         verify.update_readme(Path(args.readme), Path(args.notebook_dir))
         print(f"updated the claims table of {args.readme} from the stored notebook outputs")
         return 0
@@ -188,21 +231,21 @@ def _add_run(subparsers) -> None:
                         help=f"default {systems.DEFAULT}; "
                         + "; ".join(f"{s.name}: {s.summary}" for s in systems.SYSTEMS.values()))
     parser.add_argument("--noise", default=None, help="background recording in <data>/noise")
-    parser.add_argument("--snr", type=float, default=None, help="SNR in dB for --noise")
-    parser.add_argument("--seed", type=int, default=defaults.seed,
+    parser.add_argument("--snr", type=_number(), default=None, help="SNR in dB for --noise")
+    parser.add_argument("--seed", type=_number(int, low=0), default=defaults.seed,
                         help="seeds initialisation, training, k-means and noise offsets "
                         f"(default: {defaults.seed})")
-    parser.add_argument("--seconds", type=float, default=defaults.seconds,
+    parser.add_argument("--seconds", type=_number(above=0), default=defaults.seconds,
                         help="every clip is cut to its first SECONDS; a shorter clip is an "
                         f"error (default: {defaults.seconds:g})")
-    parser.add_argument("--epochs", type=int, default=None,
+    parser.add_argument("--epochs", type=_number(int, low=1), default=None,
                         help="training epochs (default: the system's: "
                         + ", ".join(f"{s.name} {s.detector.epochs}"
                                     + (f", {s.small_data_epochs} in the mini protocol"
                                        if s.small_data_epochs else "")
                                     for s in systems.SYSTEMS.values())
                         + "; the run reports whether the loss settled)")
-    parser.add_argument("--batch-size", type=int, default=None,
+    parser.add_argument("--batch-size", type=_number(int, low=1), default=None,
                         help="examples per optimiser step (default: the system's; reference: "
                         "64, 32 in the mini protocol)")
     parser.add_argument("--backend", default=None,
@@ -230,8 +273,9 @@ def _add_run(subparsers) -> None:
         "hosts' devices, process 0 prints and writes the results (jax.distributed)")
     hosts.add_argument("--coordinator", default=None, metavar="HOST:PORT",
                        help="address of process 0, reachable from every host")
-    hosts.add_argument("--num-processes", type=int, default=None, help="number of processes")
-    hosts.add_argument("--process-id", type=int, default=None,
+    hosts.add_argument("--num-processes", type=_number(int, low=1), default=None,
+                       help="number of processes")
+    hosts.add_argument("--process-id", type=_number(int, low=0), default=None,
                        help="this process's index, 0 .. num-processes - 1")
     parser.set_defaults(func=_run)
 
@@ -277,6 +321,10 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     holds_state = args.checkpoint is not None and args.checkpoint.is_dir() and any(
         args.checkpoint.iterdir())
+    if args.resume and args.checkpoint is None:
+        print("asdtheory run: error: --resume needs --checkpoint DIR, the folder of the "
+              "training to continue.", file=sys.stderr)
+        return 2
     if args.resume and not holds_state:
         print(f"asdtheory run: error: nothing to resume: --checkpoint {args.checkpoint} does "
               "not exist.", file=sys.stderr)
@@ -385,6 +433,9 @@ def _score(args: argparse.Namespace) -> int:
     from asdtheory.data.submission import write_submission
     from asdtheory.detect.store import load_system, score_clips
 
+    if not args.data.is_dir():
+        raise FileNotFoundError(f"--data {args.data} does not exist; pass the folder holding "
+                                "<machine>/test/ clips.")
     system = load_system(args.model)
     clips = [c for c in index_folder(args.data, skip_unknown=True)
              if c.split == "test" and c.machine is not None]
@@ -438,6 +489,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from asdtheory.data.dcase import data_root
     from asdtheory.data.submission import read_scores, truth_clips
 
+    if len(args.systems) > 1 and args.resamples < 100:  # before any table is printed
+        raise ValueError(f"--resamples must be an integer >= 100, got {args.resamples}.")
     truth = truth_clips(data_root(args.truth), protocol=args.protocol)
     labels = dict(machine=[c.machine for c in truth], section=[c.section for c in truth],
                   domain=[c.domain for c in truth], is_anomaly=[c.is_anomaly for c in truth])
@@ -511,9 +564,9 @@ def _add_data(subparsers) -> None:
                                "only.")
     info.add_argument("path", nargs="?", default=None, metavar="PATH",
                       help="folder to inspect (default: $ASDTHEORY_DATA or the per-user cache)")
-    info.add_argument("--seconds", type=float, default=10.0,
+    info.add_argument("--seconds", type=_number(above=0), default=10.0,
                       help="the length `run --seconds` cuts every clip to (default: 10)")
-    info.add_argument("--channel", type=int, default=None, metavar="N",
+    info.add_argument("--channel", type=_number(int, low=0), default=None, metavar="N",
                       help="the channel (microphone) to keep of MIMII recordings, which the "
                       "public archives store with 8 (default: none; a MIMII file with several "
                       "channels is then reported)")
@@ -538,8 +591,9 @@ def _data_info(args) -> int:
     if others:
         print(f"({others} other .wav file(s) outside the clip folders not counted)")
     if problems:
+        listing = describe(problems, CLIP_FIXES).split("\n", 1)[1]  # without its heading
         print(f"asdtheory data info: `asdtheory run --seconds {args.seconds:g}` would reject "
-              f"{describe(problems, CLIP_FIXES)}", file=sys.stderr)
+              f"{len({p.path for p in problems})} file(s):\n{listing}", file=sys.stderr)
         return 1
     return 0
 

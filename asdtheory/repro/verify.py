@@ -151,6 +151,9 @@ def readme_claims_table(rows: Sequence[tuple[str, str, str, str]]) -> str:
 def update_readme(readme: Path, notebook_dir: Path) -> None:
     """Rewrites the claims table between the README's claims-table markers."""
     text = readme.read_text()
+    if README_BEGIN not in text or README_END not in text:
+        raise ValueError(f"{readme} has no claims table (the markers {README_BEGIN} ... -->"
+                         f" and {README_END}); pass the repository's README.md.")
     begin = text.index(README_BEGIN)
     begin = text.index("\n", begin) + 1
     end = text.index(README_END)
