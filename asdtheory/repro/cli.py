@@ -166,8 +166,8 @@ def _add_verify(subparsers) -> None:
     parser.add_argument("--no-fetch", action="store_true",
                         help="do not download missing DCASE archives; report them instead")
     parser.add_argument("--readme", metavar="README.md",
-                        help="only rewrite the claims table of this README from the stored "
-                        "notebook outputs (no execution)")
+                        help="only rewrite the findings and the claims table of this README "
+                        "from the stored notebook outputs (no execution)")
     parser.add_argument("--timeout", type=int, default=3600,
                         help="seconds allowed per cell (default: 3600)")
     parser.set_defaults(func=_verify)
@@ -182,7 +182,8 @@ def _verify(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"--readme {args.readme}: no such file; pass the "
                                     "repository's README.md.")
         verify.update_readme(Path(args.readme), Path(args.notebook_dir))
-        print(f"updated the claims table of {args.readme} from the stored notebook outputs")
+        print(f"updated the findings and claims table of {args.readme} from the stored "
+              "notebook outputs")
         return 0
     selection = [s.strip() for s in args.notebooks.split(",")] if args.notebooks else None
     notebooks = verify.find_notebooks(Path(args.notebook_dir), selection)

@@ -13,10 +13,16 @@ to unpack it. Then, for every selected ``notebooks/NN_name.py`` (jupytext source
 then writes ``<output>/claims.md``: claim id, statement, verdict, key figures, notebook.
 The exit status is non-zero when a notebook fails to execute (the failing cell is named); a
 CONTRADICTED or INCONCLUSIVE verdict is a result, not a failure.
+
+``asdtheory verify --readme README.md`` executes nothing: it rewrites the README's generated
+blocks -- the findings per argument of the paper (:data:`ARGUMENTS`) and the claims table --
+from the claim records stored in the committed ``.ipynb`` outputs (:func:`update_readme`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -122,11 +128,62 @@ def verdict_counts(verdicts) -> str:
 
 README_BEGIN = "<!-- claims-table"
 README_END = "<!-- end claims-table -->"
+FINDINGS_BEGIN = "<!-- findings"
+FINDINGS_END = "<!-- end findings -->"
+# The claims table shows a claim's deciding figures up to about this many characters (the
+# detectable effect of an INCONCLUSIVE verdict always); the notebook holds the rest.
+FIGURES_WIDTH = 300
+DETECTABLE = "; detectable effect "  # how claims.claim appends it to a summary
 
 
-def stored_claims(notebook_dir: Path) -> list[tuple[str, str, str, str]]:
-    """(id, verdict, summary, notebook) of every claim record shown in the committed
-    ``.ipynb`` outputs of ``notebook_dir`` -- what a reader of the notebooks sees."""
+@dataclasses.dataclass(frozen=True)
+class Argument:
+    """One of the paper's arguments in the README's findings: a title and its groups of claims,
+    each ``(families, what the claims test)``. A family is a claim id up to its first "." ("C3"
+    holds C3, C3.a, ...). The words are written by hand and hold no result and no verdict: the
+    verdicts beside them are generated from the stored notebooks."""
+
+    title: str
+    groups: tuple[tuple[tuple[str, ...], str], ...]
+
+
+ARGUMENTS = (
+    Argument("(1) Angular margin losses minimise the compactness loss of one-class models", (
+        (("C1",), "whether the loss bounds the compactness (C1.a), whether gradient descent on "
+         "free embeddings reaches the loss minimiser (C1.b), and whether trained networks grow "
+         "more compact as their loss falls (C1.c)"),
+    )),
+    Argument("(2) Unlike the compactness loss, they exclude trivial solutions", (
+        (("C2",), "whether a Deep SVDD network can output a constant (C2.a.1) and does so in "
+         "training (C2.a.2), whether angular margin losses keep the same networks from "
+         "collapsing (C2.b), and whether they give no learning signal with a single class "
+         "(C2.c)"),
+    )),
+    Argument("(3) A related auxiliary task makes the embeddings suitable for detecting "
+             "anomalous sounds in noise", (
+        (("C3",), "on synthetic machine sounds in real noise, sub-cluster AdaCos against Deep "
+         "SVDD and the autoencoder (C3.a), its advantage as the noise grows (C3.b), real "
+         "against random labels (C3.c), and the margin loss against other uses of the same "
+         "labels (C3.d)"),
+        (("C4",), "the same comparison on the real valve recordings, clean (C4.a) and in real "
+         "noise (C4.b), by the official DCASE score"),
+        (("C5",), "in the embedding space, how far noise moves an embedding (C5.a), class "
+         "structure gained by training (C5.b), anomalies by the distance to the class centre "
+         "(C5.c), and the same on the valve attributes (C5.d)"),
+        (("C6",), "where the anomaly score listens, by RISE saliency on the bins where "
+         "the machine dominates the noise"),
+    )),
+    Argument("Beyond the paper", (
+        (("B1", "B2", "B3", "B4", "B5"), "trainable against fixed class centres (B1), the "
+         "number of sub-clusters (B2), AdaProj against sub-cluster AdaCos (B3), neural "
+         "collapse (B4), and the AdaCos scale over long training (B5)"),
+    )),
+)
+
+
+def stored_claims(notebook_dir: Path) -> list[claims.ClaimRecord]:
+    """The claim records shown in the committed ``.ipynb`` outputs of ``notebook_dir`` -- what
+    a reader of the notebooks sees -- sorted by id; ``notebook`` is the notebook's name."""
     import nbformat
 
     found = []
@@ -135,30 +192,120 @@ def stored_claims(notebook_dir: Path) -> list[tuple[str, str, str, str]]:
             for out in cell.get("outputs", []):
                 record = out.get("data", {}).get(claims.CLAIM_MIME)
                 if record:
-                    found.append((record["id"], record["verdict"], record["summary"],
-                                  path.stem))
-    return sorted(found, key=lambda row: _claim_sort_key(row[0]))
+                    found.append(claims.ClaimRecord(
+                        id=record["id"], verdict=record["verdict"],
+                        statement=record["statement"], summary=record["summary"],
+                        figures=record.get("figures") or {}, notebook=path.stem))
+    return sorted(found, key=lambda r: _claim_sort_key(r.id))
 
 
-def readme_claims_table(rows: Sequence[tuple[str, str, str, str]]) -> str:
-    """The README's Markdown table of the stored verdicts."""
-    lines = ["| claim | verdict | figures | notebook |", "| --- | --- | --- | --- |"]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in (i, f"**{v}**", f, nb)) + " |"
-              for i, v, f, nb in rows]
-    return "\n".join([*lines, "", verdict_counts(v for _, v, _, _ in rows) + "."])
+def _family(claim_id: str) -> str:
+    return claim_id.split(".")[0]
+
+
+def _link(record: claims.ClaimRecord, notebooks: str, text: str | None = None) -> str:
+    return f"[{text or record.notebook}]({notebooks}/{record.notebook}.ipynb)"
+
+
+def readme_findings(records: Sequence[claims.ClaimRecord], *,
+                    notebooks: str = "notebooks") -> str:
+    """The README's findings: per argument of :data:`ARGUMENTS`, per group of claims, the
+    verdicts of ``records`` (an aggregate claim such as C3 first, its parts in brackets), a
+    link to the notebook (``notebooks`` is the folder's path from the README) and what the
+    claims test. Raises ``ValueError`` when a record belongs to no argument or a group has no
+    record."""
+    placed = {f for a in ARGUMENTS for families, _ in a.groups for f in families}
+    unplaced = sorted({r.id for r in records if _family(r.id) not in placed}, key=_claim_sort_key)
+    if unplaced:
+        raise ValueError(f"claims {', '.join(unplaced)} belong to no argument of the README's "
+                         "findings: add their family to asdtheory.repro.verify.ARGUMENTS.")
+    lines = []
+    for argument in ARGUMENTS:
+        lines += [f"**{argument.title}.**", ""]
+        for families, tests in argument.groups:
+            group = [r for r in records if _family(r.id) in families]
+            if not group:
+                raise ValueError(f"no stored claim of {', '.join(families)}: remove them from "
+                                 "asdtheory.repro.verify.ARGUMENTS or execute their notebook.")
+            verdicts = []
+            for family in families:
+                members = [r for r in group if _family(r.id) == family]
+                whole = [r for r in members if r.id == family]
+                parts = ", ".join(f"{r.id} **{r.verdict}**" for r in members if r.id != family)
+                if whole:
+                    verdicts.append(f"{family} **{whole[0].verdict}**"
+                                    + (f" ({parts})" if parts else ""))
+                elif parts:
+                    verdicts.append(parts)
+            stems = sorted({r.notebook for r in group})
+            links = ", ".join(
+                _link(next(r for r in group if r.notebook == s), notebooks, f"notebook {s[:2]}")
+                for s in stems)
+            lines.append(f"- {', '.join(verdicts)}: {tests} ({links}).")
+        lines.append("")
+    lines.append(verdict_counts(r.verdict for r in records) + ".")
+    return "\n".join(lines)
+
+
+def shorten(text: str, width: int = FIGURES_WIDTH) -> str:
+    """``text`` cut to at most ``width`` characters (plus " …") at the last "; ", else ", ",
+    else " " outside brackets and parentheses, so that no interval is cut in two."""
+    if len(text) <= width:
+        return text
+    depth, cuts = 0, {"; ": [], ", ": [], " ": []}
+    for i, char in enumerate(text[:width + 1]):
+        depth += (char in "([") - (char in ")]")
+        if depth == 0:
+            for sep in cuts:
+                if text.startswith(sep, i):
+                    cuts[sep].append(i)
+    for sep, at in cuts.items():
+        at = [i for i in at if i > width // 3]
+        if at:
+            return text[:at[-1]] + sep.rstrip() + " …"
+    return text[:width] + " …"
+
+
+def readme_claims_table(records: Sequence[claims.ClaimRecord], *,
+                        notebooks: str = "notebooks") -> str:
+    """The README's Markdown table of the stored verdicts: claim, statement, verdict, the
+    deciding figures (shortened by :func:`shorten`, keeping the detectable effect), a link to
+    the notebook."""
+    lines = ["| claim | statement | verdict | deciding figures | notebook |",
+             "| --- | --- | --- | --- | --- |"]
+    for r in records:
+        head, sep, tail = r.summary.partition(DETECTABLE)
+        figures = shorten(head, max(FIGURES_WIDTH - len(sep + tail), FIGURES_WIDTH // 3))
+        cells = [c.replace("|", "\\|") for c in (r.id, r.statement, f"**{r.verdict}**",
+                                                  figures + sep + tail)]
+        lines.append("| " + " | ".join(
+            [*cells, _link(r, notebooks, r.notebook[:2])]) + " |")
+    return "\n".join([*lines, "", verdict_counts(r.verdict for r in records) + "."])
+
+
+def _replace_block(text: str, begin: str, end: str, body: str) -> str:
+    if begin not in text or end not in text:
+        raise ValueError(f"the README has no claims table (no block between {begin!r} ... "
+                         f"and {end!r}); pass the repository's README.md.")
+    start = text.index("\n", text.index(begin)) + 1
+    return text[:start] + body.strip("\n") + "\n" + text[text.index(end):]
+
+
+def readme_text(text: str, records: Sequence[claims.ClaimRecord], *,
+                notebooks: str = "notebooks") -> str:
+    """``text`` (a README) with its findings and claims-table blocks generated from
+    ``records``; ``notebooks`` is the notebook folder's path from the README."""
+    text = _replace_block(text, FINDINGS_BEGIN, FINDINGS_END,
+                          readme_findings(records, notebooks=notebooks))
+    return _replace_block(text, README_BEGIN, README_END,
+                          readme_claims_table(records, notebooks=notebooks))
 
 
 def update_readme(readme: Path, notebook_dir: Path) -> None:
-    """Rewrites the claims table between the README's claims-table markers."""
-    text = readme.read_text()
-    if README_BEGIN not in text or README_END not in text:
-        raise ValueError(f"{readme} has no claims table (the markers {README_BEGIN} ... -->"
-                         f" and {README_END}); pass the repository's README.md.")
-    begin = text.index(README_BEGIN)
-    begin = text.index("\n", begin) + 1
-    end = text.index(README_END)
-    table = readme_claims_table(stored_claims(notebook_dir))
-    readme.write_text(text[:begin] + table + "\n" + text[end:])
+    """Rewrites the README's findings and claims table from the stored notebook outputs."""
+    notebooks = Path(os.path.relpath(notebook_dir.resolve(), readme.resolve().parent))
+    readme.write_text(readme_text(readme.read_text(), stored_claims(notebook_dir),
+                                  notebooks=notebooks.as_posix()))
 
 
 def _claim_sort_key(claim_id: str):
