@@ -129,7 +129,7 @@ print("run mode:", MODE, "| devices:", [d.platform for d in jax.devices()])
 # A *configuration* is one embedding, its label, $N$ centres (or $N\times M$ sub-centres /
 # subspace bases), a scale $s$ and a margin $m$. `bounds.random_configurations` draws them
 # with $D$ uniform in 2..256 (zero padding to 256 keeps every inner product exact),
-# $s$ log-uniform in [1, 64], $m$ uniform in [0, 0.8], the target angle uniform in $[0,\pi]$
+# $s$ log-uniform in [1, 64], $m$ uniform in $[0, 0.8]$, the target angle uniform in $[0,\pi]$
 # (so the compactness covers [0, 4]) and non-target centres from "almost at $-\tilde x$"
 # (where the bound is nearly tight) to uniform on the sphere. The losses run as one
 # `jax.vmap` over configurations; configurations are grouped by $N\in\{2,4,16,64\}$ (a
@@ -242,10 +242,10 @@ for name, r in rows.items():
 
 # %% [markdown]
 # Many configurations sit *on* the bound — the loss then equals $\ell(c)$ up to the last
-# bits of float32, so $L<\ell(c)$ by rounding happens in some 3–26 % of them (these
+# bits of float32, so $L<\ell(c)$ by rounding happens in a sizeable share of them (these
 # "strict" shares are in the claim's figures) — but the largest deficit stays a few
-# $\varepsilon s$, far below the tolerance. Now the picture: for fixed $N=10$, $s=16$,
-# $m=0.5$, the cloud of (loss, compactness) pairs lies below the curve $g(L)$ of its family.
+# $\varepsilon s$ (the table above and the CLAIM line), far below the tolerance. Now the
+# picture: for fixed $N=10$, $s=16$, $m=0.5$, the cloud of (loss, compactness) pairs lies below the curve $g(L)$ of its family.
 
 # %%
 cloud = run_group(evaluate_families, key_cloud, 10, 0.04, num_subcentres=NUM_SUBCENTRES,
@@ -332,7 +332,7 @@ for s_value in (4.0, 16.0, 30.0, 64.0):
 # actually get there, and where is "there"? We remove the network and optimise the
 # embeddings themselves (the "unconstrained features" model of neural-collapse theory):
 # 8 embeddings per class start as random Gaussian vectors and Adam minimises the mean
-# loss with a fixed scale $s$ (step 0.05, cosine-decayed to 0 so that the run settles,
+# loss with a fixed scale $s$ (step $0.05$, cosine-decayed to 0 so that the run settles,
 # `dynamics.free_embedding_run`).
 #
 # **Where the minimiser is.** The loss of one embedding depends only on its cosines to the
@@ -344,35 +344,38 @@ for s_value in (4.0, 16.0, 30.0, 64.0):
 # * **orthonormal centres, no margin** (normalised softmax; CosFace, whose $-m$ does not move
 #   the argmax): the minimiser balances "towards the own centre" against "away from the
 #   others", at the angle $\arccos\sqrt{(N-1)/N}$ from the own centre for every $s$
-#   (`bounds.orthogonal_minimiser_angle`: 30° for $N=4$, 18.4° for $N=10$);
+#   (`bounds.orthogonal_minimiser_angle`: $30°$ for $N=4$, $18.4°$ for $N=10$);
 # * **random centres, margins, sub-centres, subspaces**: no closed form; the reference is the
 #   minimiser found by a 4 times longer float64 run from the same start.
 #
 # **Precision.** Everything runs in float64 (`jax.enable_x64`) and at $s\in\{2,4,8\}$. At
 # the library's default $s=30$ (or 64) the minimal loss is $\approx(N-1)e^{-s\cdot
 # \text{gap}}$, below float32's resolution of $\log(1+\cdot)$ long before the minimiser, so
-# the gradient is exactly 0 and the run stalls at 50–70° (what the old table showed); even
-# float64 Adam needs far more steps there.
+# the gradient is exactly 0 and the run stalls far from the minimiser; even float64 Adam
+# needs far more steps there.
 #
 # **Criterion, fixed before running.** For every (loss, centres, $N$, $D$, $s$) run the
 # final angle of *every* embedding to its own centre (nearest sub-centre; own subspace for
-# AdaProj) lies within 0.5° of the minimiser's. SUPPORTED if all runs meet it. CONTRADICTED
+# AdaProj) lies within $0.5°$ of the minimiser's. SUPPORTED if all runs meet it. CONTRADICTED
 # if a run misses it although its loss is within $10^{-9}$ (relative) of the minimiser's
 # loss (the loss is minimised but the compactness is elsewhere). Otherwise INCONCLUSIVE
-# (the budget did not converge), with the 0.5° resolution as the detectable effect.
+# (the budget did not converge), with the $0.5°$ resolution as the detectable effect.
 # Spearman correlations of (loss, compactness) along the trajectory are reported for the
 # simplex runs only, where the minimiser is the centre; for off-centre minimisers the
 # compactness may legitimately overshoot and come back.
 #
-# **The old criterion and why it was ill-posed.** The earlier check (Adam, constant step
-# 0.05, 200 steps, float32, $s\in\{4,16,64\}$, random centres, AdaCos-type scales adaptive)
-# required final/initial compactness below 0.1 and Spearman above 0.9 for every loss. But
+# **Criterion change: the replaced check and why it was ill-posed.** The earlier check (Adam,
+# constant step $0.05$, 200 steps, float32, $s\in\{4,16,64\}$, random centres, AdaCos-type
+# scales adaptive) required final/initial compactness below $0.1$ and Spearman above $0.9$
+# for every loss. But
 # (1) with random centres the minimiser is off-centre, so "compactness → 0" is not what the
 # loss predicts; (2) at $s=16$ and 64 float32 saturates the loss, so the runs stopped where
 # the gradient underflowed, not at a minimiser; (3) adaptive scales hold the loss near
 # $\log 2$ by design, so a rank correlation of loss and compactness is not meaningful
 # there; (4) 200 steps at a constant step size were never checked for convergence. It
-# returned NOT SUPPORTED (31 of 72 runs) for these reasons, not because of the claim.
+# returned NOT SUPPORTED for these reasons, not because of the claim: what it read as
+# "large fixed scales stall" was float32 saturation, and what it read as "small scales have
+# an off-centre optimum" was the true minimiser for random centres.
 # Adaptive scales are trained with networks in C1.c and studied over long runs in notebook 07.
 
 # %%
@@ -550,18 +553,14 @@ verdict = claim(
 # (the largest error is in the CLAIM line), and where the minimiser is known in closed form
 # the long float64 runs agree with it: with simplex centres every loss takes the embeddings
 # onto their centres (compactness 0), with orthonormal centres and no margin they settle at
-# $\arccos\sqrt{(N-1)/N}=18.43°$ ($N=10$) for every scale. With random centres and no
-# margin the minimiser is off-centre too (about 19–21° for the normalised softmax at
-# $N=10$); margins, sub-centres and subspaces move it elsewhere (see the table). So
+# $\arccos\sqrt{(N-1)/N}$ for every scale. With random centres and no margin the
+# minimiser is off-centre too, a little further out the larger the scale; margins,
+# sub-centres and subspaces move it elsewhere (the "minimiser" column of the table). So
 # minimising the loss does minimise the compactness *as far as the geometry of the centres
 # allows*: to 0 exactly when the centres are spread like a simplex (or with an angular
 # margin, which pulls the minimiser inwards). The Spearman correlations of the simplex runs
 # are high but not always near 1: near the end the loss still falls by tiny amounts while
 # the compactness is already 0 up to rounding, and rounding orders those steps.
-#
-# What the old table read as "large fixed scales stall" was float32 saturation, and what
-# it read as "small scales have an off-centre optimum" was the true minimiser for random
-# centres — neither is evidence against the claim.
 
 # %% [markdown]
 # ## C1.c — embedding networks on synthetic data
@@ -580,28 +579,28 @@ verdict = claim(
 #
 # **Criterion, fixed before this run.** For a loss, a seed *passes* if its final compactness
 # is below half of the untrained network's and the loss at the fixed scale $s_0$ and the
-# compactness fall together over the epochs (Spearman > 0.8). The loss has *plateaued* if
+# compactness fall together over the epochs (Spearman $>0.8$). The loss has *plateaued* if
 # the mean of the training loss over the last 10 % of the epochs is within 5 % of its mean
 # over the 10 % before. SUPPORTED if every seed of every loss passes with a plateaued loss;
 # CONTRADICTED if a loss fails in every seed although its loss plateaued (more training
 # would not change it); otherwise INCONCLUSIVE.
 #
-# *Replaced criterion, and why.* The previous version took the Spearman correlation of the
-# compactness with the **training** loss, and came out CONTRADICTED (12 of 18 runs passed;
-# AdaCos, sub-cluster AdaCos and AdaProj failed with correlations down to −0.08). That
+# **Criterion change: the loss the correlation is taken with.** The replaced criterion took
+# the Spearman correlation of the compactness with the **training** loss, and came out
+# CONTRADICTED (AdaCos, sub-cluster AdaCos and AdaProj failed it). That
 # criterion was ill-posed for the adaptive-scale losses for a reason unrelated to the claim:
 # their scale is re-chosen at every step so that the loss stays near $\log 2$, so the
 # training loss of epoch 10 and of epoch 400 are values of *different* functions, and their
 # order says nothing about whether minimising one fixed loss lowers the compactness. The
 # claim (C1.a's bound relates a loss at a given scale to the compactness) is about one
 # objective; evaluating every epoch's embeddings with the same $s_0$ tests it. The old
-# correlation is still printed beside the new one. For the fixed-scale losses the two
-# criteria are the same.
+# correlation is still printed beside the new one (the "(old)" column of the table below).
+# For the fixed-scale losses the two criteria are the same.
 #
-# **The old run** (30 epochs = 240 steps, one seed) stopped while the losses were still
-# falling: the normalised softmax ended with a loss of 0.016 and a compactness of 1.35 and
-# "failed", but a run that has not converged cannot say where the loss takes the
-# compactness.
+# **Criterion change: the budget.** The replaced run (30 epochs = 240 steps, one seed)
+# stopped while the losses were still falling, and the normalised softmax "failed"; but a
+# run that has not converged cannot say where the loss takes the compactness, hence the
+# longer budget, three seeds and the plateau test.
 
 # %%
 NET_METHODS = ["normalized-softmax", "arcface", "cosface", "adacos", "subcluster-adacos",
@@ -714,12 +713,14 @@ verdict = claim(
 )
 
 # %% [markdown]
-# **Reading C1.c.** Every one of the 18 runs passes the compactness test and the
-# correlation test: the final compactness is at most 0.45 of the untrained network's
-# (normalised softmax about 0.42, CosFace 0.25, ArcFace 0.13, the adaptive-scale losses
-# 0.06-0.08), and the loss at the fixed initial scale falls together with the compactness
-# (Spearman at least 0.94). With the training loss, the old criterion, the adaptive-scale
-# losses would still fail (lowest -0.08): their scale holds the training loss near
+# **Reading C1.c.** Every run passes the compactness test and the correlation test (the
+# "passed" column of the table above): the final compactness is well below half of the
+# untrained network's for every loss — reduced least for the normalised softmax, more for
+# CosFace and ArcFace, and most for the adaptive-scale losses (the "final / untrained
+# compactness" column) — and the loss at the fixed initial scale falls together with the
+# compactness (the "Spearman (s0)" column; its lowest value is in the CLAIM line). With the
+# training loss, the old criterion (the "(old)" column), the adaptive-scale losses would
+# still fail: their scale holds the training loss near
 # $\log 2\approx0.69$ while the compactness falls to the lowest values of all. The verdict is
 # nevertheless INCONCLUSIVE, by the plateau part of the criterion, fixed before the run: the
 # fixed-scale losses ($s=30$) had not plateaued in any seed. Their loss shrinks
@@ -727,8 +728,8 @@ verdict = claim(
 # over the last tenth of the run is never reached however long they train; the compactness
 # keeps falling slowly with it (the curves). This part of the criterion cannot be met for a
 # reason unrelated to the claim (a loss that decays to 0 never "plateaus" relatively); we
-# keep it for this run and say so. A next version would have to state a plateau test that
-# such a loss can meet (e.g. an absolute change) before running it.
+# keep it for this run and say so. A plateau test that such a loss can meet (e.g. an
+# absolute change) would have to be stated before any further run.
 #
 # ## Summary
 #
