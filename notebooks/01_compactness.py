@@ -245,7 +245,8 @@ for name, r in rows.items():
 # bits of float32, so $L<\ell(c)$ by rounding happens in a sizeable share of them (these
 # "strict" shares are in the claim's figures) — but the largest deficit stays a few
 # $\varepsilon s$ (the table above and the CLAIM line), far below the tolerance. Now the
-# picture: for fixed $N=10$, $s=16$, $m=0.5$, the cloud of (loss, compactness) pairs lies below the curve $g(L)$ of its family.
+# picture: for fixed $N=10$, $s=16$, $m=0.5$, the cloud of (loss, compactness) pairs lies
+# below the curve $g(L)$ of its family.
 
 # %%
 cloud = run_group(evaluate_families, key_cloud, 10, 0.04, num_subcentres=NUM_SUBCENTRES,
