@@ -34,7 +34,7 @@
 #   compactness? *Supported if* NC1 falls below a tenth of its value before training, NC3
 #   comes within a tenth of its initial distance from its attainable minimum (0 for trainable
 #   centres, the floor of embeddings placed exactly on fixed random centres, computed below),
-#   NC4 ends below 0.05 and the compactness falls with them (fixed and trainable centres);
+#   NC4 ends below $0.05$ and the compactness falls with them (fixed and trainable centres);
 #   CONTRADICTED otherwise (one deterministic run each).
 # - **B5** Is the adaptive AdaCos scale stable over long training? *Supported if* the faithful
 #   scale stays finite and below 10 s0 for all steps, while the public-code variant diverges
@@ -47,12 +47,13 @@
 # pAUC (max FPR 0.1, McClish-standardised) on the synthetic data and the official DCASE 2023
 # score on the valve data.
 #
-# *Replaced criteria.* B1-B3 first asked for a difference of seed means larger than the seed
-# spread, which ignored the sampling of the test clips and printed "not supported" where the
-# run could not tell. B4 first asked NC3 to fall below a tenth of its initial value for fixed
-# centres too; the notebook's own control shows that NC3 cannot go below a floor of 0.36 for
-# random centres that do not sum to zero, so that criterion could fail for a reason unrelated
-# to the question; it was NOT SUPPORTED with NC3 0.378 against the floor 0.359.
+# **Criterion change: paired intervals; the NC3 floor.** B1-B3 first asked for a difference
+# of seed means larger than the seed spread, which ignored the sampling of the test clips
+# and printed "not supported" where the run could not tell. B4 first asked NC3 to fall below
+# a tenth of its initial value for fixed centres too; the notebook's own control (in B4)
+# shows that NC3 cannot go below a floor for random centres that do not sum to zero, so that
+# criterion could fail for a reason unrelated to the question, and it did: NOT SUPPORTED
+# with NC3 just above that floor.
 #
 # Everything runs through `asdtheory`: the losses (`losses`), the heads and the training
 # loop (`models`, `train`), the helpers of this notebook (`dynamics`: free-embedding scale
@@ -113,18 +114,19 @@ print("run mode:", MODE, "| seeds:", SEEDS)
 # **Synthetic.** An auxiliary task with N = 4 classes, each made of K = 4 *modes*: 16
 # clusters on the unit sphere of R^24 (`data.synthetic.sphere_mixture`, concentration
 # kappa = 100: a sample lies on average about 26 degrees from its mode centre), class =
-# mode // 4. So
-# a class is not one blob — the situation sub-clusters (B2) and subspaces (B3) are meant
-# for. Normal training and test samples come from the 16 modes. An **anomalous** sample
-# comes from a *displaced* mode: its mode centre c is replaced by normalise(c + 0.5 g),
-# g ~ N(0, I/24), i.e. rotated by about 26 degrees in a random direction, with the same
-# spread. One sample is one "clip" (k = 1 example per clip) and the input of the network.
+# mode // 4. So a class is not one blob — the situation sub-clusters (B2) and subspaces (B3)
+# are meant for. Normal training and test samples come from the 16 modes. An **anomalous**
+# sample comes from a *displaced* mode: its mode centre c is replaced by
+# $\mathrm{normalise}(c+0.5\,g)$, g ~ N(0, I/24), i.e. rotated by about 26 degrees in a
+# random direction, with the same spread. One sample is one "clip" (k = 1 example per clip)
+# and the input of the network.
 #
-# *Design note.* The displacement equals the within-mode spread. A first version used
-# kappa = 40 (spread about 37 degrees, more than the displacement): every method then scored
-# hmean 0.54-0.59, too close to chance for any comparison to show, so we made the anomalies
-# as far from their mode as a typical normal sample is (kappa = 100) before reading any
-# comparison on the final data. The criteria above were not changed.
+# **Design change: the anomaly strength.** The displacement equals the within-mode spread.
+# The anomalies were first drawn with kappa = 40 (spread about 37 degrees, more than the
+# displacement), and every method then scored close to chance, too close for any comparison
+# to show; so we made the anomalies as far from their mode as a typical normal sample is
+# (kappa = 100) before reading any comparison on the final data. The criteria above were not
+# changed.
 
 # %%
 NUM_CLASSES, MODES_PER_CLASS, DIM, KAPPA = 4, 4, 24, 100.0
@@ -189,7 +191,7 @@ print("mean angle to own mode centre (deg): train",
 # target domain), 140 test clips (40 normal, 100 anomalous); the auxiliary task is the
 # attribute (4 classes). Features: 64-band log-mel spectrograms (`detect.log_mels`,
 # n_fft 1024, hop 512: 313 frames per 10-s clip) standardised by the training mean and
-# standard deviation; an example is a window of 8 consecutive frames (~0.26 s) flattened to
+# standard deviation; an example is a window of 8 consecutive frames (~260 ms) flattened to
 # 512 values, windows every 8 frames, 39 per clip (2340 training examples). The scores
 # use the official DCASE 2023 rules (AUC source, AUC target, pAUC; harmonic mean).
 #
@@ -327,22 +329,21 @@ print("simplex value -1/(N-1) =", fmt(-1 / (NUM_CLASSES - 1)), "for N = 4")
 # interval over clips and seeds (`evaluation.paired_difference`; hmean of AUC and pAUC on the
 # synthetic data, official score on the valve data). SUPPORTED when the interval lies above
 # 0 on both data sets, CONTRADICTED when it lies below 0 on either, else INCONCLUSIVE with
-# the smallest difference the run could have detected (`claims.all_of`). This replaces the
-# earlier "difference of the seed means larger than the seed spread", which ignored the
-# test clips' sampling and called "cannot tell" NOT SUPPORTED. The synthetic data are one
-# draw for all seeds: the seeds cover training randomness, the clip resampling the data.
+# the smallest difference the run could have detected (`claims.all_of`). The synthetic data
+# are one draw for all seeds: the seeds cover training randomness, the clip resampling the
+# data.
 #
-# **Clear of the rounding, not only of 0** (the rule of notebook 05, added here after the
-# previous stored run and before this one; until then an interval had only to clear 0): an
-# interval decides only if it clears 0 by its *resolution*, twice the largest move of its
-# ends measured under a change of rounding alone (`claims.from_interval(...,
-# resolution=)`): 0.04 on the synthetic data (B1's and B2's scores and differences moved by
-# up to 0.018 between AMD AVX-512 and AVX2), 0.06 on the valve data (B3's valve margin
-# moved by 0.026). The detectable effect is the half-width plus the resolution. This
-# notebook reproduced bit for bit between AMD Zen 4 on two CPUs and an Intel Xeon on one;
-# the moves above are the largest seen. Under the old rule B2 was decided (CONTRADICTED,
-# its interval ending 0.046 below 0): the resolution 0.04 was set from the measured moves
-# before this run, not from that margin.
+# **Clear of the rounding, not only of 0** (the rule of notebook 05): an interval decides
+# only if it clears 0 by its *resolution*, twice the largest move of its ends measured under
+# a change of rounding alone (the same code and data on a CPU with other vector
+# instructions; `claims.from_interval(..., resolution=)`): $0.04$ on the synthetic data and
+# $0.06$ on the valve data (the measured moves are in the tolerance comments of the cells).
+# The detectable effect is the half-width plus the resolution.
+#
+# **Criterion change: the resolution.** The rule above was added after a stored run and
+# before the one shown here; before, an interval had only to clear 0. Under the old rule B2
+# was already decided (CONTRADICTED); the resolutions were set from the measured moves of the
+# rounding before this run, not from B2's margin.
 
 # %%
 # tolerance: abs=0.04; B1 differences: B1's scores moved by 0.018 (AVX-512 vs AVX2), x2
@@ -606,7 +607,7 @@ verdict = claim("B4", SUPPORTED if all(b4_ok.values()) else CONTRADICTED,
 # sit near a target sub-centre, ln B_avg ~ s max_i cos theta_i (the log of a batch mean of
 # exponentials is dominated by its largest term), so the update becomes
 # s <- s max_i cos theta_i / cos(min(pi/4, theta_med)): for M > 1 the summed angle exceeds
-# pi/4, the denominator is cos(pi/4) = 0.71 and s grows by a factor of up to sqrt(2) per
+# pi/4, the denominator is $\cos(\pi/4)\approx0.71$ and s grows by a factor of up to sqrt(2) per
 # step — geometrically, without bound. (For M = 1 the factor is max_i cos / median_i cos,
 # also above 1.)
 #
@@ -693,72 +694,71 @@ verdict = claim("B5", SUPPORTED if faithful_ok and code_diverges else CONTRADICT
 # %% [markdown]
 # ## Discussion
 #
-# **B1 (INCONCLUSIVE).** Trainable and fixed centres detect equally well here: trainable
-# minus fixed is 0.003 [-0.004, 0.010] on the synthetic data and 0.004 [-0.043, 0.043] on
-# the valve data. The intervals alone would resolve differences of about 0.007 (synthetic)
-# and 0.04 (valve); with the rounding resolutions (0.04, 0.06) the detectable effects are
-# 0.047 and 0.103.
+# The verdict lines are computed; this discussion says what they mean and leaves the numbers
+# to the printed lines above.
+#
+# **B1 (INCONCLUSIVE).** Trainable and fixed centres detect equally well here: the paired
+# intervals of trainable minus fixed contain 0 on both data sets (the CLAIM line); they are
+# narrow, and the detectable effects are set mostly by the rounding resolutions.
 # The centres themselves behave exactly as the theory says: trained centres end with pairwise
-# cosines of -0.330 (synthetic) and -0.326 (valve), essentially the regular-simplex value
-# -1/3, while fixed random centres keep -0.03 +- 0.12. On the synthetic data the
-# trainable-centre model is also far more compact (normal test clips 0.036 vs 0.273), yet
+# cosines at essentially the regular-simplex value $-1/3$, while fixed random centres keep
+# cosines scattered around 0 (the "centre cosines" lines). On the synthetic data the
+# trainable-centre model is also far more compact (the "compactness of normals" lines), yet
 # this does not buy any detection performance: the back-end scores distances to k-means
 # centres of the training clips, not to the class centres, and the anomalies are displaced
 # modes whose separation from the normals is what matters. The valve normals stay far from
-# their class centres with either choice (compactness about 1.7, i.e. about 80 degrees): with
-# 60 training clips the attribute task hardly generalises in this small MLP setting. The
-# public re-evaluations concern full DCASE systems (large networks, all training data); our
-# small setting neither reproduces nor refutes them.
+# their class centres with either choice (a compactness not far below 2, the value of
+# orthogonal vectors): with 60 training clips the attribute task hardly generalises in this
+# small MLP setting. The public re-evaluations concern full DCASE systems (large networks,
+# all training data); our small setting neither reproduces nor refutes them.
 #
 # **B2 (CONTRADICTED).** More sub-clusters made detection *worse* on data built to have 4
-# modes per class: 0.695 (M = 1), 0.594 (M = 4), 0.544 (M = 16); the best of M = 4, 16
-# minus M = 1 is -0.101 [-0.170, -0.046], below 0 over clips and seeds and clear of the
-# rounding resolution 0.04, though only by 0.006. (M = 1 is
+# modes per class: the score falls from M = 1 to M = 4 to M = 16 (the table above), and the
+# best of M = 4, 16 minus M = 1 lies below 0 over clips and seeds and clear of the rounding
+# resolution, though only just (the interval printed above the CLAIM line). (M = 1 is
 # AdaCos, and its numbers coincide with B1's fixed-centre AdaCos run for run, as they must.)
-# The compactness to the nearest own sub-centre does fall with M (0.273, 0.257, 0.112), so
+# The compactness to the nearest own sub-centre does fall with M, so
 # the loss does what the bound says — it is the detection that does not follow. A plausible
 # reason, not tested here: with M fixed random sub-centres the modes of a class are assigned
 # to sub-centres arbitrarily, and with many sub-centres the embedding can place a displaced
 # (anomalous) mode close to some other sub-centre of the class, hiding its displacement.
 #
 # **B3 (INCONCLUSIVE).** AdaProj is not measurably better or worse than sub-cluster AdaCos
-# with the same M = 4: -0.012 [-0.071, 0.056] synthetic, -0.019 [-0.072, 0.036] valve
-# (the intervals resolve about 0.06 and 0.05; with the rounding resolutions the detectable
-# effects are 0.103 and 0.114). Its own compactness, to the class
-# subspace, is lower than sub-cluster AdaCos's compactness to the nearest sub-centre (0.152 vs
-# 0.257 synthetic, 1.027 vs 1.249 valve), and on the synthetic data its classes spread more
-# (intra-class angle 27.2 vs 21.8 degrees) — the freedom AdaProj is designed to give — but on
-# the valve data less (62.3 vs 73.2). In this setting the weaker constraint does not
-# translate into better detection.
+# with the same M = 4: both paired intervals contain 0 (the CLAIM line, with the detectable
+# effects). Its own compactness, to the class subspace, is lower than sub-cluster AdaCos's
+# compactness to the nearest sub-centre on both data sets, and on the synthetic data its
+# classes spread more (the intra-class angles) — the freedom AdaProj is designed to give —
+# but on the valve data less. In this setting the weaker constraint does not translate into
+# better detection.
 #
-# **B4 (SUPPORTED with the floor-aware criterion).** With trainable centres the model reaches full
-# neural collapse: NC1 1.366 -> 0.003, NC2 (equinorm 0.001, equiangularity 0.004), NC3 0.006,
-# NC4 0, and the compactness falls from 2.036 to 0.016. With fixed random centres NC1 -> 0.003
-# and NC4 -> 0 as well, but NC3 stays at 0.378, which is the floor 0.359 of embeddings sitting
-# exactly on those centres (NC3 centres the class means, random centres do not sum to zero);
-# the first criterion (NC3 below a tenth of its initial value) did not allow for that floor
-# and failed for that reason alone; judged against the floor (0.378 - 0.359 = 0.019, below a
-# tenth of 2.088 - 0.359) NC3 does collapse. More telling is the compactness w.r.t. the
-# fixed centres, which stalls at
-# 0.368 (about 35 degrees): the classes collapse to their means (NC1), but the means do not
-# reach the centres. The reason is the softmax itself: the gradient of the loss pulls x~
-# towards c_y - sum_k p_k c_k, which for centres summing to zero (a simplex) points at c_y,
-# but for random centres points away from the nearby other centres too, and with the small
-# adaptive AdaCos scale (p_k not negligible; see B5) the optimum sits well away from c_y. So
-# "angular margin training minimises the compactness" holds in the neural-collapse sense —
-# within-class collapse always, collapse onto the centres when the centres can form a simplex.
+# **B4 (SUPPORTED with the floor-aware criterion).** With trainable centres the model reaches
+# full neural collapse: NC1, NC2 and NC3 fall to near 0, NC4 to 0, and the compactness with
+# them (the "trainable centres" line). With fixed random centres NC1 and NC4 fall as well,
+# but NC3 stays just above the floor of embeddings sitting exactly on those centres (the
+# printed floor; NC3 centres the class means, random centres do not sum to zero); judged
+# against the floor it comes within a tenth of its initial distance, so NC3 does collapse.
+# More telling is the compactness w.r.t. the fixed centres, which stalls far above the
+# trainable-centre model's (the "fixed centres" line): the classes collapse to their means
+# (NC1), but the means do not reach the centres. The reason is the softmax itself: the
+# gradient of the loss pulls x~ towards c_y - sum_k p_k c_k, which for centres summing to
+# zero (a simplex) points at c_y, but for random centres points away from the nearby other
+# centres too, and with the small adaptive AdaCos scale (p_k not negligible; see B5) the
+# optimum sits well away from c_y. So "angular margin training minimises the compactness"
+# holds in the neural-collapse sense — within-class collapse always, collapse onto the
+# centres when the centres can form a simplex.
 #
-# **B5 (SUPPORTED).** The faithful AdaCos scale is bounded: over 5000 steps its maximum is
-# 1.13 s0 (M = 1) and 1.26 s0 (M = 4), and it settles *below* s0 (1.89 and 3.60) while the
-# median angle to the own (nearest) centre settles at 21 and 15 degrees with the loss at 0.69
-# and 0.62: the adaptive scale shrinks as the classes tighten, which keeps it stable and also
-# stops the compactness from going further (the stall of B4). The public-code variant
-# diverges as derived above: once the loss has underflowed to 0 the embeddings all but stop
-# moving and s grows geometrically — past 1000 s0 at step 52 (M = 4) and step 104 (M = 1),
-# to about 2e9 (M = 1) and 2e10 (M = 4). With M = 1 the loss then stays at 0 with every
-# embedding on its centre; with M = 4 the loss turns NaN at step 95, and after that the
-# embeddings carry no class information any more (median target angle 90 degrees; final
-# loss ln 8 = 2.079, chance). What we tested is the library's reading of the public code
+# **B5 (SUPPORTED).** The faithful AdaCos scale is bounded: its maximum stays close to s0
+# for both M (the CLAIM line), and it settles *below* s0 (the "final s" column) while the
+# median angle to the own (nearest) centre settles at a moderate angle with the loss at or
+# below $\log 2$: the adaptive scale shrinks as the classes tighten, which keeps it stable
+# and also stops the compactness from going further (the stall of B4). The public-code
+# variant diverges as derived above: once the loss has underflowed to 0 the embeddings all
+# but stop moving and s grows geometrically — past 1000 s0 within about a hundred steps (the
+# blow-up steps in the CLAIM line), by many orders of magnitude (the "max s" column). With
+# M = 1 the loss then stays at 0 with every embedding on its centre; with M = 4 the loss
+# turns NaN (the step is in the CLAIM line), and after that the embeddings carry no class
+# information any more (median target angle 90 degrees; final loss $\ln 8$, chance). What
+# we tested is the library's reading of the public code
 # (`losses.subcluster_adacos_scale(variant="code")`, see DESIGN "Formulas") on free
 # embeddings with full batches; whether and when a real training run (network, mini-batches,
 # mixup, a finite number of epochs) reaches the regime where the loss underflows is not
@@ -772,7 +772,8 @@ verdict = claim("B5", SUPPORTED if faithful_ok and code_diverges else CONTRADICT
 # compactness the loss controls but make detection worse on 4-mode classes. B1 and B3 are
 # INCONCLUSIVE at this size: trainable centres (which do converge to a simplex) and AdaProj
 # change the geometry without a detectable change in detection. On the valve data the clip
-# level alone scores 0.78, above every trained detector here (0.55-0.57).
+# level alone (the reference printed with the valve data) scores above every trained
+# detector here.
 
 # %%
 # tolerance: abs=0.04; margins, spreads moved by 0.016 (AVX-512 vs AVX2), x2
