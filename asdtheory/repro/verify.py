@@ -167,9 +167,10 @@ ARGUMENTS = (
          "labels (C3.d)"),
         (("C4",), "the same comparison on the real valve recordings, clean (C4.a) and in real "
          "noise (C4.b), by the official DCASE score"),
-        (("C5",), "in the embedding space, how far noise moves an embedding (C5.a), class "
-         "structure gained by training (C5.b), anomalies by the distance to the class centre "
-         "(C5.c), and the same on the valve attributes (C5.d)"),
+        (("C5",), "in the embedding space, how far noise moves an embedding relative to its "
+         "anomaly (C5.a), class structure against the pull to class centres with the same "
+         "labels (C5.b), anomaly separation by each model's own score and by the distance to "
+         "the nearest centre (C5.c), and the valve attributes (C5.d)"),
         (("C6",), "where the anomaly score listens, by RISE saliency on the bins where "
          "the machine dominates the noise"),
     )),
