@@ -28,9 +28,10 @@ information: an adaptive scale makes every epoch's training loss another functio
 ``final_loss``; arrays ``loss_curve``, ``loss_s0_curve``, ``compactness_curve`` and
 ``scale_curve`` (per epoch).
 
-**Sizes.** ``standard`` = 6 losses x 10 seeds, 16 000 optimiser steps (2000 epochs of 8 steps):
-~10 CPU-s a unit measured (niced, one core; ~3 s of it one-off compilation), about 0.2
-CPU-core-hours in all. ``full`` = 20 seeds, 32 000 steps. ``smoke`` exercises the code path.
+**Sizes.** ``standard`` = 6 losses x 10 seeds, 16 000 optimiser steps (2000 epochs of 8
+steps): ~20 CPU-s a unit measured in-process (niced, one core; sub-cluster AdaCos, seed 0),
+~25 with the worker's start-up, about 0.4 CPU-core-hours in all. ``full`` = 20 seeds,
+32 000 steps. ``smoke`` exercises the code path.
 
 **Decision.** :data:`CRITERIA`, pre-registered, decided by ``asdtheory.repro.c1.analyse`` from
 ``experiments.load_table("c1", size)``.
