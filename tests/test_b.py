@@ -63,6 +63,33 @@ def test_the_task_sets_the_classes(smoke_results):
         assert centres.shape[:3] == (len(b.SNRS), classes, settings["num_subclusters"]), arm
 
 
+def test_the_stored_embeddings_give_the_scores(smoke_results, smoke):
+    """The recorded embeddings are the ones the back-ends scored: kNN-1 recomputed from
+    them (float16) gives the recorded scores."""
+    table, _ = smoke
+    folder = experiments.records.size_folder(smoke_results, "b", "smoke")
+    unit = "arm=sc-adacos.m16.machine-task,seed=1"
+    arrays = experiments.load_record(folder / unit).arrays
+    spec = b.SIZES["smoke"]
+    n_train = spec["machines"] * spec["attributes"] * spec["train"]
+    assert arrays["train_embedding"].shape[:2] == (len(b.SNRS), n_train)
+    assert arrays["train_class"].tolist() == np.repeat(np.arange(spec["machines"]),
+                                                       spec["attributes"] * spec["train"]).tolist()
+    train_machine = np.repeat(np.arange(spec["machines"]), spec["attributes"] * spec["train"])
+    for j, snr in enumerate(b.SNRS):
+        rows = (table["unit"] == unit) & (table["snr"] == snr)
+        machine = np.char.lstrip(table["machine"][rows].astype(str), "machine").astype(int)
+        z, train_z = (np.asarray(arrays[k][j], np.float64) for k in ("embedding",
+                                                                     "train_embedding"))
+        assert z.shape[0] == rows.sum()
+        for m in range(spec["machines"]):
+            t = train_z[train_machine == m]
+            t /= np.linalg.norm(t, axis=1, keepdims=True)
+            x = z[machine == m] / np.linalg.norm(z[machine == m], axis=1, keepdims=True)
+            knn = 1 - (x @ t.T).max(axis=1)
+            np.testing.assert_allclose(knn, table["score"][rows][machine == m], atol=2e-3)
+
+
 def test_analyse_on_smoke_records(smoke):
     table, _ = smoke
     results = b_verdicts.analyse(table, n_resamples=100)

@@ -51,9 +51,13 @@ compiles the arm's programs once), and records per test clip:
   ``scoring.level_score``), the clip's machine, attribute, anomaly type and SNR, and the loss
   curve's settling statistic (``loss_settling``, ``train.settling``; one per SNR).
 
-Arrays: ``loss_curve`` (SNRs, epochs) and the head's ``centres`` after training and before
+Arrays: ``loss_curve`` (SNRs, epochs); the head's ``centres`` after training and before
 (``twin_centres``), (SNRs, N, M, D) float32 (B1's reading: do trained centres spread towards
-a simplex?).
+a simplex?); the clip embeddings the back-ends score, float16, of the test clips
+(``embedding``, (SNRs, test clips, D), rows in clip order) and of the training clips
+(``train_embedding``, (SNRs, training clips, D)), and the untrained twin's (``twin_``
+prefix), with the training clips' classes under the arm's task (``train_class``): another
+back-end, or neural-collapse measures of the trained embeddings (B4), need no retraining.
 
 **SNRs.** 0 dB decides every claim: ``c3``'s calibration places the best method at ~0.75-0.8
 hmean there (away from chance and from the ceiling), in noise, the regime the paper is about.
@@ -179,6 +183,8 @@ def _condition(config: Mapping, sounds, is_train, labels, snr: str, noise_key,
         out[prefix + "compactness"] = np.asarray(detector.head.compactness(
             jnp.asarray(z), jnp.asarray(labels[test], jnp.int32)), np.float64)
         out[prefix + "centres"] = np.asarray(detector.head.centres[...], np.float32)
+        out[prefix + "embedding"] = np.asarray(z, np.float16)
+        out[prefix + "train_embedding"] = np.asarray(detector.train_embeddings, np.float16)
         if not prefix:
             curve = np.asarray(detector.history["loss"], np.float64)
     out["level_score"] = scoring.level_score(waves[is_train], waves[test],
@@ -189,6 +195,8 @@ def _condition(config: Mapping, sounds, is_train, labels, snr: str, noise_key,
     return out
 
 
+_ARRAYS = ("centres", "twin_centres", "embedding", "twin_embedding", "train_embedding",
+           "twin_train_embedding")
 _CLIP_COLUMNS = ("twin_score", "kmeans_score", "twin_kmeans_score", "compactness",
                  "twin_compactness", "level_score", "loss_settling")
 
@@ -220,9 +228,8 @@ def compute(config: dict, key) -> Record:
              **{name: np.concatenate([p[name] for p in parts]) for name in _CLIP_COLUMNS}}
     curves = np.stack([p["curve"] for p in parts])
     return Record(clips=clips, scores=np.concatenate([p["score"] for p in parts]),
-                  arrays={"loss_curve": curves,
-                          "centres": np.stack([p["centres"] for p in parts]),
-                          "twin_centres": np.stack([p["twin_centres"] for p in parts])},
+                  arrays={"loss_curve": curves, "train_class": labels[is_train],
+                          **{name: np.stack([p[name] for p in parts]) for name in _ARRAYS}},
                   steps=config["steps"],
                   # provenance keeps one final loss: the decisive SNR's
                   final_loss=float(curves[SNRS.index(DECISIVE_SNR), -1]))
