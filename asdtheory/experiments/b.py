@@ -92,7 +92,6 @@ import numpy as np
 
 from asdtheory import detect, scoring, train
 from asdtheory.data import dcase
-from asdtheory.data.synthetic import ANOMALY_TYPES
 from asdtheory.experiments import c3
 from asdtheory.experiments.core import Experiment, Record, Unit, register
 
@@ -210,22 +209,7 @@ def compute(config: dict, key) -> Record:
     labels = _task_labels(sounds, config["task"])
     parts = [_condition(config, sounds, is_train, labels, snr, noise_key, detector_key)
              for snr in SNRS]
-    test = ~is_train
-    machine, attribute = sounds.machine[test], sounds.attribute[test]
-    y = sounds.is_anomaly[test].astype(int)
-    kinds = np.asarray(ANOMALY_TYPES)[sounds.anomaly_type[test]]
-    within = np.concatenate([np.arange(np.sum(machine == m)) for m in np.unique(machine)])
-    files = [[f"section_00_source_test_{'anomaly' if a else 'normal'}_{i:04d}_snr_{snr}_{k}_"
-              f"attribute_{t}.wav" for i, a, k, t in zip(within, y, kinds, attribute,
-                                                         strict=True)] for snr in SNRS]
-    repeat = functools.partial(np.tile, reps=len(SNRS))
-    clips = {"file": np.concatenate(files),
-             "machine": repeat(np.char.add("machine", machine.astype(str))),
-             "section": np.zeros(len(SNRS) * y.size, int),
-             "domain": np.full(len(SNRS) * y.size, "source"), "label": repeat(y),
-             "snr": np.repeat(SNRS, y.size), "clip": repeat(np.arange(y.size)),
-             "anomaly_type": repeat(kinds), "attribute": repeat(attribute),
-             **{name: np.concatenate([p[name] for p in parts]) for name in _CLIP_COLUMNS}}
+    clips = c3.clip_columns(sounds, is_train, SNRS, parts, _CLIP_COLUMNS)
     curves = np.stack([p["curve"] for p in parts])
     return Record(clips=clips, scores=np.concatenate([p["score"] for p in parts]),
                   arrays={"loss_curve": curves, "train_class": labels[is_train],

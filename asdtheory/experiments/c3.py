@@ -56,7 +56,7 @@ from asdtheory.experiments.core import Experiment, Record, grid, register
 
 __all__ = ["CALIBRATION", "CALIBRATION_FILE", "CALIBRATION_SEED",
            "CALIBRATION_TARGET", "CRITERIA", "METHODS", "NOISES", "SIZES", "SNRS", "STRENGTH",
-           "calibrate", "compute", "detector_config", "noise_bank", "units"]
+           "calibrate", "clip_columns", "compute", "detector_config", "noise_bank", "units"]
 
 # (i) .. (vi) of DESIGN's C3, in that order.
 METHODS = ("deep-svdd", "autoencoder", "subcluster-adacos", "subcluster-adacos+random-labels",
@@ -157,6 +157,31 @@ def _condition(config: Mapping, sounds, is_train, snr: str, noise_key, detector_
             "loss_settling": np.full(machine.size, train.settling(curve)), "curve": curve}
 
 
+
+def clip_columns(sounds, is_train, snrs, parts, columns) -> dict:
+    """The ``clips`` of a record of synthetic test clips scored at each of ``snrs``: DCASE-style
+    names unique per machine (label, index, SNR, anomaly type and attribute in the name), the
+    machine, section, domain, label, SNR, ``clip`` (the index that pairs a clip across SNRs),
+    anomaly type and attribute, and the per-SNR ``columns`` of ``parts`` (one dict per SNR),
+    rows SNR-major. Shared by the experiments on ``machine_sounds`` (c3, b)."""
+    test = ~is_train
+    machine, attribute = sounds.machine[test], sounds.attribute[test]
+    labels = sounds.is_anomaly[test].astype(int)
+    kinds = np.asarray(ANOMALY_TYPES)[sounds.anomaly_type[test]]
+    within = np.concatenate([np.arange(np.sum(machine == m)) for m in np.unique(machine)])
+    files = [[f"section_00_source_test_{'anomaly' if y else 'normal'}_{i:04d}_snr_{snr}_{k}_"
+              f"attribute_{a}.wav" for i, y, k, a in zip(within, labels, kinds, attribute,
+                                                         strict=True)] for snr in snrs]
+    repeat = functools.partial(np.tile, reps=len(snrs))
+    return {"file": np.concatenate(files),
+            "machine": repeat(np.char.add("machine", machine.astype(str))),
+            "section": np.zeros(len(snrs) * labels.size, int),
+            "domain": np.full(len(snrs) * labels.size, "source"), "label": repeat(labels),
+            "snr": np.repeat(snrs, labels.size), "clip": repeat(np.arange(labels.size)),
+            "anomaly_type": repeat(kinds), "attribute": repeat(attribute),
+            **{name: np.concatenate([p[name] for p in parts]) for name in columns}}
+
+
 def compute(config: dict, key) -> Record:
     """One unit, one method on one seed's data at every SNR of :data:`SNRS` (one process
     compiles the method's programs once for all four). The clean clips, the noise offsets
@@ -166,23 +191,8 @@ def compute(config: dict, key) -> Record:
     sounds, is_train = _sounds(config, data_key)
     parts = [_condition(config, sounds, is_train, snr, noise_key, detector_key)
              for snr in SNRS]
-    test = ~is_train
-    machine, attribute = sounds.machine[test], sounds.attribute[test]
-    labels = sounds.is_anomaly[test].astype(int)
-    kinds = np.asarray(ANOMALY_TYPES)[sounds.anomaly_type[test]]
-    within = np.concatenate([np.arange(np.sum(machine == m)) for m in np.unique(machine)])
-    files = [[f"section_00_source_test_{'anomaly' if y else 'normal'}_{i:04d}_snr_{snr}_{k}_"
-              f"attribute_{a}.wav" for i, y, k, a in zip(within, labels, kinds, attribute,
-                                                         strict=True)] for snr in SNRS]
-    repeat = functools.partial(np.tile, reps=len(SNRS))
-    clips = {"file": np.concatenate(files),
-             "machine": repeat(np.char.add("machine", machine.astype(str))),
-             "section": np.zeros(len(SNRS) * labels.size, int),
-             "domain": np.full(len(SNRS) * labels.size, "source"), "label": repeat(labels),
-             "snr": np.repeat(SNRS, labels.size), "clip": repeat(np.arange(labels.size)),
-             "anomaly_type": repeat(kinds), "attribute": repeat(attribute),
-             **{name: np.concatenate([p[name] for p in parts])
-                for name in ("twin_score", "level_score", "loss_settling")}}
+    clips = clip_columns(sounds, is_train, SNRS, parts,
+                         ("twin_score", "level_score", "loss_settling"))
     curves = np.stack([p["curve"] for p in parts])
     return Record(clips=clips, scores=np.concatenate([p["score"] for p in parts]),
                   arrays={"loss_curve": curves}, steps=config["steps"],
