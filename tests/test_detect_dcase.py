@@ -39,6 +39,7 @@ def no_training(monkeypatch):
     ({"machines": ()}, "machines is empty"),
     ({"noise": "cat"}, "noise and snr go together"),
     ({"seed": -1}, "seed"),
+    ({"seconds": 0.0}, "seconds must be > 0"),
     ({"detector": "subcluster-adacos"}, "detector must be a DetectorConfig"),
 ])
 def test_bad_configs_fail_on_construction(kwargs, match):

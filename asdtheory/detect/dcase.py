@@ -120,6 +120,9 @@ class RunConfig:
             check_scalar(self.snr, "snr")
         check_scalar(self.seed, "seed", low=0, integer=True)
         check_scalar(self.seconds, "seconds", low=0.0)
+        if not self.seconds > 0:
+            raise ValueError(f"seconds must be > 0 (the length every clip is cut to), got "
+                             f"{self.seconds}.")
         if not isinstance(self.detector, DetectorConfig):
             raise ValueError(f"detector must be a DetectorConfig, got {self.detector!r}.")
 
