@@ -164,6 +164,17 @@ def test_analyse_on_constructed_tables():
     verdicts = {r.id: r.verdict for r in c2_verdicts.analyse(table)}
     assert verdicts == {"C2.a.2": claims.CONTRADICTED, "C2.b": claims.SUPPORTED,
                         "C2.b task": claims.CONTRADICTED}
+    # C2.a.2 is an existence claim over the weight decays: a collapse at the largest one only
+    # supports it ...
+    largest = c2.WEIGHT_DECAYS[-1]
+    table = _table(svdd_spread=0.5, control_spread=0.5, angular_spread=1.0, accuracy=0.95)
+    table["rel_spread"][np.isin(table["method"], [m for m in c2.SVDD if m != "svdd-control"])
+                        & (table["weight_decay"] == largest)] = 1e-5
+    assert c2_verdicts.analyse(table)[0].verdict == claims.SUPPORTED
+    # ... but the control must stay uncollapsed at every weight decay
+    table["rel_spread"][(table["method"] == "svdd-control")
+                        & (table["weight_decay"] == largest)] = 1e-5
+    assert c2_verdicts.analyse(table)[0].verdict == claims.CONTRADICTED
     # the control collapsing as well contradicts C2.a.2
     table = _table(svdd_spread=1e-5, control_spread=1e-5, angular_spread=1.0, accuracy=0.95)
     assert c2_verdicts.analyse(table)[0].verdict == claims.CONTRADICTED

@@ -209,6 +209,19 @@ def test_all_of_combines_parts_honestly():
         all_of((INCONCLUSIVE, None))
 
 
+def test_any_of_needs_one_supported_part_and_every_part_to_contradict():
+    from asdtheory.repro.claims import any_of
+    s, c, i = (SUPPORTED, None), (CONTRADICTED, None), (INCONCLUSIVE, "0.1 AUC")
+    assert any_of(c, s) == s
+    assert any_of(c, i, s) == s
+    assert any_of(c, c) == c
+    assert any_of(c, i, (INCONCLUSIVE, "0.2 AUC")) == (INCONCLUSIVE, "0.1 AUC; 0.2 AUC")
+    with pytest.raises(ValueError, match="at least one"):
+        any_of()
+    with pytest.raises(ValueError, match="each part must be"):
+        any_of((SUPPORTED, "0.1 AUC"))
+
+
 # ---------------------------------------------------------------------------- decide
 
 

@@ -20,7 +20,7 @@ from asdtheory.repro import claims
 from asdtheory.repro.c1 import t_interval
 from asdtheory.train import SETTLED_BELOW
 
-__all__ = ["FIELDS", "analyse", "effect", "per_run", "unsettled", "verdict"]
+__all__ = ["FIELDS", "analyse", "combine", "effect", "per_run", "unsettled", "verdict"]
 
 # The per-run values of a table (one per unit and weight decay).
 FIELDS = ("diverged", "rel_spread", "train_accuracy", "final_loss", "initial_loss", "prior_entropy",
@@ -73,16 +73,32 @@ def _interval(values: np.ndarray) -> PairedDifference:
     return t_interval(values)
 
 
+def combine(spec: Mapping, parts) -> tuple[str, str | None]:
+    """A claim's verdict from its parts: every part must hold (``claims.all_of``), except
+    that with ``spec["collapse_at_some_weight_decay"]`` a method predicted to collapse needs
+    only some weight decay of the range (``claims.any_of`` over its parts), the methods then
+    combined by ``claims.all_of``."""
+    if not spec.get("collapse_at_some_weight_decay"):
+        return claims.all_of(*(p.decision.part for p in parts))
+    by_method: dict[str, list] = {}
+    for part in parts:
+        by_method.setdefault(spec["comparisons"][part.name][0], []).append(part)
+    return claims.all_of(*(
+        (claims.any_of if spec["comparisons"][group[0].name][2] > 0 else claims.all_of)(
+            *(p.decision.part for p in group)) for group in by_method.values()))
+
+
 def analyse(table: Mapping[str, np.ndarray], *, criteria: Mapping = CRITERIA
             ) -> list[claims.ClaimResult]:
-    """Every claim of ``criteria`` from ``experiments.load_table("c2", size)``."""
+    """Every claim of ``criteria`` from ``experiments.load_table("c2", size)``, its parts
+    combined by :func:`combine`."""
     runs = per_run(table)
     results = []
     for i, (claim_id, spec) in enumerate(criteria.items()):
         results.extend(claims.judge(
             {claim_id: spec}, lambda spec, part, key: _interval(
                 effect(spec, runs[part[0], part[1]], part[2])),
-            seed=i, unit=spec["unit"]))
+            seed=i, unit=spec["unit"], combine=combine))
     return results
 
 

@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["CLAIMS_DIR_ENV", "CLAIM_MIME", "CONTRADICTED", "INCONCLUSIVE", "SUPPORTED",
-           "VERDICTS", "ClaimRecord", "ClaimResult", "Decision", "Part", "all_of", "claim",
+           "VERDICTS", "ClaimRecord", "ClaimResult", "Decision", "Part", "all_of", "any_of",
+           "claim",
            "decide", "fmt", "fmt_e", "fmt_interval", "from_interval", "hierarchical_bootstrap",
            "judge", "load_records", "paired_difference_over_seeds", "records"]
 
@@ -182,6 +183,25 @@ def all_of(*parts: tuple[str, str | None]) -> tuple[str, str | None]:
     return INCONCLUSIVE, "; ".join(d for v, d in parts if v == INCONCLUSIVE)
 
 
+def any_of(*parts: tuple[str, str | None]) -> tuple[str, str | None]:
+    """The verdict of an existence claim "some part holds" from the parts' (verdict,
+    detectable): ``SUPPORTED`` when any part is supported, ``CONTRADICTED`` when every part is
+    contradicted, else ``INCONCLUSIVE`` with the inconclusive parts' detectable effects.
+
+    >>> any_of((CONTRADICTED, None), (SUPPORTED, None))
+    ('SUPPORTED', None)
+    >>> any_of((CONTRADICTED, None), (INCONCLUSIVE, "0.3 decades"))
+    ('INCONCLUSIVE', '0.3 decades')
+    """
+    all_of(*parts)  # validates the parts
+    verdicts = [v for v, _ in parts]
+    if SUPPORTED in verdicts:
+        return SUPPORTED, None
+    if all(v == CONTRADICTED for v in verdicts):
+        return CONTRADICTED, None
+    return INCONCLUSIVE, "; ".join(d for v, d in parts if v == INCONCLUSIVE)
+
+
 @dataclasses.dataclass(frozen=True)
 class Decision:
     """A verdict by :func:`decide`: ``verdict``, ``detectable`` (INCONCLUSIVE only, for
@@ -272,11 +292,13 @@ class ClaimResult:
                          f"({p.decision.reading})" for p in self.parts)
 
 
-def judge(criteria: Mapping, contrast, *, seed: int, unit: str) -> list[ClaimResult]:
+def judge(criteria: Mapping, contrast, *, seed: int, unit: str, combine=None
+          ) -> list[ClaimResult]:
     """Every claim of pre-registered ``criteria`` ({id: {"statement", "comparisons": {name:
     terms}, "delta", ...}}): each comparison's interval from ``contrast(spec, terms, key)``
     (its key folded from ``seed`` by the claim's and the comparison's position), decided by
-    :func:`decide` against the claim's ``delta``, the parts combined by :func:`all_of`."""
+    :func:`decide` against the claim's ``delta``, the parts combined by :func:`all_of`, or by
+    ``combine(spec, parts)`` when a claim's logic is another (e.g. "some weight decay")."""
     import jax
 
     results = []
@@ -287,7 +309,8 @@ def judge(criteria: Mapping, contrast, *, seed: int, unit: str) -> list[ClaimRes
             interval = contrast(spec, terms, key)
             parts.append(Part(name, interval, decide(interval, delta=spec["delta"],
                                                      unit=unit)))
-        verdict, detectable = all_of(*(p.decision.part for p in parts))
+        verdict, detectable = (all_of(*(p.decision.part for p in parts)) if combine is None
+                               else combine(spec, parts))
         results.append(ClaimResult(claim_id, spec["statement"], verdict, detectable,
                                    tuple(parts), spec["delta"], unit))
     return results
