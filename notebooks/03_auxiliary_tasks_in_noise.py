@@ -224,11 +224,7 @@ for kind in ANOMALY_TYPES[1:]:
 # %%
 results = verdicts.analyse(table)
 for result in results:
-    print(f"\n{result.id}: {result.statement}")
-    claim(result.id, result.verdict, result.summary, statement=result.statement,
-          detectable=result.detectable, notebook=NOTEBOOK,
-          figures={part.name: [part.interval.estimate, part.interval.low, part.interval.high]
-                   for part in result.parts} | {"delta": result.delta})
+    claims.report(result, notebook=NOTEBOOK)
 c3_verdict, c3_detectable = claims.all_of(
     *((r.verdict, r.detectable) for r in results if r.id in ("C3.a", "C3.b")))
 print("\nC3: " + (statement := "Sub-cluster AdaCos with the auxiliary task beats Deep SVDD and "

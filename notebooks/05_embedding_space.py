@@ -64,6 +64,7 @@ from asdtheory.detect import systems
 from asdtheory.detect.dcase import RunConfig, run
 from asdtheory.experiments import c5, records
 from asdtheory.repro import c5 as verdicts
+from asdtheory.repro import claims
 from asdtheory.repro.claims import all_of, claim, fmt, fmt_interval, from_interval
 from asdtheory.repro.runmode import run_mode
 
@@ -257,11 +258,7 @@ for rival in c5.METHODS[1:]:
 # %%
 results = verdicts.analyse(table)
 for result in results:
-    print(f"\n{result.id}: {result.statement}")
-    claim(result.id, result.verdict, result.summary, statement=result.statement,
-          detectable=result.detectable, notebook=NOTEBOOK,
-          figures={part.name: [part.interval.estimate, part.interval.low, part.interval.high]
-                   for part in result.parts} | {"delta": result.delta})
+    claims.report(result, notebook=NOTEBOOK)
 
 # %% [markdown]
 # ## Real valve recordings (C5.d)

@@ -54,6 +54,25 @@ def test_claim_prints_the_exact_line_and_writes_the_record(claims_dir, capsys):
     assert record.verdict == SUPPORTED and record in records()
 
 
+def test_report_prints_the_statement_then_the_claim_line(claims_dir, capsys):
+    criteria = {"C9.r": {"statement": "A beats B.", "delta": 0.02,
+                         "comparisons": {"A - B": None, "A - C": None}}}
+    intervals = iter([PairedDifference(0.05, 0.03, 0.07, 0.95, 10),
+                      PairedDifference(0.0, -0.01, 0.01, 0.95, 10)])
+    (result,) = claims.judge(criteria, lambda spec, terms, key: next(intervals), seed=0,
+                             unit="AUC")
+    record = claims.report(result, notebook="09_demo")
+    out = capsys.readouterr().out.splitlines()
+    assert out[-2:] == ["C9.r: A beats B.", f"CLAIM C9.r CONTRADICTED | {result.summary}"]
+    assert record.figures == {"A - B": [0.05, 0.03, 0.07], "A - C": [0.0, -0.01, 0.01],
+                              "delta": 0.02}
+    # a gate applied after judging replaces the verdict, and its detectable effect is shown
+    capped = claims.report(result, notebook="09_demo",
+                           verdict=(INCONCLUSIVE, "settled runs"))
+    assert capped.verdict == INCONCLUSIVE and capped.summary.endswith(
+        "; detectable effect settled runs")
+
+
 def test_three_verdicts_and_repeated_ids(claims_dir, capsys):
     claim("C3.x", SUPPORTED, "first", statement="s")
     second = claim("C3.x", CONTRADICTED, "AUC 0.512 vs 0.730", statement="s")

@@ -36,7 +36,7 @@ __all__ = ["CLAIMS_DIR_ENV", "CLAIM_MIME", "CONTRADICTED", "INCONCLUSIVE", "SUPP
            "VERDICTS", "ClaimRecord", "ClaimResult", "Decision", "Part", "all_of", "any_of",
            "claim",
            "decide", "fmt", "fmt_e", "fmt_interval", "from_interval", "hierarchical_bootstrap",
-           "judge", "load_records", "paired_difference_over_seeds", "records"]
+           "judge", "load_records", "paired_difference_over_seeds", "records", "report"]
 
 CLAIMS_DIR_ENV = "ASDTHEORY_CLAIMS_DIR"
 # In a notebook the verdict line is shown with the record beside it under this MIME type, so
@@ -526,6 +526,26 @@ def claim(claim_id: str, verdict: str, summary: str, *, statement: str,
     if directory:
         _write(record, Path(directory))
     return record
+
+
+def report(result: ClaimResult, *, notebook: str, verdict: tuple[str, str | None] | None = None
+           ) -> ClaimRecord:
+    """A judged claim in a notebook: its statement on a line of its own, then its CLAIM line
+    (:func:`claim`) with every part's interval and the claim's delta as figures.
+
+    Args:
+      result: from :func:`judge` (or an experiment's ``analyse``).
+      notebook: the notebook that made the check.
+      verdict: (verdict, detectable) in place of the result's own, when a gate applied after
+        judging (e.g. unsettled training) caps it.
+    """
+    verdict, detectable = verdict or (result.verdict, result.detectable)
+    print(f"\n{result.id}: {result.statement}")
+    return claim(result.id, verdict, result.summary, statement=result.statement,
+                 detectable=detectable, notebook=notebook,
+                 figures={part.name: [part.interval.estimate, part.interval.low,
+                                      part.interval.high] for part in result.parts}
+                 | {"delta": result.delta})
 
 
 def _show(record: ClaimRecord) -> None:
