@@ -199,7 +199,8 @@ def test_user_errors_end_in_one_line_without_traceback(tmp_path, capsys):
         (["verify", "--notebook-dir", str(tmp_path / "elsewhere")],
          "run `asdtheory verify` from the repository root or pass --notebook-dir"),
         (["evaluate", str(tmp_path / "none"), "--truth", str(tmp_path / "nowhere")],
-         "ground truth folder"),
+         "SYSTEM_DIR "),
+        (["evaluate", str(tmp_path), "--truth", str(tmp_path / "nowhere")], "--truth "),
         (["data", "info", str(tmp_path / "nowhere")], "folder not found"),
         (["verify", "--readme", str(tmp_path / "nowhere.md")], "--readme "),
         (["verify", "--readme", str(notebooks / "01_first.py")], "no claims table"),
@@ -328,3 +329,20 @@ def test_library_advice_on_audio_files_reads_as_command_line_steps(tmp_path):
             audio.load(tmp_path / name)
         message = cli.in_flags(str(raised.value))
         assert "`sox in.wav" in message and "=" not in message, message
+
+
+class _ClosedPipe:
+    """A stdout whose reader has gone (`asdtheory ... | head`)."""
+
+    def write(self, text):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self):
+        pass
+
+
+def test_a_closed_pipe_is_no_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("sys.stdout", _ClosedPipe())
+    argv = ["experiment", "status", "c1", "--size", "smoke", "--results", str(tmp_path)]
+    assert cli.main(argv) == 141
+    assert capsys.readouterr().err == ""

@@ -71,7 +71,11 @@ def download(url: str, dest, *, expected_size: int | None = None, progress: bool
             return dest
         raise OSError(f"cannot download {url}: HTTP {err.code} {err.reason}.") from err
     except (urllib.error.URLError, OSError) as err:
-        raise OSError(f"cannot download {url}: {err}; check the address and the network, "
+        # URLError wraps the socket's error ("[Errno -2] Name or service not known"): its
+        # words are what a user can act on.
+        reason = getattr(err, "reason", err)
+        text = getattr(reason, "strerror", None) or str(reason)
+        raise OSError(f"cannot download {url}: {text}; check the address and the network, "
                       "then run again.") from err
     with response:
         if response.status == 206:

@@ -14,6 +14,7 @@ exit status 2, never in a traceback; messages name the command-line flags that f
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import os
@@ -61,12 +62,28 @@ def main(argv: list[str] | None = None) -> int:
         warnings.showwarning = show_warning
         try:
             return int(args.func(args) or 0)
+        except BrokenPipeError:
+            # The reader of a pipe stopped reading (`asdtheory ... | head`): nothing went
+            # wrong here. Output still buffered goes nowhere, so that the interpreter's own
+            # flush at exit does not fail again; the status is a shell's for SIGPIPE.
+            _silence_stdout()
+            return 141
         except (ValueError, OSError) as err:
             # The library's checks describe user errors completely, and the operating
             # system's (a file where a folder goes, a full disk) name the path; a traceback
             # adds nothing.
             print(f"asdtheory: error: {_error_text(err)}", file=sys.stderr)
             return 2
+
+
+def _silence_stdout() -> None:
+    try:
+        target = sys.stdout.fileno()
+    except (AttributeError, ValueError, io.UnsupportedOperation):
+        return  # a stdout without a file descriptor (a test's capture) has nothing to flush
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, target)
+    os.close(devnull)
 
 
 def _error_text(err: Exception) -> str:
@@ -492,7 +509,17 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     if len(args.systems) > 1 and args.resamples < 100:  # before any table is printed
         raise ValueError(f"--resamples must be an integer >= 100, got {args.resamples}.")
-    truth = truth_clips(data_root(args.truth), protocol=args.protocol)
+    missing = [folder for folder in args.systems if not Path(folder).is_dir()]
+    if missing:
+        raise FileNotFoundError(f"SYSTEM_DIR {missing[0]}: no such folder; pass the folders "
+                                f"that hold each system's anomaly_score_*.csv files.")
+    truth_root = data_root(args.truth)
+    if not truth_root.is_dir():
+        raise FileNotFoundError(
+            f"{'--truth' if args.truth is not None else '$ASDTHEORY_DATA (no --truth given)'} "
+            f"{truth_root}: no such folder; pass --truth, the data root or the test folders "
+            f"the scores were computed on.")
+    truth = truth_clips(truth_root, protocol=args.protocol)
     labels = dict(machine=[c.machine for c in truth], section=[c.section for c in truth],
                   domain=[c.domain for c in truth], is_anomaly=[c.is_anomaly for c in truth])
     # Every folder is read before anything is printed: a bad one fails the command at once.
@@ -616,8 +643,11 @@ def _reported(func):
     def run(args) -> int:
         try:
             return func(args)
+        except BrokenPipeError:
+            raise  # main's: not an error of the command
         except (OSError, ValueError) as err:
-            print(f"asdtheory data {args.data_command}: error: {err}", file=sys.stderr)
+            print(f"asdtheory data {args.data_command}: error: {_error_text(err)}",
+                  file=sys.stderr)
             return 1
 
     return run
