@@ -185,6 +185,16 @@ def test_analyse_on_constructed_tables():
     assert verdict == claims.INCONCLUSIVE and "settled" in detectable
 
 
+def test_a_spread_below_float32_resolution_counts_as_the_floor():
+    spec = c2.CRITERIA["C2.a.2"]
+    run = {"rel_spread": np.array([0.0, 1e-11, c2_verdicts.SPREAD_FLOOR, 1e-3])}
+    collapse = c2_verdicts.effect(spec, run, 1.0)
+    floor = np.log10(spec["threshold"]) - np.log10(c2_verdicts.SPREAD_FLOOR)
+    np.testing.assert_allclose(collapse, [floor, floor, floor, 1.0])
+    # a constant map is as far below the threshold as float32 can tell, not 300 decades
+    assert 4.9 < floor < 5.0
+
+
 def test_a_diverged_run_leaves_its_part_undecided():
     table = _table(svdd_spread=1e-5, control_spread=0.5, angular_spread=1.0, accuracy=0.95)
     rows = (table["method"] == "adacos") & (table["weight_decay"] == "1e-2") & (

@@ -20,7 +20,7 @@ from asdtheory.repro import claims
 from asdtheory.repro.c1 import t_interval
 from asdtheory.train import SETTLED_BELOW
 
-__all__ = ["FIELDS", "analyse", "combine", "effect", "per_run", "unsettled", "verdict"]
+__all__ = ["FIELDS", "SPREAD_FLOOR", "analyse", "combine", "effect", "per_run", "unsettled", "verdict"]
 
 # The per-run values of a table (one per unit and weight decay).
 FIELDS = ("diverged", "rel_spread", "train_accuracy", "final_loss", "initial_loss", "prior_entropy",
@@ -54,12 +54,19 @@ def per_run(table: Mapping[str, np.ndarray]) -> dict[tuple[str, str], dict[str, 
     return out
 
 
+# The networks compute in float32: a relative spread below float32's resolution is a
+# constant map up to rounding, whether it came out as 1e-11 or as exactly 0, and counts as
+# this floor (so that an exact 0 does not become an effect of 300 decades).
+SPREAD_FLOOR = float(np.finfo(np.float32).eps)
+
+
 def effect(spec: Mapping, run: Mapping[str, np.ndarray], sign: float) -> np.ndarray:
     """Per seed, the effect a part of ``spec`` predicts positive: for the spread,
-    sign x (log10 threshold - log10 rel_spread) in decades (+1: collapse predicted, -1: none);
-    for the task, sign x (training accuracy - 1/N), N from exp(H) of balanced classes."""
+    sign x (log10 threshold - log10 rel_spread) in decades (+1: collapse predicted, -1: none),
+    the spread taken at least :data:`SPREAD_FLOOR`; for the task, sign x (training accuracy -
+    1/N), N from exp(H) of balanced classes."""
     if spec["measure"] == "log10 rel_spread":
-        spread = np.maximum(np.asarray(run["rel_spread"], np.float64), np.finfo(float).tiny)
+        spread = np.maximum(np.asarray(run["rel_spread"], np.float64), SPREAD_FLOOR)
         return sign * (np.log10(spec["threshold"]) - np.log10(spread))
     chance = np.exp(-np.asarray(run["prior_entropy"], np.float64))
     return sign * (np.asarray(run["train_accuracy"], np.float64) - chance)
