@@ -67,6 +67,7 @@ from asdtheory.repro.claims import (
     fmt,
     fmt_interval,
     records,
+    show_criteria,
 )
 from asdtheory.repro.runmode import run_mode
 
@@ -624,10 +625,7 @@ net_settings = c1.units(SIZE)[0].config
 print(f"{len(np.unique(net_table['unit']))} units = {len(c1.METHODS)} losses x "
       f"{len(np.unique(net_table['seed']))} seeds; {net_settings['classes']} classes x "
       f"{net_settings['train']} training samples; {net_settings['steps']} optimiser steps\n")
-for claim_id, spec in c1.CRITERIA.items():
-    print(f"{claim_id}: {spec['statement']}\n  criterion: {spec['criterion']}\n  smallest "
-          f"effect of interest: {fmt(spec['delta'])} {spec['unit']}, because "
-          f"{spec['delta_reason']}.\n")
+show_criteria(c1.CRITERIA)
 print(f"settling: {c1.SETTLING}")
 
 # %% [markdown]

@@ -220,10 +220,7 @@ LABELS = {"svdd-control": "control (no bias, fixed c, ReLU)", "svdd-bias": "(i) 
 print(f"{len(np.unique(c2_table['unit']))} units = {len(c2.METHODS)} settings x "
       f"{len(np.unique(c2_table['seed']))} seeds, each trained at weight decays "
       f"{', '.join(c2.WEIGHT_DECAYS)} for {c2_settings['steps']} optimiser steps\n")
-for claim_id, spec in c2.CRITERIA.items():
-    print(f"{claim_id}: {spec['statement']}\n  criterion: {spec['criterion']}\n  smallest "
-          f"effect of interest: {fmt(spec['delta'])} {spec['unit']}, because "
-          f"{spec['delta_reason']}.\n")
+claims.show_criteria(c2.CRITERIA)
 c2_late = c2_verdicts.unsettled(c2_table)
 print(f"{len(c2_late)} of {len(np.unique(c2_table['unit'])) * len(c2.WEIGHT_DECAYS)} "
       f"training runs had not settled (train.settling of the loss >= {train.SETTLED_BELOW})"

@@ -119,12 +119,7 @@ print(f"{len(np.unique(table['unit']))} units = {len(c3.METHODS)} methods x {see
 # (`claims.all_of`). The criteria were committed before the standard run:
 
 # %%
-for claim_id, spec in c3.CRITERIA.items():
-    print(f"{claim_id}: {spec['statement']}\n  comparisons: {', '.join(spec['comparisons'])}"
-          f"\n  criterion: {spec['criterion']}\n  smallest effect of interest: "
-          f"{fmt(spec['delta'])} hmean")
-for reason in {spec["delta_reason"] for spec in c3.CRITERIA.values()}:
-    print(f"\nwhy {fmt(c3.CRITERIA['C3.a']['delta'])} hmean: {reason}.")
+claims.show_criteria(c3.CRITERIA, unit="hmean")
 
 # %% [markdown]
 # ## Did the training settle?

@@ -125,10 +125,7 @@ print(f"{len(np.unique(table['unit']))} units = {len(c5.METHODS)} methods x {see
 # CONTRADICTED when any is (`claims.all_of`). The criteria were committed before the run:
 
 # %%
-for claim_id, spec in c5.CRITERIA.items():
-    print(f"{claim_id}: {spec['statement']}\n  comparisons: {', '.join(spec['comparisons'])}"
-          f"\n  criterion: {spec['criterion']}\n  smallest effect of interest: "
-          f"{fmt(spec['delta'])} {spec['unit']}, because {spec['delta_reason']}.\n")
+claims.show_criteria(c5.CRITERIA)
 
 # %% [markdown]
 # ## Did the training settle?

@@ -67,6 +67,7 @@ from asdtheory.repro.claims import (
     fmt_e,
     fmt_interval,
     records,
+    show_criteria,
 )
 from asdtheory.repro.runmode import run_mode
 
@@ -111,10 +112,7 @@ print("run mode:", MODE)
 # is a finding, not a failure. The criteria were committed before the run:
 
 # %%
-for claim_id, spec in bexp.CRITERIA.items():
-    print(f"{claim_id}: {spec['statement']}\n  comparisons: {', '.join(spec['comparisons'])}"
-          f"\n  criterion: {spec['criterion']}\n  smallest effect of interest: "
-          f"{fmt(spec['delta'])} hmean, because {spec['delta_reason']}.\n")
+show_criteria(bexp.CRITERIA, unit="hmean")
 
 btable, bspread = bverdicts.load(SIZE, results_dir=RESULTS)
 bsettings = bexp.units(SIZE)[0].config

@@ -73,6 +73,20 @@ def test_report_prints_the_statement_then_the_claim_line(claims_dir, capsys):
         "; detectable effect settled runs")
 
 
+def test_show_criteria_states_each_claim_and_a_shared_reason_once(capsys):
+    spec = {"statement": "A beats B.", "comparisons": {"A - B": None}, "criterion": "t",
+            "delta": 0.03, "delta_reason": "one tenth of the headroom"}
+    claims.show_criteria({"C9.a": spec, "C9.b": spec | {"statement": "A beats C."}},
+                         unit="hmean")
+    out = capsys.readouterr().out
+    assert "C9.a: A beats B.\n  comparisons: A - B\n  criterion: t\n" in out
+    assert out.count("one tenth of the headroom") == 1
+    assert out.endswith("why 0.030 hmean: one tenth of the headroom.\n")
+    claims.show_criteria({"C9.a": spec | {"unit": "AUC"}, "C9.b": spec | {"delta_reason": "x"}})
+    out = capsys.readouterr().out
+    assert "0.030 AUC, because one tenth of the headroom." in out and "why" not in out
+
+
 def test_three_verdicts_and_repeated_ids(claims_dir, capsys):
     claim("C3.x", SUPPORTED, "first", statement="s")
     second = claim("C3.x", CONTRADICTED, "AUC 0.512 vs 0.730", statement="s")

@@ -20,7 +20,8 @@ from asdtheory.repro import claims
 from asdtheory.repro.c1 import t_interval
 from asdtheory.train import SETTLED_BELOW
 
-__all__ = ["FIELDS", "SPREAD_FLOOR", "analyse", "combine", "effect", "per_run", "unsettled", "verdict"]
+__all__ = ["FIELDS", "SPREAD_FLOOR", "analyse", "combine", "effect", "per_run", "unsettled",
+           "verdict"]
 
 # The per-run values of a table (one per unit and weight decay).
 FIELDS = ("diverged", "rel_spread", "train_accuracy", "final_loss", "initial_loss", "prior_entropy",

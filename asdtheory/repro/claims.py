@@ -36,7 +36,8 @@ __all__ = ["CLAIMS_DIR_ENV", "CLAIM_MIME", "CONTRADICTED", "INCONCLUSIVE", "SUPP
            "VERDICTS", "ClaimRecord", "ClaimResult", "Decision", "Part", "all_of", "any_of",
            "claim",
            "decide", "fmt", "fmt_e", "fmt_interval", "from_interval", "hierarchical_bootstrap",
-           "judge", "load_records", "paired_difference_over_seeds", "records", "report"]
+           "judge", "load_records", "paired_difference_over_seeds", "records", "report",
+           "show_criteria"]
 
 CLAIMS_DIR_ENV = "ASDTHEORY_CLAIMS_DIR"
 # In a notebook the verdict line is shown with the record beside it under this MIME type, so
@@ -526,6 +527,24 @@ def claim(claim_id: str, verdict: str, summary: str, *, statement: str,
     if directory:
         _write(record, Path(directory))
     return record
+
+
+def show_criteria(criteria: Mapping, *, unit: str | None = None) -> None:
+    """Prints pre-registered ``criteria`` ({id: {"statement", "comparisons", "criterion",
+    "delta", "delta_reason", "unit"?}}) as a notebook states them before its verdicts: per
+    claim its statement, comparisons, criterion and smallest effect of interest with the
+    reason; a reason shared by every claim is printed once, after them. ``unit`` stands where
+    a claim has none of its own."""
+    reasons = {spec["delta_reason"] for spec in criteria.values()}
+    shared = len(criteria) > 1 and len(reasons) == 1
+    for claim_id, spec in criteria.items():
+        size = f"{fmt(spec['delta'])} {spec.get('unit', unit)}"
+        print(f"{claim_id}: {spec['statement']}\n  comparisons: "
+              f"{', '.join(spec['comparisons'])}\n  criterion: {spec['criterion']}\n  "
+              f"smallest effect of interest: {size}"
+              + ("" if shared else f", because {spec['delta_reason']}.\n"))
+    if shared:
+        print(f"\nwhy {size}: {reasons.pop()}.")
 
 
 def report(result: ClaimResult, *, notebook: str, verdict: tuple[str, str | None] | None = None
