@@ -417,22 +417,32 @@ def official_score(rows: Sequence[SectionScores]) -> float:
     floored at machine epsilon as the official evaluators do. 2020: arithmetic mean of all
     AUC and pAUC values. Sections scored n/a (``SectionScores.unscorable``) are left out: the
     score is over the scorable sections.
+
+    A table that pools sections without domains (2020 rules: MIMII, DCASE 2020) with sections
+    under the 2022-2024 rules, as a joint task over the recordings at hand does
+    (``data.dcase.machines_at_hand``), is scored as the later years score: the harmonic mean
+    over every official value of every section. Any other mixture of rules is an error.
     """
     rows = list(rows)
     if not rows or not all(isinstance(r, SectionScores) for r in rows):
         raise ValueError("rows must be a non-empty list of SectionScores from dcase_table.")
     rules = {r.rules for r in rows}
-    if len(rules) != 1:
+    if len(rules) != 1 and not _poolable(rules):
         raise ValueError(f"rows mix the rules of several years {sorted(rules)}; score each "
-                         "table separately.")
+                         "table separately (only 2020 sections pool with those of one of "
+                         "2022-2024).")
     scorable = [r for r in rows if r.unscorable is None]
     if not scorable:
         raise ValueError("no section of the table can be scored (every one is n/a): "
                          + "; ".join(f"{r.machine} {r.section}: {r.unscorable}" for r in rows))
     values = np.array([v for r in scorable for v in r.official_values()], dtype=np.float64)
-    if rows[0].rules == "2020":
+    if rules == {"2020"}:
         return float(np.mean(values))
     return _hmean(np.maximum(values, EPS))
+
+
+def _poolable(rules: set[str]) -> bool:
+    return len(rules) == 2 and "2020" in rules and bool(rules & {"2022", "2023", "2024"})
 
 
 def format_table(rows: Sequence[SectionScores]) -> str:
@@ -444,7 +454,22 @@ def format_table(rows: Sequence[SectionScores]) -> str:
     official score (DCASE 2023 rules, harmonic mean of 3 values): 0.6826
     """
     score = official_score(rows)
-    rules = rows[0].rules
+    lines = []
+    for rules in dict.fromkeys(r.rules for r in rows):  # a pooled table: one block per rules
+        lines += _table_lines([r for r in rows if r.rules == rules], rules)
+    scorable = [r for r in rows if r.unscorable is None]
+    n_values = sum(len(r.official_values()) for r in scorable)
+    pooled = sorted({r.rules for r in rows})
+    name = f"DCASE {pooled[0]} rules" if len(pooled) == 1 else (
+        "pooled: DCASE " + " and ".join(pooled) + " rules")
+    mean = "arithmetic" if pooled == ["2020"] else "harmonic"
+    skipped = len(rows) - len(scorable)
+    over = f" of the {len(scorable)} scorable of {len(rows)} sections" if skipped else ""
+    return "\n".join([*lines, f"official score ({name}, {mean} mean of {n_values} values"
+                              f"{over}): {score:.4f}"])
+
+
+def _table_lines(rows: Sequence[SectionScores], rules: str) -> list[str]:
     metrics = {
         "2020": [("AUC", "auc"), ("pAUC", "pauc")],
         "2021": [("AUC source", "auc_source"), ("AUC target", "auc_target"),
@@ -468,14 +493,7 @@ def format_table(rows: Sequence[SectionScores]) -> str:
                  for i, (c, w) in enumerate(zip(line, widths, strict=True))]
         return "  ".join(cells).rstrip()
 
-    scorable = [r for r in rows if r.unscorable is None]
-    n_values = sum(len(r.official_values()) for r in scorable)
-    mean = "arithmetic" if rules == "2020" else "harmonic"
-    skipped = len(rows) - len(scorable)
-    over = f" of the {len(scorable)} scorable of {len(rows)} sections" if skipped else ""
-    footer = (f"official score (DCASE {rules} rules, {mean} mean of {n_values} values{over}): "
-              f"{score:.4f}")
-    return "\n".join([render(header), *map(render, body), footer])
+    return [render(header), *map(render, body)]
 
 
 # ---------------------------------------------------------------------- confidence interval

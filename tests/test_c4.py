@@ -79,6 +79,9 @@ def test_batched_official_score_is_the_evaluators():
                                        np.r_[domain, np.full(fan_label.size, "source")])
         assert both[0] == pytest.approx(len(values) / np.sum(1 / np.asarray(values)),
                                         abs=1e-12)
+        fan_rows = evaluation.dcase_table(machine="fan", section=0, domain="source",
+                                          is_anomaly=fan_label, scores=fan, rules="2020")
+        assert both[0] == pytest.approx(evaluation.official_score(rows + fan_rows), abs=1e-12)
 
 
 def _hand_made_table(effect: float, *, replicates=((0, 0), (0, 1), (1, 0), (1, 1))):
@@ -118,6 +121,19 @@ def test_a_large_effect_is_supported_and_none_is_not():
     assert null["C4.a"].parts[0].interval.low < 0 < null["C4.a"].parts[0].interval.high
 
 
+def test_the_reproduction_gate_withholds_every_verdict_below_the_published_level():
+    strong, null = _hand_made_table(3.0), _hand_made_table(0.0)
+    passed, score = c4_verdicts.reproduction_gate(strong)
+    assert passed and score > c4_verdicts.REPRODUCTION_GATE
+    results = c4_verdicts.analyse(strong, n_resamples=100)
+    assert c4_verdicts.gated(results, strong) == results
+    passed, score = c4_verdicts.reproduction_gate(null)  # AUCs ~0.5
+    assert not passed and score < c4_verdicts.REPRODUCTION_GATE
+    withheld = c4_verdicts.gated(c4_verdicts.analyse(null, n_resamples=100), null)
+    assert {r.verdict for r in withheld} == {claims.INCONCLUSIVE}
+    assert all("reproduction gate" in r.detectable for r in withheld)
+
+
 def test_score_table_and_references_hold_every_variant():
     table = _hand_made_table(1.0)
     scores = c4_verdicts.score_table(table)
@@ -154,3 +170,27 @@ def test_preflight_names_the_data_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("ASDTHEORY_DATA", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="valve"):
         c4.preflight("standard")
+
+
+@pytest.mark.filterwarnings("ignore:n_clusters=16 exceeds the source training clips")
+def test_the_full_size_path_runs_on_a_generated_dcase_2023_development_set(tmp_path,
+                                                                          monkeypatch):
+    """The full size's data (the official split of all seven machine types, the joint task
+    and the valve alone) at the smoke size's budget, on synthetic clips in the DCASE layout."""
+    from asdtheory.data.fixture import write_dcase2023_dataset
+
+    write_dcase2023_dataset(tmp_path, key=jax.random.key(3), machines=dcase.DEV_MACHINES_2023,
+                            train_source=6, train_target=2, test_normal=2, test_anomaly=2,
+                            seconds=1.0, noise=c4.NOISES, noise_seconds=5.0)
+    monkeypatch.setenv("ASDTHEORY_DATA", str(tmp_path))
+    smoke = next(u for u in c4.units("smoke") if u.factors["method"] == "subcluster-adacos")
+    config = {**smoke.config, "data": c4.SIZES["full"]["data"]}
+    assert {u.config["data"] for u in c4.units("full")} == {config["data"]}
+    c4.preflight("full")
+    record = c4.compute(config, jax.random.key(0))
+    # every machine type's 8 test clips (2 per domain and label), at every SNR
+    assert record.scores.shape == (len(config["snrs"]) * 7 * 8,)
+    assert set(record.clips["machine"].tolist()) == set(dcase.DEV_MACHINES_2023)
+    assert np.all(np.isfinite(record.scores))
+    valve = c4.split({**config, "task": "valve"})
+    assert {c.machine for c in valve.train + valve.test} == {"valve"}

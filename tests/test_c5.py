@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from asdtheory import evaluation, experiments
+from asdtheory import evaluation, experiments, metrics
 from asdtheory.experiments import c3, c5
 from asdtheory.repro import c5 as c5_verdicts
 from asdtheory.repro import claims
@@ -400,7 +400,7 @@ def _c4_like(rng, effect: float, clustered: bool):
     label = np.tile(np.r_[np.zeros(6, int), np.ones(6, int)], 3)
     table, arrays = {}, {}
     columns = ("unit", "method", "task", "fold", "seed", "machine", "snr", "attribute",
-               "label", "clip", "score")
+               "label", "clip", "score", "twin_score", "level_score")
     rows = {c: [] for c in columns}
     for fold in (0, 1):
         for method in methods:
@@ -415,13 +415,16 @@ def _c4_like(rng, effect: float, clustered: bool):
             block = {"machine": ["valve"] * (2 * n) + ["fan"], "snr": ["clean"] * n
                      + ["0"] * n + ["clean"], "attribute": [*attributes, *attributes, "fan"],
                      "label": [*label, *label, 0], "clip": [*range(n), *range(n), n],
-                     "score": [*score, *(score + 1), 0.0]}
+                     "score": [*score, *(score + 1), 0.0],
+                     "twin_score": [*label, *label, 0.0], "level_score": [*score, *score, 0.0]}
             for c, v in block.items():
                 rows[c].extend(v)
             for c, v in (("unit", unit), ("method", method), ("task", "joint"),
                          ("fold", fold), ("seed", 0)):
                 rows[c].extend([v] * (2 * n + 1))
-            arrays[unit] = {"embedding": np.concatenate([z, -z, z[:1]])}
+            twin = rng.normal(size=(n, 8))
+            arrays[unit] = {"embedding": np.concatenate([z, -z, z[:1]]),
+                            "twin_embedding": np.concatenate([twin, twin, twin[:1]])}
     table = {c: np.asarray(v) for c, v in rows.items()}
     return table, arrays
 
@@ -463,4 +466,33 @@ def test_valve_table_rejects_records_without_embeddings():
     unit = next(iter(arrays))
     arrays[unit] = {"embedding": arrays[unit]["embedding"][:10]}
     with pytest.raises(ValueError, match="version 2"):
+        c5_verdicts.valve_table(table, arrays)
+
+
+def test_valve_table_judges_the_twin_in_its_own_embedding_and_the_references_pair_up():
+    table, arrays = _c4_like(np.random.default_rng(3), effect=3.0, clustered=True)
+    v = c5_verdicts.valve_table(table, arrays)
+    unit = "method=subcluster-adacos,task=joint,fold=0,seed=0"
+    rows = (v["seed"] == 0) & (v["method"] == "subcluster-adacos") & (v["label"] == 0)
+    z = arrays[unit]["twin_embedding"][:36][table["label"][:36] == 0]
+    expected = metrics.knn_purity(z, v["aux_class"][rows], k=5, metric="cosine")
+    np.testing.assert_allclose(v["twin_purity"][rows], expected)
+    methods = ("subcluster-adacos", "deep-svdd")
+    rows = c5_verdicts.measure_table(v, methods=methods, readings={"purity": ("trained", "twin")})
+    assert set(rows) == {("purity", m, r) for m in methods for r in ("trained", "twin")}
+    assert rows["purity", "subcluster-adacos", "trained"].mean() > 0.9  # clustered by attribute
+    assert rows["purity", "subcluster-adacos", "twin"].mean() < 0.6
+    gap = c5_verdicts.versus_references(v, methods=methods, n_resamples=100,
+                                        pairs=c5_verdicts.VALVE_REFERENCES)
+    assert gap["purity", "subcluster-adacos", "twin"].low > 0
+    # the fixture's level detector is the model's own score: no difference at all
+    level = gap["class_auc", "deep-svdd", "level"]
+    assert (level.estimate, level.low, level.high) == (0.0, 0.0, 0.0)
+
+
+def test_valve_table_rejects_records_without_twin_embeddings():
+    table, arrays = _c4_like(np.random.default_rng(2), effect=0.0, clustered=False)
+    unit = next(iter(arrays))
+    del arrays[unit]["twin_embedding"]
+    with pytest.raises(ValueError, match="twin_embedding"):
         c5_verdicts.valve_table(table, arrays)

@@ -73,6 +73,25 @@ def test_report_prints_the_statement_then_the_claim_line(claims_dir, capsys):
         "; detectable effect settled runs")
 
 
+def test_report_together_combines_results_judged_against_their_own_deltas(claims_dir, capsys):
+    criteria = {"C9.d purity": {"statement": "A is purer.", "delta": 0.05,
+                                "comparisons": {"A - B": None}},
+                "C9.d AUC": {"statement": "A detects.", "delta": 0.03,
+                             "comparisons": {"A - C": None}}}
+    intervals = iter([PairedDifference(0.08, 0.06, 0.10, 0.95, 10),
+                      PairedDifference(0.01, -0.02, 0.04, 0.95, 10)])
+    results = claims.judge(criteria, lambda spec, terms, key: next(intervals), seed=0,
+                           unit="x")
+    record = claims.report_together("C9.d", results, statement="A wins.", notebook="09_demo")
+    out = capsys.readouterr().out.splitlines()
+    assert out[-4:-1] == ["C9.d: A wins.", "  C9.d purity: SUPPORTED",
+                          "  C9.d AUC: INCONCLUSIVE"]
+    assert record.verdict == INCONCLUSIVE and "detectable effect" in record.summary
+    assert record.summary.startswith(f"C9.d purity SUPPORTED: {results[0].summary}; ")
+    assert record.figures == {"C9.d purity": {"A - B": [0.08, 0.06, 0.1], "delta": 0.05},
+                              "C9.d AUC": {"A - C": [0.01, -0.02, 0.04], "delta": 0.03}}
+
+
 def test_show_criteria_states_each_claim_and_a_shared_reason_once(capsys):
     spec = {"statement": "A beats B.", "comparisons": {"A - B": None}, "criterion": "t",
             "delta": 0.03, "delta_reason": "one tenth of the headroom"}
@@ -85,6 +104,11 @@ def test_show_criteria_states_each_claim_and_a_shared_reason_once(capsys):
     claims.show_criteria({"C9.a": spec | {"unit": "AUC"}, "C9.b": spec | {"delta_reason": "x"}})
     out = capsys.readouterr().out
     assert "0.030 AUC, because one tenth of the headroom." in out and "why" not in out
+    per_measure = {k: v for k, v in spec.items() if k != "delta"} | {
+        "deltas": {"purity": 0.05, "AUC": 0.03}}
+    claims.show_criteria({"C9.d": per_measure})
+    assert "smallest effect of interest: 0.050 purity, 0.030 AUC, because one tenth" in (
+        capsys.readouterr().out)
 
 
 def test_three_verdicts_and_repeated_ids(claims_dir, capsys):

@@ -277,6 +277,21 @@ def test_official_score_rejects_mixed_or_empty_rows():
     rows = ev.dcase_table(**HAND) + ev.dcase_table(**HAND, rules="2021")
     with pytest.raises(ValueError, match="mix the rules"):
         ev.official_score(rows)
+    with pytest.raises(ValueError, match="mix the rules"):
+        ev.official_score(ev.dcase_table(**HAND, rules="2020") + ev.dcase_table(**HAND,
+                                                                               rules="2021"))
+
+
+def test_sections_without_domains_pool_with_the_2023_rules_as_a_harmonic_mean():
+    (valve,) = ev.dcase_table(**HAND)  # 1, 3/4 and pAUC, hand-computed above
+    (fan,) = ev.dcase_table(**(HAND | {"machine": "fan", "domain": "source"}), rules="2020")
+    values = [valve.auc_source, valve.auc_target, valve.pauc, fan.auc, fan.pauc]
+    assert ev.official_score([valve, fan]) == pytest.approx(
+        len(values) / sum(1 / v for v in values), rel=1e-12)
+    text = ev.format_table([valve, fan])
+    assert "AUC source" in text and "\nmachine  section     AUC    pAUC" in text
+    assert text.splitlines()[-1].startswith(
+        "official score (pooled: DCASE 2020 and 2023 rules, harmonic mean of 5 values): ")
     with pytest.raises(ValueError, match="non-empty list of SectionScores"):
         ev.official_score([])
 

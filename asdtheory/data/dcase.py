@@ -53,8 +53,10 @@ import soundfile as sf
 from asdtheory import audio
 
 __all__ = [
+    "AT_HAND",
     "CONVENTIONS",
     "DEV_MACHINES_2023",
+    "MIMII_MACHINES",
     "ClipInfo",
     "Split",
     "combine",
@@ -63,6 +65,7 @@ __all__ = [
     "index_dataset",
     "index_folder",
     "index_mimii",
+    "machines_at_hand",
     "mimii_protocol",
     "official_split",
     "parse_filename",
@@ -77,6 +80,7 @@ DATASETS = ("dev_data", "eval_data")
 NO_ATTRIBUTE = "noAttribute"
 # MIMII's label folders and the labels they stand for.
 MIMII_LABELS = MappingProxyType({"normal": "normal", "abnormal": "anomaly"})
+MIMII_MACHINES = ("fan", "pump", "slider", "valve")
 
 
 def data_root(root=None) -> Path:
@@ -624,6 +628,34 @@ def mimii_protocol(root=None, *, machine: str = "fan", folds: int = 2, fold: int
 
 
 CONVENTIONS = MappingProxyType({2020: "DCASE 2020", 2021: "DCASE 2021-2024", "mimii": "MIMII"})
+# The real recordings of ../shared/data and what each contributes to a joint task.
+AT_HAND = ("valve", "slider", "fan")
+
+
+def machines_at_hand(root=None, *, machines: Sequence[str] = AT_HAND, fold: int = 0,
+                     channel: int | None = None) -> Split:
+    """The real recordings at hand, one split for a joint task over their machine types
+    (:func:`combine`): the DCASE 2023 valve under :func:`valve_mini_protocol` (fold ``fold``),
+    the DCASE 2020 slider's training clips (training only, :func:`training_split`) and the
+    MIMII fan under :func:`mimii_protocol` (2 folds, fold ``fold``, ``channel``), in that
+    order; ``machines`` takes a subset. ``root`` is resolved by :func:`data_root`.
+
+    Raises ValueError for a machine not in :data:`AT_HAND`, a fold outside the valve's and
+    the fan's folds, and in the cases of the protocols and of :func:`combine`.
+    """
+    if isinstance(machines, str):
+        raise ValueError(f"machines must be a list of names, got the string {machines!r}; "
+                         f"write machines=[{machines!r}].")
+    unknown = [m for m in machines if m not in AT_HAND]
+    if unknown or not machines:
+        raise ValueError(f"machines at hand are {', '.join(AT_HAND)}; got {list(machines)}.")
+    _check_fold(fold, VALVE_MINI_FOLDS)
+    parts = {"valve": lambda: valve_mini_protocol(root, fold=fold),
+             "slider": lambda: training_split(root, "slider", year=2020),
+             "fan": lambda: mimii_protocol(root, machine="fan", folds=VALVE_MINI_FOLDS,
+                                           fold=fold, channel=channel)}
+    return combine(*(parts[m]() for m in AT_HAND if m in machines),
+                   name=f"machines at hand, fold {fold}")
 
 
 def combine(*splits: Split, name: str | None = None) -> Split:

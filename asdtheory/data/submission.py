@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import math
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -35,8 +36,8 @@ from scipy import stats
 
 from asdtheory.data import dcase
 
-__all__ = ["DECISION_QUANTILE", "decision_threshold", "read_scores", "submission_name",
-           "truth_clips", "write_submission"]
+__all__ = ["DECISION_QUANTILE", "clip_name", "decision_threshold", "read_scores",
+           "submission_name", "truth_clips", "write_submission"]
 
 # The DCASE 2023 baseline's ``--decision_threshold: 0.9`` (baseline.yaml): the 90th percentile
 # of the gamma distribution fitted to the normal training clips' anomaly scores.
@@ -52,6 +53,16 @@ def submission_name(kind: str, machine: str, section: int) -> str:
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}.")
     return f"{kind}_{machine}_section_{int(section):02d}_test.csv"
+
+
+def clip_name(clip: dcase.ClipInfo) -> str:
+    """A clip's name in a submission file: its file name; for a MIMII recording, whose file
+    names repeat in the normal/ and abnormal/ folders of every machine ID, the DCASE 2020 name
+    of the same clip, ``<normal|anomaly>_id_<NN>_<NNNNNNNN>.wav``."""
+    if clip.year_format != "mimii":
+        return clip.path.name
+    label = "anomaly" if clip.is_anomaly else "normal"
+    return f"{label}_id_{clip.section:02d}_{clip.index:08d}.wav"
 
 
 def decision_threshold(normal_train_scores, *, quantile: float = DECISION_QUANTILE) -> float:
@@ -139,12 +150,19 @@ def write_submission(folder, clips: Sequence[dcase.ClipInfo], scores, *,
             if not normal:
                 raise ValueError(f"machine {key[0]!r} section {key[1]:02d} has no normal "
                                  "training clips to set its decision threshold from.")
+            if len(normal) > 1 and np.ptp(normal) == 0:
+                warnings.warn(f"no decision_result file for machine {key[0]!r} section "
+                              f"{key[1]:02d}: its {len(normal)} normal training clips all score "
+                              f"{normal[0]} (e.g. a k-means back-end with a centre per training "
+                              "clip), so no threshold can be fitted; its anomaly scores are "
+                              "written.", stacklevel=2)
+                continue
             thresholds[key] = decision_threshold(normal, quantile=quantile)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     sections: dict[tuple[str, int], list[tuple[str, float]]] = {}
     for clip, score in zip(clips, scores, strict=True):
-        sections.setdefault(_section_key(clip), []).append((clip.path.name, float(score)))
+        sections.setdefault(_section_key(clip), []).append((clip_name(clip), float(score)))
     written = []
     for (machine, section), rows in sorted(sections.items()):
         rows.sort()
@@ -188,13 +206,13 @@ def truth_clips(root, *, protocol: str = "all") -> list[dcase.ClipInfo]:
                          "pass the development data root the scores were computed on.")
     seen: dict[tuple, Path] = {}
     for clip in clips:
-        key = (*_section_key(clip), clip.path.name)
+        key = (*_section_key(clip), clip_name(clip))
         if key in seen:
-            raise ValueError(f"the ground truth under {root} holds clip {clip.path.name} of "
+            raise ValueError(f"the ground truth under {root} holds clip {clip_name(clip)} of "
                              f"machine {clip.machine!r} twice ({seen[key]} and {clip.path}); "
                              "pass a folder that holds one copy of the data.")
         seen[key] = clip.path
-    return sorted(clips, key=lambda c: (*_section_key(c), c.path.name))
+    return sorted(clips, key=lambda c: (*_section_key(c), clip_name(c)))
 
 
 def _read_file(path: Path, expected: dict[str, int], scores: np.ndarray,
@@ -256,7 +274,7 @@ def read_scores(folder, truth: Sequence[dcase.ClipInfo]) -> np.ndarray:
         raise FileNotFoundError(f"score folder {folder} does not exist.")
     index: dict[tuple[str, int], dict[str, int]] = {}
     for row, clip in enumerate(truth):
-        index.setdefault(_section_key(clip), {})[clip.path.name] = row
+        index.setdefault(_section_key(clip), {})[clip_name(clip)] = row
     scores = np.full(len(truth), np.nan)
     problems: list[str] = []
     found = set()

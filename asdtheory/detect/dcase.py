@@ -12,9 +12,12 @@ Steps (clips are read as stored, 16 kHz, mono or the channel their ``ClipInfo`` 
 
 1. **Split**: protocol "mini" is ``data.dcase.valve_mini_protocol`` (valve only; 60 train,
    140 test clips); "full" is ``data.dcase.official_split`` of every machine of
-   ``machines`` ("all": every DCASE 2023 development machine present), pooled: **one**
-   detector is trained on the training clips of all of them (the joint auxiliary task of
-   K. Wilkinghoff's DCASE systems).
+   ``machines`` ("all": every DCASE 2023 development machine present); "at-hand" is
+   ``data.dcase.machines_at_hand`` (the real recordings of ../shared/data: the valve mini
+   protocol, the DCASE 2020 slider's training clips, the MIMII fan protocol); "mimii" is
+   ``data.dcase.mimii_protocol`` of every MIMII machine of ``machines``. The clips of all
+   machines are pooled: **one** detector is trained on the training clips of all of them
+   (the joint auxiliary task of K. Wilkinghoff's DCASE systems).
 2. **Noise** (optional): every clip, training and test, gets the named real background
    recording (``dcase.load_noise``) added at a random offset per clip, scaled to ``snr`` dB
    relative to one label-free reference level per machine: the mean power (mean square) of
@@ -30,9 +33,11 @@ Steps (clips are read as stored, 16 kHz, mono or the channel their ``ClipInfo`` 
    for the back-end, with the target-domain training clips marked (the k-means back-end
    makes each a centre of its own). ``detect.systems`` gives the detector of a named
    system.
-5. **Evaluation**: ``evaluation.dcase_table`` (official DCASE 2023 rules: one row per
-   machine and section; a section whose test clips are all normal or all anomalous is n/a,
-   with a warning) and ``evaluation.official_score`` over the scorable rows; beside it two
+5. **Evaluation**: ``evaluation.dcase_table`` (official DCASE 2023 rules, the 2020 rules
+   for MIMII and DCASE 2020 clips, which have no domains: one row per machine and section;
+   a section whose test clips are all normal or all anomalous is n/a, with a warning) and
+   ``evaluation.official_score`` over the scorable rows (a table pooling both rules: the
+   harmonic mean of every value); beside it two
    reference rows on the same clips: the detector's untrained twin
    (``DetectorConfig.twin``: the same network, back-end and key, no optimiser step), what
    the architecture and back-end achieve before training, and the model-free
@@ -54,12 +59,17 @@ import numpy as np
 
 from asdtheory import audio, evaluation, scoring, train
 from asdtheory._validation import check_scalar
-from asdtheory.data import audit, dcase
+from asdtheory.data import audit, dcase, submission
 from asdtheory.detect import Detector, DetectorConfig, features, systems, waveform_score_fn
 
-__all__ = ["PROTOCOLS", "Result", "RunConfig", "clip_class", "clip_group", "load_clips", "run"]
+__all__ = ["PROTOCOLS", "Result", "RunConfig", "clip_class", "clip_group", "dcase_rows",
+           "load_clips", "run"]
 
-PROTOCOLS = {"mini": ("valve",), "full": dcase.DEV_MACHINES_2023}
+PROTOCOLS = {"mini": ("valve",), "full": dcase.DEV_MACHINES_2023, "at-hand": dcase.AT_HAND,
+             "mimii": dcase.MIMII_MACHINES}
+# The protocols that cut cross-validation folds, and those that read MIMII recordings.
+FOLDED = {"mini": dcase.VALVE_MINI_FOLDS, "at-hand": dcase.VALVE_MINI_FOLDS, "mimii": 2}
+MIMII_PROTOCOLS = ("at-hand", "mimii")
 # The default system with the batch of the default (mini) protocol.
 DEFAULT_DETECTOR = systems.get(systems.DEFAULT).config(small_data=True)
 MIX_CHUNK = 256  # clips mixed with noise at a time
@@ -72,10 +82,15 @@ class RunConfig:
     Attributes:
       data: dataset root holding ``dcase2023t2/`` and ``noise/`` (None: ``dcase.data_root``);
         the ``dcase2023t2`` folder itself is accepted too.
-      machines: DCASE 2023 development machine types trained on together (one detector), a
-        sequence of names or "all" (every development machine present under the data root;
-        the mini protocol has valve only).
-      protocol: "mini" (valve only, ci mode) or "full" (official train/test split).
+      machines: machine types trained on together (one detector), a sequence of names or
+        "all": the mini protocol has valve only; "full" every DCASE 2023 development machine
+        present under the data root; "at-hand" valve, slider and fan; "mimii" every MIMII
+        machine folder present.
+      protocol: "mini" (valve only, ci mode), "full" (official train/test split), "at-hand"
+        (the real recordings at hand) or "mimii" (MIMII, 2-fold cross-validation).
+      fold: the cross-validation fold of the mini, at-hand and mimii protocols (0 or 1).
+      channel: the channel kept from multi-channel MIMII recordings (the public archives hold
+        8); None for mono files. Only for the at-hand and mimii protocols.
       noise, snr: name of a recording in ``<data>/noise`` and the SNR in dB (both or neither),
         relative to the mean power of each machine's normal training clips (module
         docstring, step 2).
@@ -89,6 +104,8 @@ class RunConfig:
     data: str | Path | None = None
     machines: str | tuple[str, ...] = ("valve",)
     protocol: str = "mini"
+    fold: int = 0
+    channel: int | None = None
     noise: str | None = None
     snr: float | None = None
     seed: int = 0
@@ -113,6 +130,17 @@ class RunConfig:
                         f" it covers {', '.join(PROTOCOLS[self.protocol])}"
                         + (" (use protocol='full' for the other machines)."
                            if self.protocol == "mini" else "."))
+        check_scalar(self.fold, "fold", low=0, integer=True)
+        if self.fold >= FOLDED.get(self.protocol, 1):
+            raise ValueError(f"fold={self.fold}, but protocol {self.protocol!r} "
+                             + (f"has folds 0 to {FOLDED[self.protocol] - 1}."
+                                if self.protocol in FOLDED else "has no folds (fold=0)."))
+        if self.channel is not None:
+            if self.protocol not in MIMII_PROTOCOLS:
+                raise ValueError(f"channel={self.channel} chooses a channel of MIMII "
+                                 f"recordings; protocol {self.protocol!r} reads none (its "
+                                 "clips are mono).")
+            check_scalar(self.channel, "channel", low=0, integer=True)
         if (self.noise is None) != (self.snr is None):
             raise ValueError("noise and snr go together: pass both (a recording name and an "
                              "SNR in dB) or neither.")
@@ -209,7 +237,7 @@ class Result:
             "rows": [dataclasses.asdict(r) for r in self.rows],
             "loss": self.history.get("loss", []),
             "loss_settling": self.settling,
-            "clips": [{"machine": c.machine, "section": c.section, "file": c.path.name,
+            "clips": [{"machine": c.machine, "section": c.section, "file": submission.clip_name(c),
                        "domain": c.domain, "label": c.label, "score": float(s)}
                       for c, s in zip(self.test_clips, self.test_scores, strict=True)],
         }
@@ -231,8 +259,15 @@ def _data_root(config: RunConfig) -> Path | None:
 def _machines(config: RunConfig, root: Path | None) -> tuple[str, ...]:
     if config.machines != "all":
         return config.machines
-    if config.protocol == "mini":
-        return PROTOCOLS["mini"]
+    if config.protocol in ("mini", "at-hand"):
+        return PROTOCOLS[config.protocol]
+    if config.protocol == "mimii":
+        base = dcase.data_root(root) / "mimii"
+        present = tuple(m for m in dcase.MIMII_MACHINES if (base / m).is_dir())
+        if not present:
+            raise FileNotFoundError(f"machines='all' found no MIMII machine folder under "
+                                    f"{base} ({', '.join(dcase.MIMII_MACHINES)}).")
+        return present
     raw = dcase.data_root(root) / "dcase2023t2" / "dev_data" / "raw"
     present = tuple(m for m in dcase.DEV_MACHINES_2023 if (raw / m).is_dir())
     if not present:
@@ -244,7 +279,14 @@ def _machines(config: RunConfig, root: Path | None) -> tuple[str, ...]:
 
 def _split(config: RunConfig, root: Path | None, machines) -> dcase.Split:
     if config.protocol == "mini":
-        return dcase.valve_mini_protocol(root)
+        return dcase.valve_mini_protocol(root, fold=config.fold)
+    if config.protocol == "at-hand":
+        return dcase.machines_at_hand(root, machines=machines, fold=config.fold,
+                                      channel=config.channel)
+    if config.protocol == "mimii":
+        return dcase.combine(*(dcase.mimii_protocol(root, machine=m, folds=FOLDED["mimii"],
+                                                    fold=config.fold, channel=config.channel)
+                               for m in machines))
     splits = [dcase.official_split(root, machine) for machine in machines]
     return dcase.Split(name=f"dcase2023 dev_data {'+'.join(machines)} official",
                        train=[c for s in splits for c in s.train],
@@ -277,6 +319,23 @@ def clip_class(clip) -> tuple:
     return (clip.machine, clip.section, clip.attribute_key, clip.domain)
 
 
+def dcase_rows(clips, scores) -> list[evaluation.SectionScores]:
+    """The official table of test ``clips`` and their ``scores``: the DCASE 2023 rules for
+    clips named with domains, the 2020 rules (AUC, pAUC) for MIMII and DCASE 2020 clips; a
+    section that cannot be scored is n/a with a warning."""
+    scores = np.asarray(scores)
+    rows = []
+    for rules, dated in (("2023", False), ("2020", True)):
+        keep = [i for i, c in enumerate(clips) if (c.year_format in ("mimii", 2020)) == dated]
+        if keep:
+            mine = [clips[i] for i in keep]
+            rows += evaluation.dcase_table(
+                machine=[c.machine for c in mine], section=[c.section for c in mine],
+                domain=[c.domain for c in mine], is_anomaly=[c.is_anomaly for c in mine],
+                scores=scores[keep], rules=rules, unscorable="n/a")
+    return rows
+
+
 def run(config: RunConfig, *, checkpoint: str | Path | None = None) -> Result:
     """Runs the steps of the module docstring for one configuration.
 
@@ -295,12 +354,22 @@ def run(config: RunConfig, *, checkpoint: str | Path | None = None) -> Result:
     root = _data_root(config)
     machines = _machines(config, root)
     split = _split(config, root, machines)
+    if not split.test:
+        raise ValueError(f"{split.name} has no test clips: add a machine that has some "
+                         f"(machines {', '.join(machines)}).")
     missing = sorted({clip_group(c) for c in split.test} - {clip_group(c) for c in split.train})
     if missing:
         raise ValueError(f"test sections {missing} have no training clips in {split.name}.")
     problems = audit.clip_problems(split.train + split.test, seconds=config.seconds)
     if problems:
         raise audit.ClipProblems(problems)
+    classes = sorted({clip_class(c) for c in split.train})
+    if config.detector.spec.uses_labels and len(classes) < 2:
+        raise ValueError(
+            f"the auxiliary task of {config.detector.method} needs at least 2 classes, but the "
+            f"training clips of {split.name} form one ({', '.join(map(str, classes))}); add "
+            "machines or machine IDs, or choose a method without labels (deep-svdd, "
+            "autoencoder).")
     batch_size = config.detector.batch_size
     if config.detector.input_kind == "waveform" and batch_size > len(split.train):
         raise ValueError(f"batch_size={batch_size} exceeds the {len(split.train)} training "
@@ -325,7 +394,6 @@ def run(config: RunConfig, *, checkpoint: str | Path | None = None) -> Result:
                 waves[rows], noise, config.snr, key=jax.random.fold_in(noise_key, i),
                 reference_power=levels[rows]))
     inputs = features(waves, config.detector)
-    classes = sorted({clip_class(c) for c in split.train})
     fit = functools.partial(
         Detector.fit, inputs[:n_train], [classes.index(clip_class(c)) for c in split.train],
         key=detector_key, groups=[clip_group(c) for c in split.train],
@@ -341,10 +409,7 @@ def run(config: RunConfig, *, checkpoint: str | Path | None = None) -> Result:
     level_scores = scoring.level_score(
         waves[normal_train], waves[n_train:],
         train_groups=[clip_group(split.train[i]) for i in normal_train], test_groups=test_groups)
-    table_of = lambda scores: evaluation.dcase_table(
-        machine=[c.machine for c in split.test], section=[c.section for c in split.test],
-        domain=[c.domain for c in split.test], is_anomaly=[c.is_anomaly for c in split.test],
-        scores=scores, unscorable="n/a")
+    table_of = functools.partial(dcase_rows, split.test)
     rows = table_of(test_scores)
     return Result(config=config, machines=machines, classes=classes, rows=rows,
                   official_score=evaluation.official_score(rows),

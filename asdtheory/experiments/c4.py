@@ -137,12 +137,9 @@ def split(config: Mapping, root=None) -> dcase.Split:
             return valve
         return dcase.combine(*(dcase.official_split(root, m) for m in dcase.DEV_MACHINES_2023),
                              name="dcase2023 dev_data official, all machines")
-    valve = dcase.valve_mini_protocol(root, fold=fold)
     if config["task"] == "valve":
-        return valve
-    return dcase.combine(valve, dcase.training_split(root, "slider", year=2020),
-                         dcase.mimii_protocol(root, machine="fan", folds=2, fold=fold),
-                         name=f"machines at hand, fold {fold}")
+        return dcase.valve_mini_protocol(root, fold=fold)
+    return dcase.machines_at_hand(root, fold=fold)
 
 
 def _with_noise(waves: np.ndarray, levels: np.ndarray, snr: str, noises, key) -> np.ndarray:

@@ -6,6 +6,7 @@ full size's reproduction gate. Notebook 04 calls these."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 
 import jax
@@ -16,7 +17,7 @@ from asdtheory.experiments.records import unsettled_runs as unsettled
 from asdtheory.repro import claims
 from asdtheory.repro._ranking import official_score
 
-__all__ = ["ANALYSIS_SEED", "REPRODUCTION_GATE", "UNIT", "analyse", "contrast",
+__all__ = ["ANALYSIS_SEED", "REPRODUCTION_GATE", "UNIT", "analyse", "contrast", "gated",
            "reproduction_gate", "score_table", "unsettled", "versus_references"]
 
 UNIT = "official score"
@@ -161,3 +162,17 @@ def reproduction_gate(table: Mapping[str, np.ndarray]) -> tuple[bool, float]:
     against :data:`REPRODUCTION_GATE` (asked of the full size only)."""
     scores = score_table(table)[("subcluster-adacos", "joint", "clean", "trained")]
     return bool(scores.mean() >= REPRODUCTION_GATE), float(scores.mean())
+
+
+def gated(results: Sequence[claims.ClaimResult], table: Mapping[str, np.ndarray]
+          ) -> list[claims.ClaimResult]:
+    """The full size's verdicts: ``results`` unchanged when :func:`reproduction_gate` passes,
+    else every verdict INCONCLUSIVE with the gate as the reason (no verdict about a system
+    that is not the author's)."""
+    passed, score = reproduction_gate(table)
+    if passed:
+        return list(results)
+    reason = (f"none: the reference system's clean official score {claims.fmt(score)} is below "
+              f"the reproduction gate {claims.fmt(REPRODUCTION_GATE)}")
+    return [dataclasses.replace(r, verdict=claims.INCONCLUSIVE, detectable=reason)
+            for r in results]

@@ -55,6 +55,16 @@ READINGS = {
                    "level_score")},
 }
 # Which clips each measure uses: anomalous (their displacements), normal, or all.
+# The references each trained system is compared with, per measure: {reference: (reading of
+# the system, reading of the reference)}; C5.d has no noise-free twin clips (VALVE_REFERENCES).
+REFERENCES = {"invariance": {"twin": ("twin", "trained")},
+              "purity": {"twin": ("trained", "twin")},
+              "class_auc": {"twin": ("score", "twin_score"),
+                            "twin distance": ("distance_score", "twin_distance_score"),
+                            "level": ("score", "level_score")}}
+VALVE_REFERENCES = {"purity": {"twin": ("trained", "twin")},
+                    "class_auc": {"twin": ("score", "twin_score"),
+                                  "level": ("score", "level_score")}}
 MEASURES = {"invariance": "anomalous", "purity": "normal", "old_ratio": "normal",
             "class_auc": "all"}
 _TINY = np.finfo(np.float64).tiny
@@ -170,35 +180,36 @@ def analyse(table: Mapping[str, np.ndarray], *, n_resamples: int = 1000,
     return results
 
 
-def measure_table(table: Mapping[str, np.ndarray]) -> dict[tuple[str, str, str], np.ndarray]:
-    """{(measure, method, reading): per-seed values} of every measure and reading of
-    :data:`READINGS` for every method: the rows beside the verdicts (the level detector is
-    the same for every method of a seed)."""
+def measure_table(table: Mapping[str, np.ndarray], *, methods: Sequence[str] = METHODS,
+                  readings: Mapping[str, Sequence[str]] | None = None
+                  ) -> dict[tuple[str, str, str], np.ndarray]:
+    """{(measure, method, reading): per-seed values} for every method of ``methods`` and every
+    reading of ``readings`` ({measure: readings}, default all of :data:`READINGS`): the rows
+    beside the verdicts (the level detector is the same for every method of a seed)."""
+    readings = readings or {measure: tuple(r) for measure, r in READINGS.items()}
     out = {}
-    for measure, readings in READINGS.items():
-        for method in METHODS:
-            for reading, columns in readings.items():
-                statistic = _statistic(measure, np.ones(1), [len(columns)])
+    for measure, names in readings.items():
+        for method in methods:
+            for reading in names:
+                statistic = _statistic(measure, np.ones(1), [len(READINGS[measure][reading])])
                 out[measure, method, reading] = np.asarray([
                     float(statistic(v[None])[0])
                     for v in _per_seed(table, measure, [(1.0, method, reading)])])
     return out
 
 
-def versus_references(table: Mapping[str, np.ndarray], *, n_resamples: int = 1000
+def versus_references(table: Mapping[str, np.ndarray], *, n_resamples: int = 1000,
+                      methods: Sequence[str] = METHODS, pairs: Mapping | None = None
                       ) -> dict[tuple[str, str, str], object]:
     """{(measure, method, reference): interval} of the trained system minus a reference on
     the same clips and seeds: its untrained twin for every measure ("twin"; for the AUC also
     by the embedding distance, "twin distance"), and the level detector for the AUC
     ("level"). Oriented so that > 0 means training (or the model) did better: for the
-    invariance, twin minus trained (lower dB is better)."""
-    pairs = {"invariance": {"twin": ("twin", "trained")},
-             "purity": {"twin": ("trained", "twin")},
-             "class_auc": {"twin": ("score", "twin_score"),
-                           "twin distance": ("distance_score", "twin_distance_score"),
-                           "level": ("score", "level_score")}}
+    invariance, twin minus trained (lower dB is better). ``pairs``: {measure: {reference:
+    (reading of the system, reading of the reference)}}, default :data:`REFERENCES`."""
+    pairs = pairs or REFERENCES
     out = {}
-    for i, method in enumerate(METHODS):
+    for i, method in enumerate(methods):
         for j, (measure, references) in enumerate(pairs.items()):
             for r, (name, (plus, minus)) in enumerate(references.items()):
                 key = jax.random.fold_in(jax.random.key(ANALYSIS_SEED + 100), 100 * i + 10 * j + r)
@@ -315,38 +326,43 @@ def valve_table(c4_table: Mapping[str, np.ndarray], arrays_by_unit: Mapping[str,
     """C5.d's table from the records of experiment ``c4``: its joint-task units, the valve's
     clean test clips, one (fold, seed) replicate as a "seed", the attribute as the class;
     columns ``seed``, ``method``, ``clip``, ``label``, ``aux_class``, ``score`` (the model's own
-    anomaly score) and ``purity`` (kNN purity by attribute of each normal clip among the
-    replicate's normal clips, cosine, NaN for anomalous clips), the shape :func:`contrast`
-    reads. ``arrays_by_unit``: {unit id: the unit record's arrays} (``embedding``)."""
+    anomaly score), ``twin_score`` and ``level_score`` (its untrained twin's and the level
+    detector's), ``purity`` and ``twin_purity`` (kNN purity by attribute of each normal clip
+    among the replicate's normal clips, cosine, in the trained and the twin's embedding, NaN
+    for anomalous clips), the shape :func:`contrast` reads. ``arrays_by_unit``: {unit id: the
+    unit record's arrays} (``embedding``, ``twin_embedding``)."""
     t = {name: np.asarray(values) for name, values in c4_table.items()}
     sel = (t["task"] == "joint") & (t["machine"] == "valve") & (t["snr"].astype(str) == "clean")
     attributes = sorted(set(t["attribute"][sel].tolist()))
     replicates = sorted(set(zip(t["fold"][sel].tolist(), t["seed"][sel].tolist(), strict=True)))
-    out: dict[str, list] = {name: [] for name in ("seed", "method", "clip", "label",
-                                                  "aux_class", "score", "purity")}
+    out: dict[str, list] = {name: [] for name in (
+        "seed", "method", "clip", "label", "aux_class", "score", "twin_score", "level_score",
+        "purity", "twin_purity")}
     for unit in dict.fromkeys(t["unit"][sel].tolist()):
         rows_all = t["unit"] == unit
         rows = np.flatnonzero(sel & rows_all)
-        embedding = np.asarray(arrays_by_unit[unit]["embedding"], np.float64)
-        if embedding.shape[0] != int(rows_all.sum()):
-            raise ValueError(f"unit {unit}: {embedding.shape[0]} embeddings for "
-                             f"{int(rows_all.sum())} scored clips; is the record from c4 "
-                             "version 2 or later?")
-        z = embedding[rows - np.flatnonzero(rows_all)[0]]
         label = t["label"][rows].astype(int)
         classes = np.asarray([attributes.index(a) for a in t["attribute"][rows]])
-        purity = np.full(rows.size, np.nan)
         normal = label == 0
-        purity[normal] = metrics.knn_purity(z[normal], classes[normal], k=K_NEIGHBOURS,
-                                            metric="cosine")
+        for name, source in (("purity", "embedding"), ("twin_purity", "twin_embedding")):
+            embedding = np.asarray(arrays_by_unit[unit].get(source, np.empty((0,))), np.float64)
+            if embedding.shape[0] != int(rows_all.sum()):
+                raise ValueError(f"unit {unit}: {embedding.shape[0]} {source} rows for "
+                                 f"{int(rows_all.sum())} scored clips; is the record from c4 "
+                                 "version 2 or later?")
+            z = embedding[rows - np.flatnonzero(rows_all)[0]]
+            purity = np.full(rows.size, np.nan)
+            purity[normal] = metrics.knn_purity(z[normal], classes[normal], k=K_NEIGHBOURS,
+                                                metric="cosine")
+            out[name].append(purity)
         replicate = replicates.index((int(t["fold"][rows[0]]), int(t["seed"][rows[0]])))
         out["seed"].append(np.full(rows.size, replicate))
         out["method"].append(np.full(rows.size, t["method"][rows[0]], dtype=object))
         out["clip"].append(np.asarray(t["clip"][rows]))
         out["label"].append(label)
         out["aux_class"].append(classes)
-        out["score"].append(np.asarray(t["score"][rows], np.float64))
-        out["purity"].append(purity)
+        for name in ("score", "twin_score", "level_score"):
+            out[name].append(np.asarray(t[name][rows], np.float64))
     return {name: np.concatenate(parts) for name, parts in out.items()}
 
 

@@ -27,7 +27,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -292,6 +292,12 @@ class ClaimResult:
         return "; ".join(f"{p.name}: {fmt_interval(p.interval)} {self.unit} "
                          f"({p.decision.reading})" for p in self.parts)
 
+    @property
+    def figures(self) -> dict:
+        """{part name: [estimate, low, high]} and the delta: the numbers a CLAIM record keeps."""
+        return {p.name: [p.interval.estimate, p.interval.low, p.interval.high]
+                for p in self.parts} | {"delta": self.delta}
+
 
 def judge(criteria: Mapping, contrast, *, seed: int, unit: str, combine=None
           ) -> list[ClaimResult]:
@@ -531,14 +537,16 @@ def claim(claim_id: str, verdict: str, summary: str, *, statement: str,
 
 def show_criteria(criteria: Mapping, *, unit: str | None = None) -> None:
     """Prints pre-registered ``criteria`` ({id: {"statement", "comparisons", "criterion",
-    "delta", "delta_reason", "unit"?}}) as a notebook states them before its verdicts: per
+    "delta" or "deltas" ({measure: delta}), "delta_reason", "unit"?}}) as a notebook states
+    them before its verdicts: per
     claim its statement, comparisons, criterion and smallest effect of interest with the
     reason; a reason shared by every claim is printed once, after them. ``unit`` stands where
     a claim has none of its own."""
     reasons = {spec["delta_reason"] for spec in criteria.values()}
     shared = len(criteria) > 1 and len(reasons) == 1
     for claim_id, spec in criteria.items():
-        size = f"{fmt(spec['delta'])} {spec.get('unit', unit)}"
+        size = (f"{fmt(spec['delta'])} {spec.get('unit', unit)}" if "delta" in spec else
+                ", ".join(f"{fmt(d)} {measure}" for measure, d in spec["deltas"].items()))
         print(f"{claim_id}: {spec['statement']}\n  comparisons: "
               f"{', '.join(spec['comparisons'])}\n  criterion: {spec['criterion']}\n  "
               f"smallest effect of interest: {size}"
@@ -561,10 +569,22 @@ def report(result: ClaimResult, *, notebook: str, verdict: tuple[str, str | None
     verdict, detectable = verdict or (result.verdict, result.detectable)
     print(f"\n{result.id}: {result.statement}")
     return claim(result.id, verdict, result.summary, statement=result.statement,
-                 detectable=detectable, notebook=notebook,
-                 figures={part.name: [part.interval.estimate, part.interval.low,
-                                      part.interval.high] for part in result.parts}
-                 | {"delta": result.delta})
+                 detectable=detectable, notebook=notebook, figures=result.figures)
+
+
+def report_together(claim_id: str, results: Sequence[ClaimResult], *, statement: str,
+                    notebook: str) -> ClaimRecord:
+    """A claim judged as several results (e.g. one per measure, each against its own delta):
+    the statement, each result's verdict and intervals, then one CLAIM line whose verdict is
+    their :func:`all_of` and whose figures keep every result's (by result id)."""
+    print(f"\n{claim_id}: {statement}")
+    for result in results:
+        print(f"  {result.id}: {result.verdict}")
+    verdict, detectable = all_of(*((r.verdict, r.detectable) for r in results))
+    return claim(claim_id, verdict, "; ".join(f"{r.id} {r.verdict}: {r.summary}"
+                                              for r in results),
+                 statement=statement, detectable=detectable, notebook=notebook,
+                 figures={r.id: r.figures for r in results})
 
 
 def _show(record: ClaimRecord) -> None:

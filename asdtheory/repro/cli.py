@@ -133,6 +133,12 @@ FLAG_WORDING = (
      r"rate", r"not \1 Hz; resample the file, e.g. `sox in.wav -r \1 out.wav`"),
     (r"choose one with channel=0\.\.\d+ or average them with mix='mean'",
      "keep one channel, e.g. `sox in.wav -c 1 out.wav`"),
+    (r"\bwith channel= \(", "with --channel N ("),
+    (r"\bchannel=(\d+)", r"--channel \1"),
+    (r"\bchannel=None", "no --channel"),
+    (r"^fold=", "--fold "),
+    (r"; lower window_frames \(context_frames for the autoencoder\)\.",
+     "; pass a larger --seconds (every clip is cut to its first --seconds)."),
 )
 
 
@@ -236,12 +242,23 @@ def _add_run(subparsers) -> None:
     parser.add_argument("--data", type=Path, default=None,
                         help="dataset root holding dcase2023t2/ and noise/, or the "
                         "dcase2023t2 folder itself (default: $ASDTHEORY_DATA or the user cache)")
-    parser.add_argument("--machines", default=",".join(defaults.machines),
-                        help="comma-separated DCASE 2023 development machines trained on "
-                        "together, or 'all' (every one present; default: valve)")
+    parser.add_argument("--machines", default=None,
+                        help="comma-separated machine types trained on together, or 'all' "
+                        "(every one present); default: valve for the mini and full "
+                        "protocols, all for at-hand and mimii")
     parser.add_argument("--protocol", choices=sorted(PROTOCOLS), default=None,
-                        help="mini (valve, ci mode) or full (official split); default from "
-                        "ASDTHEORY_MODE: mini in ci, full in full mode")
+                        help="mini (the DCASE 2023 valve test clips, cross-validated), full "
+                        "(the official DCASE 2023 split), at-hand (the real recordings of "
+                        "../shared/data: valve mini, DCASE 2020 slider training clips, MIMII "
+                        "fan) or mimii (<data>/mimii/<machine>/id_NN/normal|abnormal, "
+                        "2-fold cross-validation); default from ASDTHEORY_MODE: mini in ci, "
+                        "full in full mode")
+    parser.add_argument("--fold", type=_number(int, low=0), default=defaults.fold,
+                        help="cross-validation fold of the mini, at-hand and mimii protocols: "
+                        f"0 or 1 (default: {defaults.fold})")
+    parser.add_argument("--channel", type=_number(int, low=0), default=None, metavar="N",
+                        help="the channel kept from multi-channel MIMII recordings (the "
+                        "public archives hold 8, numbered from 0; not needed for mono files)")
     parser.add_argument("--method", choices=methods.names(), default=None,
                         help="training objective (default: the system's own); "
                         + "; ".join(f"{m.name}: {m.summary}" for m in methods.METHODS.values()))
@@ -358,16 +375,19 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     try:
         detector = systems.get(args.system).config(args.method,
-                                                   small_data=protocol == "mini")
+                                                   small_data=protocol != "full")
         detector = dataclasses.replace(
             detector, backend=args.backend, progress=not args.no_progress,
             **{name: value for name, value in (("epochs", args.epochs),
                                                ("batch_size", args.batch_size))
                if value is not None})
-        machines = ("all" if args.machines.strip() == "all"
-                    else tuple(m.strip() for m in args.machines.split(",") if m.strip()))
+        named = args.machines or ("all" if protocol in ("at-hand", "mimii") else
+                                  ",".join(RunConfig().machines))
+        machines = ("all" if named.strip() == "all"
+                    else tuple(m.strip() for m in named.split(",") if m.strip()))
         config = RunConfig(data=args.data, machines=machines, protocol=protocol,
-                           noise=args.noise, snr=args.snr, seed=args.seed, seconds=args.seconds,
+                           fold=args.fold, channel=args.channel, noise=args.noise,
+                           snr=args.snr, seed=args.seed, seconds=args.seconds,
                            detector=detector)
         result = run(config, checkpoint=args.checkpoint)
     except ClipProblems as err:
