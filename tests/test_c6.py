@@ -39,11 +39,13 @@ def test_smoke_records_hold_the_whole_grid(smoke):
     assert np.array_equal(table["label"] == 1, table["anomaly"] != "none")
     explained = 6 * len(c6.ANOMALIES) * spec["test_anomalous"]
     for arrays in maps.values():
-        for fill in c6.FILLS:
-            assert arrays[f"saliency_{fill}"].shape == (explained, 32, 32)
-            assert arrays[f"saliency_{fill}"].dtype == np.float16
-            assert np.max(np.abs(arrays[f"saliency_{fill}"].astype(np.float32))) == 1.0
-            assert arrays[f"saliency_scale_{fill}"].shape == (explained,)
+        for name in (*c6.FILLS, f"twin_{c6.TWIN_FILL}"):
+            assert arrays[f"saliency_{name}"].shape == (explained, 32, 32)
+            assert arrays[f"saliency_{name}"].dtype == np.float16
+            assert np.max(np.abs(arrays[f"saliency_{name}"].astype(np.float32))) == 1.0
+            assert arrays[f"saliency_scale_{name}"].shape == (explained,)
+        # the twin's maps explain another score: the untrained network's
+        assert not np.array_equal(arrays["saliency_class"], arrays["saliency_twin_class"])
         assert arrays["dominant"].shape == (per_unit, 32, 32)
         assert arrays["anomaly_region"].shape == (explained, 32, 32)
         assert np.array_equal(arrays["box"], c6.box_mask())
@@ -311,7 +313,8 @@ def _hand_made(effect, *, seeds: int = 6, per_class: int = 4, aucs=()):
                                 ("level_score", rng.normal(size=n))):
                 columns[name].append(value)
             # the class-averaged fill's maps: the same with other noise added
-            fills = {"class": sal, "average": sal + rng.normal(size=sal.shape)}
+            fills = {"class": sal, "average": sal + rng.normal(size=sal.shape),
+                     "twin_class": rng.normal(size=sal.shape)}
             maps[method, seed] = {"dominant": dominant, "box": box, "anomaly_region": region}
             for fill, values in fills.items():
                 scale = np.abs(values).max(axis=(1, 2))
@@ -330,6 +333,17 @@ def test_supported_when_adacos_listens_to_the_machine():
     analysis = c6_verdicts.analyse(table, maps, n_resamples=200)
     assert _verdicts(analysis) == dict.fromkeys(c6.CRITERIA, "SUPPORTED")
     assert analysis.withheld == {}
+
+
+def test_the_twin_rows_say_what_training_added_to_the_maps():
+    table, maps = _hand_made(2.0)
+    gap = c6_verdicts.reported(c6_verdicts.map_table(table, maps), n_resamples=200)[
+        "trained - twin"]
+    # the hand-made AdaCos maps sit on the machine, its twin's are noise; Deep SVDD's are
+    # noise both trained and untrained
+    assert gap["tone: sub-cluster AdaCos absolute/machine/class"].low > 0
+    deep = gap["tone: Deep SVDD absolute/machine/class"]
+    assert deep.low < 0 < deep.high
 
 
 def test_contradicted_when_adacos_listens_to_the_noise():

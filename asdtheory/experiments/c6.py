@@ -61,9 +61,13 @@ masked-out bins:
   a masked copy moves towards the average of all classes, which a class-centre score already
   finds far from every centre (issue 35).
 
+and a third map, of the **untrained twin's** score with the class-conditional fill
+(``saliency_twin_class``): what the architecture and back-end listen to before training, the
+reference beside every trained map.
+
 Maps are stored divided by their largest magnitude, as float16 (``saliency_class``,
-``saliency_average``: (maps, frames, bands)), with that magnitude in float32
-(``saliency_scale_class``, ``saliency_scale_average``): shares are ratios that do not need
+``saliency_average``, ``saliency_twin_class``: (maps, frames, bands)), with that magnitude in
+float32 (``saliency_scale_<map>``): shares are ratios that do not need
 the scale, and float16 moves a share by less than 1e-3.
 
 **Deletion test.** Per test clip, with X its log-mel, D its machine-dominated bins and N' the
@@ -75,10 +79,12 @@ the bins outside D replaced by N' (the noise deleted, i.e. exchanged for other n
 **Sizes.** ``standard`` = 20 seeds x 3 methods, 100 training clips per class (600), 10
 normal and 8 + 8 anomalous test clips per class (156 test clips, 96 maps per fill), 1500
 optimiser steps of batch 32 (3000 of the autoencoder's batches of 256), 2000 masks per map:
-one unit of sub-cluster AdaCos took 66 CPU-s (its loss flat after ~400 steps; Deep SVDD's
-and the autoencoder's settle too), so about 1.1 CPU-core-hours in all, and ~0.4 MB of
-records per unit (~24 MB). ``full`` = 40 seeds, 200 training and 40 normal + 40 + 40
-anomalous test clips per class, twice the steps and masks, for a GPU.
+one unit of sub-cluster AdaCos took 66 CPU-s with two maps per explained clip (its loss flat
+after ~400 steps; Deep SVDD's and the autoencoder's settle too), so about 1.1
+CPU-core-hours in all; the twin's maps add a third RISE pass per clip (an estimate, not yet
+measured: 1.5-1.7 CPU-core-hours), and ~0.6 MB of records per unit (~35 MB). ``full`` = 40
+seeds, 200 training and 40 normal + 40 + 40 anomalous test clips per class, twice the steps
+and masks, for a GPU.
 
 **Decision.** :data:`CRITERIA` (pre-registered) are decided by ``asdtheory.repro.c6.analyse``
 on paired ``claims.hierarchical_bootstrap`` intervals over seeds and explained clips, behind
@@ -116,7 +122,7 @@ from asdtheory.experiments.core import Experiment, Record, Unit, register
 __all__ = ["ANOMALIES", "ANOMALY_DB", "ATTRIBUTES", "BOX_HZ", "BOX_SECONDS", "CALIBRATION",
            "CALIBRATION_FILE", "CALIBRATION_SEED", "CALIBRATION_TARGET", "CRITERIA", "FILLS",
            "GATE_AUC", "MACHINES", "MEASURES", "METHODS", "REGIONS", "REPORTED", "SIZES",
-           "TONE_HZ", "box_mask", "calibrate", "compute", "detector_config", "draw",
+           "TONE_HZ", "TWIN_FILL", "box_mask", "calibrate", "compute", "detector_config", "draw",
            "preflight", "tone_burst", "units"]
 
 # The angular margin model first, then its one-class and generative rivals.
@@ -125,6 +131,7 @@ LABELS = {"subcluster-adacos": "sub-cluster AdaCos", "deep-svdd": "Deep SVDD",
           "autoencoder": "autoencoder"}
 ANOMALIES = ("tone", "harmonic")
 FILLS = ("class", "average")
+TWIN_FILL = "class"  # the untrained twin is explained with the fill the criteria decide with
 MEASURES = ("positive", "negative", "absolute")
 REGIONS = ("machine", "anomaly", "box")
 MACHINES, ATTRIBUTES = 3, 2
@@ -310,14 +317,15 @@ def compute(config: dict, key) -> Record:
     average = x["train"].mean(axis=0)
     own = {c: x["train"][d["train_label"] == c].mean(axis=0)
            for c in np.unique(d["train_label"]).tolist()}
-    rise = functools.partial(explain.rise, detector.score_fn(), key=mask_key,
-                             n_masks=config["n_masks"], grid=tuple(config["grid"]),
-                             keep_prob=config["keep_prob"], batch_size=config["rise_batch"],
-                             centre=True)
-    maps = {"class": np.stack([np.asarray(rise(x["test"][i], baseline=own[int(d["label"][i])]))
-                               for i in explained]),
-            "average": np.stack([np.asarray(rise(x["test"][i], baseline=average))
-                                 for i in explained])}
+    rise, twin_rise = (functools.partial(
+        explain.rise, system.score_fn(), key=mask_key, n_masks=config["n_masks"],
+        grid=tuple(config["grid"]), keep_prob=config["keep_prob"],
+        batch_size=config["rise_batch"], centre=True) for system in (detector, twin))
+    fills = {"class": lambda i: own[int(d["label"][i])], "average": lambda i: average}
+    maps = {fill: np.stack([np.asarray(rise(x["test"][i], baseline=fills[fill](i)))
+                            for i in explained]) for fill in FILLS}
+    maps[f"twin_{TWIN_FILL}"] = np.stack([
+        np.asarray(twin_rise(x["test"][i], baseline=fills[TWIN_FILL](i))) for i in explained])
     arrays = {"loss_curve": curve, "dominant": x["dominant"],
               "anomaly_region": x["anomaly_region"][explained],
               "box": box_mask(*x["test"].shape[1:])}
@@ -547,6 +555,12 @@ REPORTED = {
             (-1.0, "chance", f"{measure}/{region}/{fill}", kind))
         for kind in ANOMALIES for fill in FILLS for region in _REPORTED_REGIONS[kind]
         for measure in MEASURES for m in METHODS},
+    "trained - twin": {
+        f"{kind}: {LABELS[m]} {measure}/{region}/{TWIN_FILL}": (
+            (1.0, m, f"{measure}/{region}/{TWIN_FILL}", kind),
+            (-1.0, f"{m} twin", f"{measure}/{region}/{TWIN_FILL}", kind))
+        for kind in ANOMALIES for region in _REPORTED_REGIONS[kind] for measure in MEASURES
+        for m in METHODS},
     "old measure": {
         f"{kind}: {LABELS[m]} positive/{region}/average": (
             (1.0, m, f"positive/{region}/average", kind),

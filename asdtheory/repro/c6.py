@@ -47,6 +47,7 @@ from asdtheory.experiments.c6 import (
     METHODS,
     REGIONS,
     REPORTED,
+    TWIN_FILL,
     units,
 )
 from asdtheory.experiments.records import unsettled_runs
@@ -110,7 +111,8 @@ def map_table(table: Mapping[str, np.ndarray],
               maps: Mapping[tuple[str, int], Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """One row per (seed, explained clip), paired across methods: ``seed``, ``clip``,
     ``class``, ``anomaly`` (its kind), for every method and statistic of :data:`STATISTICS`
-    the column ``<method>|<statistic>``, the chance levels ``chance|<statistic>`` and the
+    the column ``<method>|<statistic>`` (and ``<method> twin|<statistic>`` of the untrained
+    twin's maps, fill ``TWIN_FILL``), the chance levels ``chance|<statistic>`` and the
     flags ``<method>|degenerate/<fill>`` (a map without positive or without negative mass).
     Raises when the methods' explained clips of a seed differ (they must pair)."""
     out: dict[str, list] = {}
@@ -145,13 +147,14 @@ def map_table(table: Mapping[str, np.ndarray],
                       and all(np.array_equal(first[1][r], regions[r]) for r in REGIONS)):
                 raise ValueError(f"seed {seed}: the explained clips of {method} differ from "
                                  f"those of {METHODS[0]}; they must pair.")
-            for fill in FILLS:
-                saliency = arrays[f"saliency_{fill}"].astype(np.float64)
-                add(_column(method, f"degenerate/{fill}"),
+            for source, fill, name in (*((method, f, f) for f in FILLS),
+                                       (f"{method} twin", TWIN_FILL, f"twin_{TWIN_FILL}")):
+                saliency = arrays[f"saliency_{name}"].astype(np.float64)
+                add(_column(source, f"degenerate/{fill}"),
                     ~((saliency > 0).any(axis=(1, 2)) & (saliency < 0).any(axis=(1, 2))))
                 for region in REGIONS:
                     for measure in MEASURES:
-                        add(_column(method, f"{measure}/{region}/{fill}"),
+                        add(_column(source, f"{measure}/{region}/{fill}"),
                             shares(saliency, regions[region], measure))
             add(_column(method, "deletion"), deletion_share(
                 rows["score"], rows["deleted_machine"], rows["deleted_noise"]))
