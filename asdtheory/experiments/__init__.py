@@ -8,7 +8,17 @@ table per experiment (:func:`load_table`). The README ("Experiments and their re
 describes the commands.
 """
 
-from asdtheory.experiments import b, c1, c2, c3, c4, c5, c6, toy  # noqa: F401  (register the experiments)
+from asdtheory.experiments import (  # noqa: F401  (register the experiments)
+    b,
+    bvalve,
+    c1,
+    c2,
+    c3,
+    c4,
+    c5,
+    c6,
+    toy,
+)
 from asdtheory.experiments.core import (
     SIZES,
     Experiment,

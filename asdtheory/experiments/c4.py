@@ -57,7 +57,7 @@ import jax
 import numpy as np
 
 from asdtheory import audio, detect, scoring, train
-from asdtheory.data import dcase
+from asdtheory.data import dcase, submission
 from asdtheory.detect import dcase as detect_dcase
 from asdtheory.detect import systems
 from asdtheory.experiments.c3 import NOISES, noise_bank
@@ -180,9 +180,7 @@ def _condition(config: Mapping, method_config, waves, levels, clips, n_train, sn
 def _test_file(clip, snr: str) -> str:
     """A name unique within the machine and section: the DCASE name (DCASE 2020 style for
     MIMII clips, whose own names repeat across its normal/abnormal folders) and the SNR."""
-    name = clip.filename if clip.year_format != "mimii" else \
-        f"{clip.label}_id_{clip.section:02d}_{clip.index:08d}.wav"
-    return name.removesuffix(".wav") + f"_snr_{snr}.wav"
+    return submission.clip_name(clip).removesuffix(".wav") + f"_snr_{snr}.wav"
 
 
 def compute(config: dict, key) -> Record:
