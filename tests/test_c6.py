@@ -59,6 +59,19 @@ def test_smoke_records_hold_the_whole_grid(smoke):
         assert all(np.array_equal(regions[0], r) for r in regions[1:])
 
 
+def test_inputs_redraws_what_the_records_explain(smoke):
+    table, maps = smoke
+    for seed in range(c6.SIZES["smoke"]["seeds"]):
+        unit = next(u for u in c6.units("smoke") if u.factors["seed"] == seed)
+        redrawn = c6.inputs(unit.config, seed)
+        arrays = maps[unit.factors["method"], seed]
+        rows = (table["seed"] == seed) & (table["method"] == unit.factors["method"])
+        explained = table["clip"][rows & (table["map"] >= 0)]
+        assert redrawn["test"].shape == arrays["dominant"].shape
+        assert np.array_equal(redrawn["dominant"], arrays["dominant"])
+        assert np.array_equal(redrawn["anomaly_region"][explained], arrays["anomaly_region"])
+
+
 def test_analyse_on_smoke_records(smoke):
     table, maps = smoke
     analysis = c6_verdicts.analyse(table, maps, n_resamples=100)
@@ -191,6 +204,9 @@ def test_the_criteria_are_complete():
     for group in c6.REPORTED.values():
         for terms in group.values():
             assert all(st in statistics for _, _, st, _ in terms)
+    # the whole claim combines decided parts: what the score listens to, with and without RISE
+    assert set(c6.OVERALL["parts"]) <= set(c6.CRITERIA)
+    assert c6.OVERALL["id"] == "C6" and c6.OVERALL["statement"].strip()
 
 
 # ------------------------------------------------------------------ shares, naive reference
