@@ -42,7 +42,8 @@ def _rows(method, task, fold, seed, snr, score):
             "snr": [snr] * n, "clip": list(range(n)), "file": [f"c{i}_snr_{snr}.wav"
                                                               for i in range(n)],
             "machine": ["valve"] * n, "domain": (["source", "target"] * n)[:n],
-            "label": [i % 4 >= 2 for i in range(n)], "score": score}
+            "label": [i % 4 >= 2 for i in range(n)], "score": score,
+            "twin_score": score[::-1], "level_score": -score}
 
 
 def _tables(effect: float, *, c4_replicates=((0, 0), (0, 1), (1, 0), (1, 1))):
@@ -77,6 +78,17 @@ def test_the_joined_table_decides_both_claims():
     assert list(results) == ["B1.valve", "B3.valve"]
     assert results["B1.valve"].verdict == claims.SUPPORTED  # trainable: a large effect
     assert results["B3.valve"].verdict != claims.SUPPORTED  # AdaProj: none
+    # every arm beside its twin and the level detector, on the valve's clips
+    scores = c4_verdicts.score_table(joined, machines=["valve"], variants=bvalve.VARIANTS)
+    assert set(scores) == {(m, "joint", s, d) for m, _ in bvalve.VARIANTS
+                           for s in ("clean", "0") for d in ("trained", "twin", "level")}
+    trainable, fixed = (scores[m, "joint", "clean", "trained"].mean()
+                        for m in (bvalve.METHODS[0], "subcluster-adacos"))
+    assert trainable > fixed
+    references = c4_verdicts.versus_references(joined, machines=["valve"],
+                                               variants=bvalve.VARIANTS, n_resamples=100)
+    assert set(references) == {(m, "joint", s, r) for m, _ in bvalve.VARIANTS
+                               for s in ("clean", "0") for r in ("twin", "level")}
     with pytest.raises(ValueError, match="run both at the same size"):
         bvalve.table(own, _tables(0.0, c4_replicates=((0, 0),))[1])
 

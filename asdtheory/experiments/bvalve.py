@@ -42,11 +42,15 @@ from asdtheory import detect
 from asdtheory.experiments import c4
 from asdtheory.experiments.core import Experiment, Unit, register
 
-__all__ = ["CRITERIA", "METHODS", "TRAINABLE", "detector_config", "table", "units"]
+__all__ = ["CRITERIA", "METHODS", "TRAINABLE", "VARIANTS", "detector_config", "table",
+           "units"]
 
 TRAINABLE = "+trainable-centres"
 METHODS = (f"subcluster-adacos{TRAINABLE}", "adaproj")
 SNRS = c4.CONTROL_SNRS
+# The (method, task) pairs of the table the criteria read (:func:`table`): c4's fixed-centre
+# reference first, then this experiment's methods.
+VARIANTS = (("subcluster-adacos", "joint"), *((method, "joint") for method in METHODS))
 
 
 def detector_config(config: Mapping) -> detect.DetectorConfig:
@@ -89,7 +93,7 @@ def table(own: Mapping[str, np.ndarray], c4_table: Mapping[str, np.ndarray]
             for name in columns}
 
 
-_FIXED = ("subcluster-adacos", "joint")
+_FIXED = VARIANTS[0]
 
 
 def _versus(method: str, snr: str) -> tuple:

@@ -118,13 +118,15 @@ def analyse(table: Mapping[str, np.ndarray], *, n_resamples: int = 1000,
         seed=ANALYSIS_SEED, unit=UNIT)
 
 
-def score_table(table: Mapping[str, np.ndarray], *, machines="all"
+def score_table(table: Mapping[str, np.ndarray], *, machines="all",
+                variants: Sequence[tuple[str, str]] = VARIANTS
                 ) -> dict[tuple[str, str, str, str], np.ndarray]:
     """{(method, task, snr, detector): official score per (fold, seed) replicate} for detector
     "trained", "twin" (its untrained twin) and "level" (the model-free level detector), over
-    the clips of ``machines``."""
+    the clips of ``machines``, for each (method, task) of ``variants`` (c4's by default; a
+    table joined with another experiment's rows names its own)."""
     out = {}
-    for method, task in VARIANTS:
+    for method, task in variants:
         if machines != "all" and task != "joint" and set(machines) - {task}:
             continue
         for snr in _conditions(table, method, task):
@@ -138,12 +140,13 @@ def score_table(table: Mapping[str, np.ndarray], *, machines="all"
 
 
 def versus_references(table: Mapping[str, np.ndarray], *, machines="all",
+                      variants: Sequence[tuple[str, str]] = VARIANTS,
                       n_resamples: int = 1000) -> dict[tuple[str, str, str, str], object]:
     """{(method, task, snr, reference): interval} of trained minus ``reference`` official
     score, reference "twin" (what training added) or "level" (the level detector), on the
-    same clips and replicates."""
+    same clips and replicates, for each (method, task) of ``variants``."""
     out = {}
-    for i, (method, task) in enumerate(VARIANTS):
+    for i, (method, task) in enumerate(variants):
         if machines != "all" and task != "joint" and set(machines) - {task}:
             continue
         snrs = _conditions(table, method, task)
