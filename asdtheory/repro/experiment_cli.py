@@ -30,7 +30,9 @@ def add_parser(subparsers) -> None:
     run.add_argument("--size", choices=SIZES, required=True,
                      help="smoke: seconds; standard: the size that decides the claim; full: "
                      "the full DCASE data")
-    run.add_argument("--jobs", type=int, default=1, help="units computed at once (default 1)")
+    run.add_argument("--jobs", type=int, default=1,
+                     help="units computed at once, job j on the j-th CPU this command may use "
+                     "(default 1; a second run at the same time: taskset -c 1 asdtheory ...)")
     run.add_argument("--replace-corrupt", action="store_true",
                      help="recompute records whose files do not match their hashes")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
