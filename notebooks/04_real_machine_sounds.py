@@ -256,10 +256,10 @@ left.set(xticks=x, xticklabels=conditions, xlabel="SNR", ylabel="official score"
 right.axhline(0, color="grey", lw=0.8)
 right.set(xticks=x, xticklabels=conditions, xlabel="SNR",
           ylabel="official score, trained minus twin", title="what training added (95 % CI)")
-left.legend(fontsize=8, loc="lower left")
+fig.legend(*left.get_legend_handles_labels(), loc="lower center", ncol=4, fontsize=8)
 for ax in (left, right):
     ax.grid(alpha=0.3)
-fig.tight_layout()
+fig.tight_layout(rect=(0, 0.12, 1, 1))
 plt.show()
 
 # %% [markdown]
