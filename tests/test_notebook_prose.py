@@ -34,6 +34,9 @@ SETTINGS: dict[str, dict[str, str]] = {
     "01": {
         "within 0.01 of the bound": "C1.a's near-tight threshold, the column the table reports",
     },
+    "04": {
+        "CC BY-SA 4.0": "the name of a licence (the slider and fan recordings)",
+    },
     "03": {
         "about 0.75–0.8 harmonic mean at 0 dB": "the calibration target of the anomaly "
         "strength, fixed before the run",
