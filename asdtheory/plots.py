@@ -6,7 +6,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["plot_vs_condition"]
+__all__ = ["COLOURS", "plot_vs_condition"]
+
+# One colour per method in every notebook's figures (matplotlib's tab10 names).
+COLOURS = {"subcluster-adacos": "tab:blue", "deep-svdd": "tab:orange",
+           "autoencoder": "tab:green", "subcluster-adacos+random-labels": "tab:red",
+           "class-compactness": "tab:purple", "subcluster-adacos+trainable-centres": "tab:brown",
+           "adaproj": "tab:pink"}
 
 
 def plot_vs_condition(ax, values, *, conditions: Sequence[str], methods: Sequence[str],

@@ -22,3 +22,11 @@ def test_plot_vs_condition_draws_the_seed_means_and_ranges():
         plots.plot_vs_condition(ax, values, conditions=["clean"], methods=["a", "b"],
                                 ylabel="AUC")
     plt.close(fig)
+
+
+def test_every_method_of_the_notebooks_figures_has_its_own_colour():
+    from asdtheory.experiments import bvalve, c4, c5, c6
+
+    methods = {*c4.METHODS, *c5.METHODS, *c6.METHODS, *bvalve.METHODS}
+    assert methods <= set(plots.COLOURS), sorted(methods - set(plots.COLOURS))
+    assert len(set(plots.COLOURS.values())) == len(plots.COLOURS)
