@@ -75,10 +75,9 @@ def test_inputs_redraws_what_the_records_explain(smoke):
 def test_analyse_on_smoke_records(smoke):
     table, maps = smoke
     analysis = c6_verdicts.analyse(table, maps, n_resamples=100)
-    judged = {r.id for r in analysis.results}
-    assert judged | set(analysis.withheld) == set(c6.CRITERIA)
+    assert [r.id for r in analysis.results] == list(c6.CRITERIA)
     for result in analysis.results:
-        assert result.verdict in claims.VERDICTS
+        assert result.verdict in claims.OUTCOMES
         assert len(result.parts) + len(analysis.withheld.get(result.id, {})) == len(
             c6.CRITERIA[result.id]["comparisons"])
     assert set(analysis.gate) == {(m, k) for m in c6.METHODS for k in c6.ANOMALIES}
@@ -92,6 +91,12 @@ def test_analyse_on_smoke_records(smoke):
                                 for r in c6_verdicts.OLD_REGIONS[k]}
     detection = c6_verdicts.detection_table(table)
     assert all(v.shape == (c6.SIZES["smoke"]["seeds"],) for v in detection.values())
+    contrasts = c6_verdicts.detection_contrasts(table, n_resamples=100)
+    for (method, kind, rival), difference in contrasts.items():
+        # the estimate is the mean over seeds of the per-seed AUC differences
+        assert difference.estimate == pytest.approx(
+            (detection[method, kind, "trained"] - detection[method, kind, rival]).mean())
+        assert difference.low <= difference.estimate <= difference.high
     # eight steps cannot settle a loss: the check must say so
     assert len(c6_verdicts.unsettled(table)) == len(c6.units("smoke"))
 
@@ -419,8 +424,13 @@ def test_the_gate_withholds_a_method_that_misses_the_anomaly():
     # ... and on both: no verdict at all
     table, maps = _hand_made(2.0, aucs={("subcluster-adacos", k) for k in c6.ANOMALIES})
     analysis = c6_verdicts.analyse(table, maps, n_resamples=200)
-    assert analysis.results == []
     assert {k: len(v) for k, v in analysis.withheld.items()} == dict.fromkeys(c6.CRITERIA, 6)
+    assert [r.verdict for r in analysis.results] == [claims.WITHHELD] * len(c6.CRITERIA)
+    for result in analysis.results:
+        assert result.parts == () and result.figures == {"delta": result.delta}
+        # the reason names each miss once: the explained method on both kinds
+        assert result.summary.count("sub-cluster AdaCos detects") == 2, result.summary
+        assert result.summary.startswith("no verdict: ")
 
 
 def test_map_table_refuses_clips_that_do_not_pair():
@@ -466,3 +476,14 @@ def test_without_the_noise_recordings_the_run_stops_before_any_unit(tmp_path, mo
     err = capsys.readouterr().err
     assert "experiment c6" in err and "lacks them; set ASDTHEORY_DATA" in err
     assert not list((tmp_path / "results").rglob("provenance.json"))
+
+
+def test_detection_contrasts_say_whether_training_made_a_detector():
+    # trained scores separate every kind except Deep SVDD's tone; twins and levels are noise
+    table, _ = _hand_made(1.0, aucs={("deep-svdd", "tone")})
+    contrasts = c6_verdicts.detection_contrasts(table, n_resamples=200)
+    for (method, kind, rival), difference in contrasts.items():
+        if (method, kind) == ("deep-svdd", "tone"):
+            assert difference.low < 0 < difference.high, (method, kind, rival)
+        else:
+            assert difference.low > 0.3, (method, kind, rival)

@@ -15,6 +15,7 @@ from asdtheory.repro.claims import (
     CONTRADICTED,
     INCONCLUSIVE,
     SUPPORTED,
+    WITHHELD,
     claim,
     fmt,
     fmt_e,
@@ -264,6 +265,12 @@ def test_all_of_combines_parts_honestly():
         all_of()
     with pytest.raises(ValueError, match="each part must be"):
         all_of((INCONCLUSIVE, None))
+    # a part not judged: the whole is not judged either, unless another part contradicts it
+    w = (WITHHELD, None)
+    assert all_of(s, w) == all_of(w, i) == all_of(w) == w
+    assert all_of(w, c) == c
+    with pytest.raises(ValueError, match="each part must be"):
+        all_of((WITHHELD, "0.1 AUC"))
 
 
 def test_any_of_needs_one_supported_part_and_every_part_to_contradict():
@@ -277,6 +284,23 @@ def test_any_of_needs_one_supported_part_and_every_part_to_contradict():
         any_of()
     with pytest.raises(ValueError, match="each part must be"):
         any_of((SUPPORTED, "0.1 AUC"))
+    w = (WITHHELD, None)
+    assert any_of(w, s) == s
+    assert any_of(w, c) == any_of(w, i) == w
+
+
+def test_a_withheld_claim_states_its_reason_and_nothing_else(claims_dir, capsys):
+    from asdtheory.repro.claims import ClaimResult, report
+    result = ClaimResult("C9.w", "A beats B.", WITHHELD, None, (), 0.02, "AUC",
+                         reason="A detects the anomaly with mean AUC 0.55 < 0.80")
+    record = report(result, notebook="06_rise")
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "CLAIM C9.w WITHHELD | no verdict: A detects the anomaly with mean AUC 0.55 < 0.80")
+    assert load_records(claims_dir) == [record]
+    with pytest.raises(ValueError, match="a WITHHELD claim has a reason"):
+        ClaimResult("C9.w", "A beats B.", WITHHELD, None, (), 0.02, "AUC")
+    with pytest.raises(ValueError, match="a WITHHELD claim has a reason"):
+        ClaimResult("C9.w", "A beats B.", SUPPORTED, None, (), 0.02, "AUC", reason="r")
 
 
 # ---------------------------------------------------------------------------- decide

@@ -41,9 +41,6 @@ SETTINGS: dict[str, dict[str, str]] = {
         "about 0.75–0.8 harmonic mean at 0 dB": "the calibration target of the anomaly "
         "strength, fixed before the run",
     },
-    "06": {
-        "keep probability 0.5": "RISE's mask density, a setting of the saliency method",
-    },
 }
 
 DECIMAL = re.compile(r"(?<![\w.])\d*\.\d+")

@@ -13,13 +13,13 @@ import nbformat
 import pytest
 from nbval.plugin import get_sanitize_patterns
 
-from asdtheory.repro import notebook_run
+from asdtheory.repro import claims, notebook_run
 from asdtheory.repro.claims import CLAIM_MIME
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.py"))
 SANITIZE = REPO / "tests" / "nbval_sanitize.cfg"
-CLAIM_LINE = re.compile(r"^CLAIM (\S+) (SUPPORTED|CONTRADICTED|INCONCLUSIVE) \| \S", re.MULTILINE)
+CLAIM_LINE = re.compile(rf"^CLAIM (\S+) ({'|'.join(claims.OUTCOMES)}) \| \S", re.MULTILINE)
 
 
 def _cells(notebook):

@@ -50,6 +50,12 @@ def test_a_changed_verdict_in_a_stored_notebook_makes_the_readme_stale(tmp_path,
     assert changed != (REPO / "README.md").read_text()
     assert readme_text(changed, records) != changed
     assert "C3.b **CONTRADICTED**" in changed.split(FINDINGS_END)[0]
+    # the argument's own counts, on its title line, move with the verdict
+    counts = [re.search(r"(\d+) SUPPORTED, (\d+) CONTRADICTED", next(
+        line for line in text.splitlines() if line.startswith(f"**{ARGUMENTS[2].title}.**")))
+        for text in ((REPO / "README.md").read_text(), changed)]
+    (s0, c0), (s1, c1) = ((int(m[1]), int(m[2])) for m in counts)
+    assert (s1, c1) == (s0 - 1, c0 + 1)
     assert "| C3.b |" in changed and "(notebooks/03_auxiliary_tasks_in_noise.ipynb)" in changed
 
 
@@ -68,7 +74,7 @@ def test_the_hand_written_words_of_the_findings_hold_no_verdict_and_no_number():
                 bare = re.sub(r"\b[BC]\d(\.[a-z](\.\d)?)?\b", "", text)
                 assert not re.search(r"\d", bare.replace("(1)", "").replace("(2)", "")
                                      .replace("(3)", "")), text
-                assert not any(v in text.upper() for v in claims.VERDICTS), text
+                assert not any(v in text.upper() for v in claims.OUTCOMES), text
 
 
 def test_shorten_cuts_outside_intervals_and_keeps_short_text():

@@ -117,3 +117,11 @@ def test_real_data_list_matches_the_notebook_sources(kind, loaders):
     readers = {p.name[:2] for p in sources if re.search(loaders, p.read_text())}
     declared = {nb for nb, kinds in REAL_DATA.items() if kind in kinds}
     assert readers <= declared, f"notebooks reading {kind} data: {sorted(readers - declared)}"
+
+
+def test_verdict_counts_name_withheld_claims_only_when_there_are_some():
+    from asdtheory.repro.verify import verdict_counts
+    assert verdict_counts(["SUPPORTED", "CONTRADICTED"]) == (
+        "2 claims: 1 SUPPORTED, 1 CONTRADICTED, 0 INCONCLUSIVE")
+    assert verdict_counts(["SUPPORTED", "WITHHELD", "WITHHELD"]) == (
+        "3 claims: 1 SUPPORTED, 0 CONTRADICTED, 0 INCONCLUSIVE, 2 WITHHELD")

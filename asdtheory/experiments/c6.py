@@ -78,11 +78,10 @@ the bins outside D replaced by N' (the noise deleted, i.e. exchanged for other n
 
 **Sizes.** ``standard`` = 20 seeds x 3 methods, 100 training clips per class (600), 10
 normal and 8 + 8 anomalous test clips per class (156 test clips, 96 maps per fill), 1500
-optimiser steps of batch 32 (3000 of the autoencoder's batches of 256), 2000 masks per map:
-one unit of sub-cluster AdaCos took 66 CPU-s with two maps per explained clip (its loss flat
-after ~400 steps; Deep SVDD's and the autoencoder's settle too), so about 1.1
-CPU-core-hours in all; the twin's maps add a third RISE pass per clip (an estimate, not yet
-measured: 1.5-1.7 CPU-core-hours), and ~0.6 MB of records per unit (~35 MB). ``full`` = 40
+optimiser steps of batch 32 (3000 of the autoencoder's batches of 256), 2000 masks per map
+with three maps per explained clip (class fill, average fill, the twin's class fill):
+4 971 CPU-s in all on a Zen 4 core (37-96 CPU-s a unit), ~0.6 MB of records per unit
+(37 MB). ``full`` = 40
 seeds, 200 training and 40 normal + 40 + 40 anomalous test clips per class, twice the steps
 and masks, for a GPU.
 

@@ -52,6 +52,7 @@ from asdtheory.experiments.c6 import (
 )
 from asdtheory.experiments.records import unsettled_runs
 from asdtheory.repro import claims
+from asdtheory.repro._ranking import areas
 
 __all__ = ["ANALYSIS_SEED", "OLD_REGIONS", "STATISTICS", "UNIT", "Analysis", "analyse",
            "contrast", "deletion_share", "detection_table", "gate", "load_maps", "map_table",
@@ -208,10 +209,10 @@ def gate(table: Mapping[str, np.ndarray]) -> dict[tuple[str, str], float]:
 
 @dataclasses.dataclass(frozen=True)
 class Analysis:
-    """The verdicts (``results``: ``claims.ClaimResult`` of every claim with at least one
-    comparison past the gate), the comparisons withheld by the gate ({claim: {comparison:
-    reason}}; a claim all of whose comparisons are withheld has no result) and the gate's AUCs
-    ({(method, anomaly kind): mean AUC})."""
+    """The verdicts (``results``: one ``claims.ClaimResult`` per claim, in the criteria's
+    order, decided on the comparisons past the gate, or ``WITHHELD`` with the gate's reason when
+    none passes), the comparisons withheld by the gate ({claim: {comparison: reason}}) and the
+    gate's AUCs ({(method, anomaly kind): mean AUC})."""
 
     results: list[claims.ClaimResult]
     withheld: dict[str, dict[str, str]]
@@ -227,7 +228,7 @@ def analyse(table: Mapping[str, np.ndarray],
     is withheld (pure: the same records give the same results)."""
     per_map = map_table(table, maps)
     aucs = gate(table)
-    keys, withheld, gated = {}, {}, {}
+    keys, withheld, gated, missed = {}, {}, {}, {}
     for i, (claim_id, spec) in enumerate(criteria.items()):
         kept = {}
         for j, (name, terms) in enumerate(spec["comparisons"].items()):
@@ -236,17 +237,22 @@ def analyse(table: Mapping[str, np.ndarray],
             failing = [(s, k) for _, s, _, k in terms
                        if s != CHANCE and aucs[s, k] < spec["gate_auc"]]
             if failing:
-                withheld.setdefault(claim_id, {})[name] = "; ".join(
-                    f"{LABELS[s]} detects the {k} anomaly with mean AUC "
-                    f"{claims.fmt(aucs[s, k])} < {claims.fmt(spec['gate_auc'], 2)}: no verdict"
-                    for s, k in dict.fromkeys(failing))
+                why = [f"{LABELS[s]} detects the {k} anomaly with mean AUC "
+                       f"{claims.fmt(aucs[s, k])} < {claims.fmt(spec['gate_auc'], 2)}"
+                       for s, k in dict.fromkeys(failing)]
+                withheld.setdefault(claim_id, {})[name] = "; ".join(why) + ": no verdict"
+                missed.setdefault(claim_id, {}).update(dict.fromkeys(why))
             else:
                 kept[name] = terms
         if kept:
             gated[claim_id] = {**spec, "comparisons": kept}
-    results = claims.judge(gated, lambda spec, terms, key: contrast(
+    judged = {r.id: r for r in claims.judge(gated, lambda spec, terms, key: contrast(
         per_map, terms, key=keys[id(terms)], n_resamples=n_resamples),
-        seed=ANALYSIS_SEED, unit=UNIT)
+        seed=ANALYSIS_SEED, unit=UNIT)}
+    results = [judged.get(claim_id) or claims.ClaimResult(
+        claim_id, spec["statement"], claims.WITHHELD, None, (), spec["delta"], UNIT,
+        reason="; ".join(missed[claim_id]))
+        for claim_id, spec in criteria.items()]
     return Analysis(results, withheld, aucs)
 
 
@@ -302,6 +308,33 @@ def detection_table(table: Mapping[str, np.ndarray]
             for method in METHODS for kind in ANOMALIES
             for name, column in (("trained", "score"), ("twin", "twin_score"),
                                  ("level", "level_score"))}
+
+
+def detection_contrasts(table: Mapping[str, np.ndarray], *, n_resamples: int = 1000
+                        ) -> dict[tuple[str, str, str], object]:
+    """{(method, anomaly kind, rival): AUC of the trained score minus the rival's} for rival
+    "twin" (the untrained twin) and "level" (the level detector), paired on the same clips,
+    mean over seeds with the ``claims.hierarchical_bootstrap`` interval (seeds, then clips
+    within label): whether training made a detector of the anomaly the maps explain."""
+
+    def difference(v):  # (slots, clips, [label, trained score, rival score])
+        return areas(v[:, :, 0], v[:, :, 1])[:, 0] - areas(v[:, :, 0], v[:, :, 2])[:, 0]
+
+    out = {}
+    for i, method in enumerate(METHODS):
+        for j, kind in enumerate(ANOMALIES):
+            rows = (table["method"] == method) & np.isin(table["anomaly"], ("none", kind))
+            seeds = np.unique(table["seed"][rows])
+            per_seed = [rows & (table["seed"] == s) for s in seeds]
+            for k, (rival, column) in enumerate((("twin", "twin_score"),
+                                                 ("level", "level_score"))):
+                key = jax.random.fold_in(jax.random.key(ANALYSIS_SEED + 1), (i * 8 + j) * 2 + k)
+                values = [np.column_stack([table["label"][r], table["score"][r],
+                                           table[column][r]]) for r in per_seed]
+                out[method, kind, rival] = claims.hierarchical_bootstrap(
+                    values, difference, key=key, n_resamples=n_resamples, vectorized=True,
+                    strata_per_seed=[v[:, 0] for v in values])
+    return out
 
 
 def unsettled(table: Mapping[str, np.ndarray]) -> list[tuple[str, float]]:

@@ -8,7 +8,10 @@ Three verdicts (:data:`VERDICTS`): ``SUPPORTED`` -- the effect the claim predict
 beyond the check's pre-stated uncertainty; ``CONTRADICTED`` -- the opposite is there, beyond
 it; ``INCONCLUSIVE`` -- neither, and the line then states the smallest effect the run could
 have detected (``detectable=``), because "not supported" from a run that could not tell is a
-false statement. :func:`from_interval` turns a paired confidence interval of an effect
+false statement. A claim can also be ``WITHHELD`` (:data:`OUTCOMES`): no verdict, because a
+condition stated before the run for judging it failed (e.g. the explained detector does not
+detect the anomaly its map is meant to explain); its line gives the reason.
+:func:`from_interval` turns a paired confidence interval of an effect
 (:func:`asdtheory.evaluation.paired_difference`) into the verdict and its detectable effect.
 
 The line format is fixed (``CLAIM <id> <verdict> | <summary>``) so that the claims report and
@@ -32,12 +35,11 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CLAIMS_DIR_ENV", "CLAIM_MIME", "CONTRADICTED", "INCONCLUSIVE", "SUPPORTED",
-           "VERDICTS", "ClaimRecord", "ClaimResult", "Decision", "Part", "all_of", "any_of",
-           "claim",
-           "decide", "fmt", "fmt_e", "fmt_interval", "from_interval", "hierarchical_bootstrap",
-           "judge", "load_records", "paired_difference_over_seeds", "records", "report",
-           "show_criteria"]
+__all__ = ["CLAIMS_DIR_ENV", "CLAIM_MIME", "CONTRADICTED", "INCONCLUSIVE", "OUTCOMES",
+           "SUPPORTED", "VERDICTS", "WITHHELD", "ClaimRecord", "ClaimResult", "Decision", "Part",
+           "all_of", "any_of", "claim", "decide", "fmt", "fmt_e", "fmt_interval", "from_interval",
+           "hierarchical_bootstrap", "judge", "load_records", "paired_difference_over_seeds",
+           "records", "report", "show_criteria"]
 
 CLAIMS_DIR_ENV = "ASDTHEORY_CLAIMS_DIR"
 # In a notebook the verdict line is shown with the record beside it under this MIME type, so
@@ -45,6 +47,9 @@ CLAIMS_DIR_ENV = "ASDTHEORY_CLAIMS_DIR"
 CLAIM_MIME = "application/vnd.asdtheory.claim+json"
 SUPPORTED, CONTRADICTED, INCONCLUSIVE = "SUPPORTED", "CONTRADICTED", "INCONCLUSIVE"
 VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE)
+# Not a verdict: the claim was not judged because a pre-stated condition for judging it failed.
+WITHHELD = "WITHHELD"
+OUTCOMES = (*VERDICTS, WITHHELD)
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 # Figures keep this many significant digits: enough for any reported number, few enough that
 # the JSON does not change with the last bits of a platform's floating point.
@@ -55,7 +60,7 @@ _RECORDS: dict[str, ClaimRecord] = {}
 
 @dataclasses.dataclass(frozen=True)
 class ClaimRecord:
-    """One verdict: ``verdict`` is one of :data:`VERDICTS`."""
+    """One claim's outcome: ``verdict`` is one of :data:`OUTCOMES`."""
 
     id: str
     verdict: str
@@ -163,22 +168,27 @@ def all_of(*parts: tuple[str, str | None]) -> tuple[str, str | None]:
     """The verdict of a conjunction "every part holds" from the parts' (verdict, detectable).
 
     ``CONTRADICTED`` when any part is contradicted, ``SUPPORTED`` when every part is
-    supported, else ``INCONCLUSIVE`` with the inconclusive parts' detectable effects.
+    supported, else ``WITHHELD`` when a part was not judged (the whole cannot be), else
+    ``INCONCLUSIVE`` with the inconclusive parts' detectable effects.
 
     >>> all_of((SUPPORTED, None), (INCONCLUSIVE, "0.05 AUC at 0 dB"))
     ('INCONCLUSIVE', '0.05 AUC at 0 dB')
     >>> all_of((SUPPORTED, None), (CONTRADICTED, None), (INCONCLUSIVE, "0.05 AUC"))
     ('CONTRADICTED', None)
+    >>> all_of((SUPPORTED, None), (WITHHELD, None))
+    ('WITHHELD', None)
     """
     if not parts:
         raise ValueError("all_of needs at least one (verdict, detectable) part.")
     for verdict, detectable in parts:
-        if verdict not in VERDICTS or (verdict == INCONCLUSIVE) != (detectable is not None):
+        if verdict not in OUTCOMES or (verdict == INCONCLUSIVE) != (detectable is not None):
             raise ValueError(f"each part must be (verdict, detectable) as from_interval "
                              f"returns it, got {(verdict, detectable)!r}.")
     verdicts = [v for v, _ in parts]
     if CONTRADICTED in verdicts:
         return CONTRADICTED, None
+    if WITHHELD in verdicts:
+        return WITHHELD, None
     if all(v == SUPPORTED for v in verdicts):
         return SUPPORTED, None
     return INCONCLUSIVE, "; ".join(d for v, d in parts if v == INCONCLUSIVE)
@@ -187,7 +197,8 @@ def all_of(*parts: tuple[str, str | None]) -> tuple[str, str | None]:
 def any_of(*parts: tuple[str, str | None]) -> tuple[str, str | None]:
     """The verdict of an existence claim "some part holds" from the parts' (verdict,
     detectable): ``SUPPORTED`` when any part is supported, ``CONTRADICTED`` when every part is
-    contradicted, else ``INCONCLUSIVE`` with the inconclusive parts' detectable effects.
+    contradicted, else ``WITHHELD`` when a part was not judged, else ``INCONCLUSIVE`` with the
+    inconclusive parts' detectable effects.
 
     >>> any_of((CONTRADICTED, None), (SUPPORTED, None))
     ('SUPPORTED', None)
@@ -200,6 +211,8 @@ def any_of(*parts: tuple[str, str | None]) -> tuple[str, str | None]:
         return SUPPORTED, None
     if all(v == CONTRADICTED for v in verdicts):
         return CONTRADICTED, None
+    if WITHHELD in verdicts:
+        return WITHHELD, None
     return INCONCLUSIVE, "; ".join(d for v, d in parts if v == INCONCLUSIVE)
 
 
@@ -277,7 +290,8 @@ class Part:
 
 @dataclasses.dataclass(frozen=True)
 class ClaimResult:
-    """A claim's verdict from its parts (:func:`all_of`), for the notebook's CLAIM line."""
+    """A claim's verdict from its parts (:func:`all_of`), for the notebook's CLAIM line; a
+    ``WITHHELD`` claim has no parts and says why in ``reason``."""
 
     id: str
     statement: str
@@ -286,9 +300,19 @@ class ClaimResult:
     parts: tuple[Part, ...]
     delta: float
     unit: str
+    reason: str | None = None
+
+    def __post_init__(self):
+        if (self.verdict == WITHHELD) != (self.reason is not None) or (
+                self.verdict == WITHHELD and self.parts):
+            raise ValueError("a WITHHELD claim has a reason and no parts, and only it has a "
+                             f"reason; got verdict {self.verdict!r}, reason {self.reason!r}, "
+                             f"{len(self.parts)} parts.")
 
     @property
     def summary(self) -> str:
+        if self.verdict == WITHHELD:
+            return f"no verdict: {self.reason}"
         return "; ".join(f"{p.name}: {fmt_interval(p.interval)} {self.unit} "
                          f"({p.decision.reading})" for p in self.parts)
 
@@ -489,7 +513,7 @@ def claim(claim_id: str, verdict: str, summary: str, *, statement: str,
 
     Args:
       claim_id: catalogue id such as "C1.a" (letters, digits, ".", "_", "-").
-      verdict: one of :data:`VERDICTS`, computed by the check (never a target).
+      verdict: one of :data:`OUTCOMES`, computed by the check (never a target).
       summary: one line with the deciding numbers (use :func:`fmt` for rounding).
       detectable: for ``INCONCLUSIVE`` (required there, refused otherwise), the smallest
         effect the run could have detected, in words with its unit, e.g. "0.081 official
@@ -506,8 +530,8 @@ def claim(claim_id: str, verdict: str, summary: str, *, statement: str,
     if not isinstance(claim_id, str) or not _ID.fullmatch(claim_id):
         raise ValueError(f"claim_id must look like 'C1.a' (letters, digits, '.', '_', '-', "
                          f"no spaces), got {claim_id!r}.")
-    if verdict not in VERDICTS:
-        raise ValueError(f"verdict must be one of {VERDICTS}, got {verdict!r}.")
+    if verdict not in OUTCOMES:
+        raise ValueError(f"verdict must be one of {OUTCOMES}, got {verdict!r}.")
     if (verdict == INCONCLUSIVE) != (detectable is not None):
         raise ValueError("detectable: an INCONCLUSIVE verdict must state the smallest effect "
                          "the run could have detected (detectable='0.08 AUC'), and only it; "
@@ -634,8 +658,8 @@ def load_records(directory) -> list[ClaimRecord]:
             raise ValueError(f"{path} is not valid JSON: {err}") from err
         if not isinstance(data, dict) or sorted(data) != sorted(fields):
             raise ValueError(f"{path} is not a claim record: expected the keys {fields}.")
-        if data["verdict"] not in VERDICTS or data["id"] != path.stem:
+        if data["verdict"] not in OUTCOMES or data["id"] != path.stem:
             raise ValueError(f"{path} has verdict {data['verdict']!r} and id {data['id']!r}; "
-                             f"expected one of {list(VERDICTS)} and {path.stem!r}.")
+                             f"expected one of {list(OUTCOMES)} and {path.stem!r}.")
         out.append(ClaimRecord(**data))
     return out

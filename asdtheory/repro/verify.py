@@ -120,9 +120,11 @@ def claims_report(records: Sequence[claims.ClaimRecord], *, run: str | None = No
 
 
 def verdict_counts(verdicts) -> str:
-    """"n claims: a SUPPORTED, b CONTRADICTED, c INCONCLUSIVE" for a list of verdicts."""
+    """"n claims: a SUPPORTED, b CONTRADICTED, c INCONCLUSIVE" for a list of verdicts, and
+    ", d WITHHELD" when some claims were not judged."""
     verdicts = list(verdicts)
-    counts = ", ".join(f"{verdicts.count(v)} {v}" for v in claims.VERDICTS)
+    counts = ", ".join(f"{verdicts.count(v)} {v}" for v in claims.OUTCOMES
+                       if v != claims.WITHHELD or v in verdicts)
     return f"{len(verdicts)} claims: {counts}"
 
 
@@ -217,11 +219,11 @@ def _link(record: claims.ClaimRecord, notebooks: str, text: str | None = None) -
 
 def readme_findings(records: Sequence[claims.ClaimRecord], *,
                     notebooks: str = "notebooks") -> str:
-    """The README's findings: per argument of :data:`ARGUMENTS`, per group of claims, the
-    verdicts of ``records`` (an aggregate claim such as C3 first, its parts in brackets), a
-    link to the notebook (``notebooks`` is the folder's path from the README) and what the
-    claims test. Raises ``ValueError`` when a record belongs to no argument or a group has no
-    record."""
+    """The README's findings: per argument of :data:`ARGUMENTS` its verdict counts, then per
+    group of claims the verdicts of ``records`` (an aggregate claim such as C3 first, its parts
+    in brackets), a link to the notebook (``notebooks`` is the folder's path from the README)
+    and what the claims test. Raises ``ValueError`` when a record belongs to no argument or a
+    group has no record."""
     placed = {f for a in ARGUMENTS for families, _ in a.groups for f in families}
     unplaced = sorted({r.id for r in records if _family(r.id) not in placed}, key=_claim_sort_key)
     if unplaced:
@@ -229,7 +231,9 @@ def readme_findings(records: Sequence[claims.ClaimRecord], *,
                          "findings: add their family to asdtheory.repro.verify.ARGUMENTS.")
     lines = []
     for argument in ARGUMENTS:
-        lines += [f"**{argument.title}.**", ""]
+        mine = [r for r in records
+                if any(_family(r.id) in families for families, _ in argument.groups)]
+        lines += [f"**{argument.title}.** {verdict_counts(r.verdict for r in mine)}.", ""]
         for families, tests in argument.groups:
             group = [r for r in records if _family(r.id) in families]
             if not group:
