@@ -39,20 +39,24 @@ f <= cos and for sub-cluster AdaCos (whose class probabilities are again one dis
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from asdtheory import losses
 from asdtheory._validation import as_float_array, check_scalar, is_traced
 from asdtheory.geometry import l2_normalize, simplex_centres
 from asdtheory.losses import arcface_target_logit
 
 __all__ = [
     "CHUNK_FLOATS",
+    "COMPACTNESS",
+    "FAMILIES",
     "Configurations",
     "check_bound",
     "compactness_bound",
@@ -61,6 +65,7 @@ __all__ = [
     "map_configurations",
     "orthogonal_minimiser_angle",
     "random_configurations",
+    "sample_families",
     "simplex_compactness_bound",
     "simplex_loss_lower_bound",
     "target_logit_lower_bound",
@@ -398,3 +403,81 @@ def orthogonal_minimiser_angle(num_classes: int) -> float:
     """
     check_scalar(num_classes, "num_classes", low=2, integer=True)
     return math.acos(math.sqrt((num_classes - 1) / num_classes))
+
+
+# ---------------------------------------------------------------- the loss families checked
+
+# name -> (per-example loss of one configuration, (x (1, D), centres (N, M, D), labels (1,),
+# s, m) -> (1,); the compactness it bounds, a key of COMPACTNESS; the target logit f and the
+# least non-target logit b of compactness_bound). The single-centre losses take each class's
+# first sub-centre; SphereFace's margin is its usual integer 4, not the drawn m.
+FAMILIES: dict[str, tuple[Callable, str, TargetLogit, float]] = {
+    "normalized softmax / AdaCos": (
+        lambda x, c, y, s, m: losses.normalized_softmax(x, c[:, 0], y, scale=s),
+        "centre", "cosine", -1.0),
+    "CosFace": (lambda x, c, y, s, m: losses.cosface(x, c[:, 0], y, scale=s, margin=m),
+                "centre", "cosface", -1.0),
+    "ArcFace": (lambda x, c, y, s, m: losses.arcface(x, c[:, 0], y, scale=s, margin=m),
+                "centre", "arcface", -1.0),
+    "SphereFace (m=4)": (
+        lambda x, c, y, s, m: losses.sphereface(x, c[:, 0], y, scale=s, margin=4),
+        "centre", "cosine", -1.0),
+    "sub-center ArcFace": (
+        lambda x, c, y, s, m: losses.subcenter_arcface(x, c, y, scale=s, margin=m),
+        "sub-centre", "arcface", -1.0),
+    "sub-cluster AdaCos": (lambda x, c, y, s, m: losses.subcluster_adacos(x, c, y, scale=s),
+                           "sub-centre", "cosine", -1.0),
+    "AdaProj": (lambda x, c, y, s, m: losses.adaproj(x, c, y, scale=s),
+                "subspace", "cosine", 0.0),
+}
+# compactness kind -> (x, centres (N, M, D), labels) -> (1,): to the class's first centre, to
+# its nearest sub-centre, and AdaProj's 2 - 2 cos of the angle to the class subspace.
+COMPACTNESS: dict[str, Callable] = {
+    "centre": lambda x, c, y: losses.compactness(x, c[:, 0], y),
+    "sub-centre": lambda x, c, y: losses.compactness(x, c, y),
+    "subspace": lambda x, c, y: 2.0 - 2.0 * losses.subspace_cosines(x, c)[:, y[0]],
+}
+
+
+def _family_values(cfg: Configurations, *, simplex: bool) -> dict:
+    """Every family's loss and every compactness of a chunk of configurations (one vmap), and
+    the chunk's s and m; ``simplex``: the single-centre families on simplex centres (N, D)."""
+
+    def one(x, c, y, s, m):
+        if simplex:
+            return {name: fn(x, c[:, None], y, s, m)[0]
+                    for name, (fn, kind, *_) in FAMILIES.items() if kind == "centre"
+                    } | {"centre": losses.compactness(x, c, y)[0]}
+        return ({name: fn(x, c, y, s, m)[0] for name, (fn, *_) in FAMILIES.items()}
+                | {kind: fn(x, c, y)[0] for kind, fn in COMPACTNESS.items()})
+
+    out = jax.vmap(one)(cfg.embeddings, cfg.centres, cfg.labels, cfg.scale, cfg.margin)
+    return out | {"scale": cfg.scale, "margin": cfg.margin}
+
+
+def sample_families(key: jax.Array, counts: Mapping[int, int], *, fold: bool = True,
+                    **sampler_kwargs) -> dict[str, np.ndarray]:
+    """Every family's loss and compactness on random configurations: ``counts[N]`` of them
+    with N classes for each N (a different N is a different array shape), drawn by
+    :func:`map_configurations` from ``jax.random.fold_in(key, N)`` (from ``key`` itself when
+    ``fold`` is False), concatenated.
+
+    Args:
+      counts: {N: number of configurations}.
+      sampler_kwargs: passed to :func:`random_configurations`; ``centres="simplex"`` gives
+        the single-centre families on the regular simplex.
+
+    Returns:
+      {family name or compactness kind: (K,)} with "scale", "margin" and "N" per
+      configuration.
+
+    >>> out = sample_families(jax.random.key(0), {2: 4, 4: 4}, num_subcentres=2, max_dim=8)
+    >>> sorted(out)[:3], out["N"].tolist()
+    (['AdaProj', 'ArcFace', 'CosFace'], [2, 2, 2, 2, 4, 4, 4, 4])
+    """
+    evaluate = functools.partial(_family_values,
+                                 simplex=sampler_kwargs.get("centres") == "simplex")
+    parts = [map_configurations(evaluate, jax.random.fold_in(key, n) if fold else key, count,
+                                num_classes=n, **sampler_kwargs) | {"N": np.full(count, n)}
+             for n, count in counts.items()]
+    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}

@@ -6,6 +6,9 @@
   ``jax.lax.scan``.
 * :func:`neural_collapse_callback` -- a ``train.fit`` callback recording NC1-NC4
   (``metrics.neural_collapse``) of the normalised embeddings against the head's centres.
+* :func:`free_embedding_run` -- gradient descent on free embeddings for one loss, with
+  :data:`FREE_LOSSES` (the losses notebook 01 runs, C1.b), :func:`free_centres` and
+  :func:`angle_degrees`.
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ from flax import nnx
 
 from asdtheory import losses, metrics, train
 from asdtheory._validation import check_scalar
-from asdtheory.geometry import angles, l2_normalize, random_centres
+from asdtheory.geometry import angles, l2_normalize, random_centres, simplex_centres
 
-__all__ = ["free_embedding_run", "neural_collapse_callback", "scale_trajectory"]
+__all__ = ["FREE_LOSSES", "angle_degrees", "blow_up_step", "free_centres",
+           "free_embedding_run", "neural_collapse_callback", "scale_trajectory"]
 
 
 @functools.partial(jax.jit, static_argnames=("steps", "learning_rate", "variant"))
@@ -182,3 +186,93 @@ def free_embedding_run(loss_fn: Callable, compactness_fn: Callable, x0, centres,
     if trajectory:
         run |= {"loss": np.asarray(records[0]), "compactness": np.asarray(records[1])}
     return run
+
+
+# Module-level so that each is one static argument of the compiled scan (hashable).
+def _normalized_softmax(x, c, y, s):
+    return losses.normalized_softmax(x, c, y, scale=s)
+
+
+def _cosface(x, c, y, s):
+    return losses.cosface(x, c, y, scale=s, margin=0.35)
+
+
+def _arcface(x, c, y, s):
+    return losses.arcface(x, c, y, scale=s, margin=0.5)
+
+
+def _sphereface(x, c, y, s):
+    return losses.sphereface(x, c, y, scale=s, margin=4)
+
+
+def _subcenter_arcface(x, c, y, s):
+    return losses.subcenter_arcface(x, c, y, scale=s, margin=0.5)
+
+
+def _subcluster_adacos(x, c, y, s):
+    return losses.subcluster_adacos(x, c, y, scale=s)
+
+
+def _adaproj(x, c, y, s):
+    return losses.adaproj(x, c, y, scale=s)
+
+
+def _subspace_compactness(x, c, y):
+    return 2.0 - 2.0 * jnp.take_along_axis(losses.subspace_cosines(x, c), y[:, None], 1)[:, 0]
+
+
+_CENTRE_KINDS = ("simplex", "orthonormal", "random")
+# name -> (loss (x, centres, labels, s) -> (B,), compactness (x, centres, labels) -> (B,),
+# the centre kinds of :func:`free_centres` it runs with, whether the minimiser's angle has the
+# closed form bounds.orthogonal_minimiser_angle for orthonormal centres (margin-free logits)).
+FREE_LOSSES: dict[str, tuple[Callable, Callable, tuple[str, ...], bool]] = {
+    "normalized softmax": (_normalized_softmax, losses.compactness, _CENTRE_KINDS, True),
+    "CosFace (m=0.35)": (_cosface, losses.compactness, _CENTRE_KINDS, True),
+    "ArcFace (m=0.5)": (_arcface, losses.compactness, _CENTRE_KINDS, False),
+    "SphereFace (m=4)": (_sphereface, losses.compactness, _CENTRE_KINDS, False),
+    "sub-center ArcFace": (_subcenter_arcface, losses.compactness, ("random sub",), False),
+    "sub-cluster AdaCos (fixed s)": (_subcluster_adacos, losses.compactness, ("random sub",),
+                                     False),
+    "AdaProj (fixed s)": (_adaproj, _subspace_compactness, ("random sub",), False),
+}
+
+
+def free_centres(kind: str, key: jax.Array, num_classes: int, dim: int, *,
+                 num_subcentres: int = 4) -> jax.Array:
+    """Class centres for :func:`free_embedding_run`: "simplex" (the regular simplex, (N, D)),
+    "orthonormal" (N random orthonormal rows), "random" (uniform on the sphere, (N, D)) or
+    "random sub" (``num_subcentres`` uniform sub-centres per class, (N, M, D)).
+
+    >>> free_centres("orthonormal", jax.random.key(0), 3, 8).shape
+    (3, 8)
+    """
+    if kind == "simplex":
+        return simplex_centres(num_classes, dim)
+    if kind == "orthonormal":
+        return jnp.linalg.qr(jax.random.normal(key, (dim, num_classes)))[0].T
+    if kind in ("random", "random sub"):
+        return random_centres(key, num_classes, dim,
+                              num_subcentres=num_subcentres if kind == "random sub" else None)
+    raise ValueError(f"kind must be 'simplex', 'orthonormal', 'random' or 'random sub', "
+                     f"got {kind!r}.")
+
+
+def angle_degrees(compactness) -> np.ndarray:
+    """The angle theta (degrees) of a compactness ||x~ - c||^2 = 2 - 2 cos theta.
+
+    >>> angle_degrees([0.0, 2.0, 4.0]).round(6).tolist()
+    [0.0, 90.0, 180.0]
+    """
+    return np.degrees(np.arccos(np.clip(1.0 - np.asarray(compactness) / 2.0, -1.0, 1.0)))
+
+
+def blow_up_step(scale, initial_scale: float, *, factor: float = 1000.0) -> int | None:
+    """The first step at which a scale trajectory (:func:`scale_trajectory`'s "scale")
+    exceeds ``factor`` times ``initial_scale`` or stops being finite; None if it never does.
+
+    >>> blow_up_step(np.array([1.0, 2.0, 5e3, np.inf]), 1.0), blow_up_step(np.ones(3), 1.0)
+    (2, None)
+    """
+    scale = np.asarray(scale)
+    bad = np.flatnonzero(~np.isfinite(scale) | (scale > factor * initial_scale))
+    return None if bad.size == 0 else int(bad[0])

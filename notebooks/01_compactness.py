@@ -57,7 +57,6 @@ warnings.filterwarnings("ignore", message="IProgress not found")
 from asdtheory import bounds, dynamics, experiments, losses
 from asdtheory.experiments import c1
 from asdtheory.experiments import records as stored
-from asdtheory.geometry import random_centres, simplex_centres
 from asdtheory.repro import c1 as c1_verdicts
 from asdtheory.repro.claims import (
     CONTRADICTED,
@@ -136,8 +135,9 @@ print("run mode:", MODE, "| devices:", [d.platform for d in jax.devices()])
 # with $D$ uniform in 2..256 (zero padding to 256 keeps every inner product exact),
 # $s$ log-uniform in [1, 64], $m$ uniform in $[0, 0.8]$, the target angle uniform in $[0,\pi]$
 # (so the compactness covers [0, 4]) and non-target centres from "almost at $-\tilde x$"
-# (where the bound is nearly tight) to uniform on the sphere. The losses run as one
-# `jax.vmap` over configurations; configurations are grouped by $N\in\{2,4,16,64\}$ (a
+# (where the bound is nearly tight) to uniform on the sphere. The losses of
+# `bounds.FAMILIES` run as one `jax.vmap` over configurations (`bounds.sample_families`);
+# configurations are grouped by $N\in\{2,4,16,64\}$ (a
 # different $N$ is a different array shape) and each group is evaluated in jit-compiled
 # chunks. Every group uses $M=2$ sub-centres; the single-centre losses use the first one.
 #
@@ -152,71 +152,10 @@ NUM_CONFIGS = 100_000 if MODE == "ci" else 1_000_000
 GROUPS = {2: 0.4, 4: 0.3, 16: 0.2, 64: 0.1}  # N -> share of the configurations
 NUM_SUBCENTRES = 2
 
-# name -> (per-example loss of one configuration, which compactness, target logit f, b)
-FAMILIES = {
-    "normalized softmax / AdaCos": (
-        lambda x, c, y, s, m: losses.normalized_softmax(x, c[:, 0], y, scale=s),
-        "centre", "cosine", -1.0),
-    "CosFace": (lambda x, c, y, s, m: losses.cosface(x, c[:, 0], y, scale=s, margin=m),
-                "centre", "cosface", -1.0),
-    "ArcFace": (lambda x, c, y, s, m: losses.arcface(x, c[:, 0], y, scale=s, margin=m),
-                "centre", "arcface", -1.0),
-    "SphereFace (m=4)": (
-        lambda x, c, y, s, m: losses.sphereface(x, c[:, 0], y, scale=s, margin=4),
-        "centre", "cosine", -1.0),
-    "sub-center ArcFace": (
-        lambda x, c, y, s, m: losses.subcenter_arcface(x, c, y, scale=s, margin=m),
-        "sub-centre", "arcface", -1.0),
-    "sub-cluster AdaCos": (lambda x, c, y, s, m: losses.subcluster_adacos(x, c, y, scale=s),
-                           "sub-centre", "cosine", -1.0),
-    "AdaProj": (lambda x, c, y, s, m: losses.adaproj(x, c, y, scale=s),
-                "subspace", "cosine", 0.0),
-}
-COMPACTNESS = {
-    "centre": lambda x, c, y: losses.compactness(x, c[:, 0], y),
-    "sub-centre": lambda x, c, y: losses.compactness(x, c, y),
-    "subspace": lambda x, c, y: 2.0 - 2.0 * losses.subspace_cosines(x, c)[:, y[0]],
-}
-
-
-def evaluate_families(cfg):
-    """Losses and compactness values of a chunk of configurations (one vmap)."""
-
-    def one(x, c, y, s, m):
-        out = {name: fn(x, c, y, s, m)[0] for name, (fn, *_rest) in FAMILIES.items()}
-        return out | {kind: fn(x, c, y)[0] for kind, fn in COMPACTNESS.items()}
-
-    out = jax.vmap(one)(cfg.embeddings, cfg.centres, cfg.labels, cfg.scale, cfg.margin)
-    return out | {"scale": cfg.scale, "margin": cfg.margin}
-
-
-def evaluate_simplex(cfg):
-    """Margin losses with the regular simplex as centres."""
-
-    def one(x, c, y, s, m):
-        out = {name: fn(x, c[:, None], y, s, m)[0]
-               for name, (fn, kind, *_rest) in FAMILIES.items() if kind == "centre"}
-        return out | {"centre": losses.compactness(x, c, y)[0]}
-
-    out = jax.vmap(one)(cfg.embeddings, cfg.centres, cfg.labels, cfg.scale, cfg.margin)
-    return out | {"scale": cfg.scale, "margin": cfg.margin}
-
-
-def run_group(fn, key, num_classes, share, **kwargs):
-    count = int(NUM_CONFIGS * share)
-    out = bounds.map_configurations(fn, key, count, num_classes=num_classes, **kwargs)
-    return out | {"N": np.full(count, num_classes)}
-
-
-def concat(parts):
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-
-
 key_general, key_simplex, key_cloud = jax.random.split(jax.random.key(2024), 3)
-general = concat([run_group(evaluate_families, jax.random.fold_in(key_general, n), n, share,
-                            num_subcentres=NUM_SUBCENTRES) for n, share in GROUPS.items()])
-simplex = concat([run_group(evaluate_simplex, jax.random.fold_in(key_simplex, n), n, share,
-                            centres="simplex") for n, share in GROUPS.items()])
+counts = {n: int(NUM_CONFIGS * share) for n, share in GROUPS.items()}
+general = bounds.sample_families(key_general, counts, num_subcentres=NUM_SUBCENTRES)
+simplex = bounds.sample_families(key_simplex, counts, centres="simplex")
 print(f"{len(general['scale'])} general and {len(simplex['scale'])} simplex configurations; "
       f"compactness covers [{fmt(general['centre'].min(), 2)}, {fmt(general['centre'].max(), 2)}]")
 
@@ -232,11 +171,11 @@ print(f"{len(general['scale'])} general and {len(simplex['scale'])} simplex conf
 rows = {name: bounds.check_bound(general[name], general[kind], num_classes=general["N"],
                                  scale=general["scale"], margin=general["margin"],
                                  target_logit=tl, min_logit=b)
-        for name, (_fn, kind, tl, b) in FAMILIES.items()}
+        for name, (_fn, kind, tl, b) in bounds.FAMILIES.items()}
 rows |= {f"{name} [simplex]": bounds.check_bound(simplex[name], simplex["centre"],
                                                  num_classes=simplex["N"],
                                                  scale=simplex["scale"], simplex=True)
-         for name, (_fn, kind, *_r) in FAMILIES.items() if kind == "centre"}
+         for name, (_fn, kind, *_r) in bounds.FAMILIES.items() if kind == "centre"}
 # The strict counts, exact deficits and near-tight shares depend on the last bits of float32;
 # printed are the deficit rounded up to a whole multiple of eps*s and the share in %.
 print(f"{'loss family':38s} {'configs':>8s} {'violations':>10s} "
@@ -254,13 +193,14 @@ for name, r in rows.items():
 # below the curve $g(L)$ of its family.
 
 # %%
-cloud = run_group(evaluate_families, key_cloud, 10, 0.04, num_subcentres=NUM_SUBCENTRES,
-                  scale_range=(16.0, 16.0), margin_range=(0.5, 0.5))
+cloud = bounds.sample_families(key_cloud, {10: int(NUM_CONFIGS * 0.04)}, fold=False,
+                               num_subcentres=NUM_SUBCENTRES, scale_range=(16.0, 16.0),
+                               margin_range=(0.5, 0.5))
 shown = ["normalized softmax / AdaCos", "CosFace", "ArcFace", "sub-cluster AdaCos"]
 grid_l = np.geomspace(1e-6, 30, 400)
 fig, axes = plt.subplots(1, 4, figsize=(16, 3.8), sharey=True)
 for ax, name in zip(axes, shown, strict=True):
-    _fn, kind, tl, b = FAMILIES[name]
+    _fn, kind, tl, b = bounds.FAMILIES[name]
     ax.scatter(cloud[name], cloud[kind], s=2, alpha=0.3, label="random configurations")
     g = bounds.compactness_bound(grid_l, num_classes=10, scale=16.0, margin=0.5,
                                  target_logit=tl, min_logit=b)
@@ -278,7 +218,7 @@ plt.show()
 # %%
 fig, ax = plt.subplots(figsize=(5.5, 4.5))
 for name in ("normalized softmax / AdaCos", "ArcFace", "AdaProj"):
-    _fn, kind, tl, b = FAMILIES[name]
+    _fn, kind, tl, b = bounds.FAMILIES[name]
     g = bounds.compactness_bound(general[name], num_classes=general["N"],
                                  scale=general["scale"], margin=general["margin"],
                                  target_logit=tl, min_logit=b)
@@ -303,7 +243,7 @@ operating_angle = float(np.degrees(2 * np.arcsin(np.sqrt(bounds.compactness_boun
 verdict = claim(
     "C1.a", SUPPORTED if total_violations == 0 else CONTRADICTED,
     f"violations {total_violations} of {total_pairs} (configuration, loss) pairs "
-    f"({NUM_CONFIGS} configurations x {len(FAMILIES)} families + simplex bound x 4); "
+    f"({NUM_CONFIGS} configurations x {len(bounds.FAMILIES)} families + simplex bound x 4); "
     f"largest rounding deficit <= {int(np.ceil(max_deficit))} eps*s; at AdaCos's own scale "
     f"and a loss of ln 2 the bound still allows theta_y up to {fmt(operating_angle, 1)} deg",
     statement="For angular margin losses the per-example loss bounds the compactness: "
@@ -354,7 +294,7 @@ for n in (4, 10, 64):
 # embeddings themselves (the "unconstrained features" model of neural-collapse theory):
 # 8 embeddings per class start as random Gaussian vectors and Adam minimises the mean
 # loss with a fixed scale $s$ (step $0.05$, cosine-decayed to 0 so that the run settles,
-# `dynamics.free_embedding_run`).
+# `dynamics.free_embedding_run`; the losses and their centres are `dynamics.FREE_LOSSES`).
 #
 # **Where the minimiser is.** The loss of one embedding depends only on its cosines to the
 # centres, and its minimiser is *not* in general the own centre:
@@ -407,81 +347,18 @@ SHAPES = [(10, 32)] if MODE == "ci" else [(4, 16), (10, 32)]  # (N classes, D di
 TOL_DEG = 0.5
 
 
-def ns_loss(x, c, y, s):
-    return losses.normalized_softmax(x, c, y, scale=s)
-
-
-def cosface_loss(x, c, y, s):
-    return losses.cosface(x, c, y, scale=s, margin=0.35)
-
-
-def arcface_loss(x, c, y, s):
-    return losses.arcface(x, c, y, scale=s, margin=0.5)
-
-
-def sphereface_loss(x, c, y, s):
-    return losses.sphereface(x, c, y, scale=s, margin=4)
-
-
-def subcenter_loss(x, c, y, s):
-    return losses.subcenter_arcface(x, c, y, scale=s, margin=0.5)
-
-
-def subcluster_loss(x, c, y, s):
-    return losses.subcluster_adacos(x, c, y, scale=s)
-
-
-def adaproj_loss(x, c, y, s):
-    return losses.adaproj(x, c, y, scale=s)
-
-
-def centre_compactness(x, c, y):
-    return losses.compactness(x, c, y)
-
-
-def subspace_compactness(x, c, y):
-    return 2.0 - 2.0 * jnp.take_along_axis(losses.subspace_cosines(x, c), y[:, None], 1)[:, 0]
-
-
-# name -> (loss, compactness, centre kinds, closed-form minimiser angle for orthonormal centres)
-FREE = {
-    "normalized softmax": (ns_loss, centre_compactness, ("simplex", "orthonormal", "random"),
-                           True),
-    "CosFace (m=0.35)": (cosface_loss, centre_compactness,
-                         ("simplex", "orthonormal", "random"), True),
-    "ArcFace (m=0.5)": (arcface_loss, centre_compactness, ("simplex", "orthonormal", "random"),
-                        False),
-    "SphereFace (m=4)": (sphereface_loss, centre_compactness,
-                         ("simplex", "orthonormal", "random"), False),
-    "sub-center ArcFace": (subcenter_loss, centre_compactness, ("random sub",), False),
-    "sub-cluster AdaCos (fixed s)": (subcluster_loss, centre_compactness, ("random sub",),
-                                     False),
-    "AdaProj (fixed s)": (adaproj_loss, subspace_compactness, ("random sub",), False),
-}
-
-
-def make_centres(kind, key, n, d):
-    if kind == "simplex":
-        return simplex_centres(n, d)
-    if kind == "orthonormal":
-        return jnp.linalg.qr(jax.random.normal(key, (d, n)))[0].T
-    return random_centres(key, n, d, num_subcentres=M_SUB if kind == "random sub" else None)
-
-
-def degrees(compactness):
-    return np.degrees(np.arccos(np.clip(1.0 - np.asarray(compactness) / 2.0, -1.0, 1.0)))
-
-
 free_rows, curves = [], {}
 key_free = jax.random.key(7)
 with jax.enable_x64(True):
     for si, (n, d) in enumerate(SHAPES):
         y = jnp.repeat(jnp.arange(n), PER_CLASS)
-        for li, (name, (loss_fn, comp_fn, kinds, closed)) in enumerate(FREE.items()):
+        for li, (name, (loss_fn, comp_fn, kinds, closed)) in enumerate(
+                dynamics.FREE_LOSSES.items()):
             for ki, kind in enumerate(kinds):
                 key = jax.random.fold_in(jax.random.fold_in(key_free, si), 10 * li + ki)
                 k_c, k_x = jax.random.split(key)
-                centres = make_centres(kind, k_c, n, d).astype(jnp.float64)
+                centres = dynamics.free_centres(kind, k_c, n, d, num_subcentres=M_SUB).astype(
+                    jnp.float64)
                 x0 = jax.random.normal(k_x, (y.size, d), dtype=jnp.float64)
                 for s in SCALES:
                     run = dynamics.free_embedding_run(loss_fn, comp_fn, x0, centres, y,
@@ -496,9 +373,10 @@ with jax.enable_x64(True):
                         ref = dynamics.free_embedding_run(loss_fn, comp_fn, x0, centres, y,
                                                           scale=s, steps=REF_STEPS,
                                                           learning_rate=LR, trajectory=False)
-                        ref_angle, ref_loss = degrees(ref["final_compactness"]), ref["final_loss"]
+                        ref_angle = dynamics.angle_degrees(ref["final_compactness"])
+                        ref_loss = ref["final_loss"]
                         how = "long run"
-                    angle = degrees(run["final_compactness"])
+                    angle = dynamics.angle_degrees(run["final_compactness"])
                     if ref_loss is None:  # closed form: the loss at the closed-form angle
                         ref_loss = run["final_loss"]  # judged by the angle alone
                     rho = (spearmanr(run["loss"], run["compactness"]).statistic

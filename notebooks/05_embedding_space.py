@@ -304,17 +304,17 @@ valve_versus = verdicts.versus_references(vtable, methods=VALVE_METHODS,
                                           pairs=verdicts.VALVE_REFERENCES)
 
 
-def trained_and_twin(measure, method, trained, twin):
-    return (f"{fmt(valve_rows[measure, method, trained].mean())} "
-            f"({fmt(valve_rows[measure, method, twin].mean())})")
-
-
+trained_and_twin = {(measure, m): f"{fmt(valve_rows[measure, m, trained].mean())} "
+                    f"({fmt(valve_rows[measure, m, twin].mean())})"
+                    for measure, trained, twin in (("purity", "trained", "twin"),
+                                                   ("class_auc", "score", "twin_score"))
+                    for m in VALVE_METHODS}
 print(f"{'':40s}{'kNN purity (twin)':>18s}{'trained - twin':>24s}"
       f"{'per-attr. AUC (twin)':>22s}{'trained - twin':>24s}")
 for m in VALVE_METHODS:
-    print(f"{VALVE_LABELS[m]:40s}{trained_and_twin('purity', m, 'trained', 'twin'):>18s}"
+    print(f"{VALVE_LABELS[m]:40s}{trained_and_twin['purity', m]:>18s}"
           f"{fmt_interval(valve_versus['purity', m, 'twin']):>24s}"
-          f"{trained_and_twin('class_auc', m, 'score', 'twin_score'):>22s}"
+          f"{trained_and_twin['class_auc', m]:>22s}"
           f"{fmt_interval(valve_versus['class_auc', m, 'twin']):>24s}")
 print(f"{'level detector':40s}{'':42s}"
       f"{fmt(valve_rows['class_auc', VALVE_METHODS[0], 'level_score'].mean()):>22s}")

@@ -130,13 +130,12 @@ fig.suptitle("Test clips of the first seed (top) and their bins (bottom): machin
 plt.show()
 
 
-def mean_chance(region, kind):
-    return fmt(per_map[f"chance|absolute/{region}/class"][per_map["anomaly"] == kind].mean())
-
-
+area = {(region, kind): fmt(per_map[f"chance|absolute/{region}/class"][
+    per_map["anomaly"] == kind].mean())
+    for region in ("machine", "anomaly") for kind in c6.ANOMALIES}
 print("area share, mean over explained clips: machine-dominated bins "
-      + ", ".join(f"{k} {mean_chance('machine', k)}" for k in c6.ANOMALIES)
-      + "; anomaly region " + ", ".join(f"{k} {mean_chance('anomaly', k)}" for k in c6.ANOMALIES))
+      + ", ".join(f"{k} {area['machine', k]}" for k in c6.ANOMALIES)
+      + "; anomaly region " + ", ".join(f"{k} {area['anomaly', k]}" for k in c6.ANOMALIES))
 
 # %% [markdown]
 # ## Three detectors, each beside its untrained twin and the level detector
@@ -326,23 +325,11 @@ overall = claims.report_together(c6.OVERALL["id"], parts, statement=c6.OVERALL["
 
 # %%
 reported = verdicts.reported(per_map)
-
-
-def reported_rows(group, method_names):
-    """{row label: {method: interval}} of a REPORTED group named '<kind>: <method> <stat>'."""
-    rows_ = {}
-    for name, interval in reported[group].items():
-        kind, rest = name.split(": ", 1)
-        method = next(m for m in method_names if rest.startswith(m + " "))
-        rows_.setdefault(f"{kind} {rest.removeprefix(method + ' ')}", {})[method] = interval
-    return rows_
-
-
 names = [c6.LABELS[m] for m in c6.METHODS]
 for group in ("shares vs chance", "trained - twin"):
     print(f"\n{group} (estimate [95 % interval])")
     print(f"{'':34s}" + "".join(f"{n:>26s}" for n in names))
-    for row, cells in reported_rows(group, names).items():
+    for row, cells in verdicts.by_method(reported[group]).items():
         print(f"{row:34s}" + "".join(f"{fmt_interval(cells[n]):>26s}" for n in names))
 
 old = verdicts.old_measure(per_map)

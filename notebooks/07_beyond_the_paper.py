@@ -203,24 +203,9 @@ print(f"simplex value -1/(N-1) for N = {n_classes} classes: {fmt(-1 / (n_classes
 # the run): the same comparisons on clean clips and by the k-means back-end.
 
 # %%
-def report(result):
-    """The claim, then its CLAIM line; a comparison inside (-delta, delta) says so."""
-    print(f"\n{result.id}: {result.statement}")
-    equivalent = [f"{p.name}: {e}" for p in result.parts
-                  if (e := bverdicts.equivalence(p.interval, delta=result.delta))]
-    claim(result.id, result.verdict,
-          result.summary + ("; " + "; ".join(equivalent) if equivalent else ""),
-          detectable=result.detectable, statement=result.statement,
-          figures={"delta": result.delta,
-                   "parts": {p.name: [p.interval.estimate, p.interval.low, p.interval.high]
-                             for p in result.parts},
-                   "equivalent": bool(equivalent) and len(equivalent) == len(result.parts)},
-          notebook=NOTEBOOK)
-
-
 bresults = bverdicts.analyse(btable)
 for result in bresults:
-    report(result)
+    bverdicts.report(result, notebook=NOTEBOOK)
 
 print("\nnot decisive: every comparison at every SNR, by kNN and by k-means")
 for (claim_id, name, snr, backend), interval in bverdicts.readings(btable).items():
@@ -266,7 +251,7 @@ print(f"{'level detector':48s}" + "".join(
 
 # %%
 for result in c4verdicts.analyse(vtable, criteria=bvalve.CRITERIA):
-    report(result)
+    bverdicts.report(result, notebook=NOTEBOOK)
 
 # %% [markdown]
 # ## B4: the data
@@ -411,16 +396,6 @@ B5 = {(m, v): dynamics.scale_trajectory(jax.random.key(5), num_classes=8, num_su
       for m in B5_M for v in ("faithful", "code")}
 
 
-def blow_up(s, s0):
-    """First step at which the scale exceeds 1000 s0 or stops being finite (None: never)."""
-    bad = np.flatnonzero(~np.isfinite(s) | (s > 1000 * s0))
-    return None if bad.size == 0 else int(bad[0])
-
-
-def _step(step):
-    return "never" if step is None else f"at step {step}"
-
-
 b5 = {}
 for (m, v), r in B5.items():
     s, s0 = r["scale"], losses.adacos_fixed_scale(8, m)
@@ -429,7 +404,7 @@ for (m, v), r in B5.items():
     b5[m, v] = {"s0": s0, "max_scale": float(np.max(s[finite])),
                 "final_scale": float(s[-1]) if finite[-1] else None,
                 "final_loss": float(r["loss"][-1]) if np.isfinite(r["loss"][-1]) else None,
-                "blow_up_step": blow_up(s, s0),
+                "blow_up_step": dynamics.blow_up_step(s, s0),
                 "first_nan_loss_step": int(nan_loss[0]) if nan_loss.size else None,
                 "final_median_target_angle": float(r["median_target_angle"][-1])}
     print(f"M = {m:2d} {v:8s} | s0 {fmt(s0)} | max s {fmt_e(b5[m, v]['max_scale'], 2)} | final s "
@@ -462,6 +437,8 @@ faithful_ok = all(b5[m, "faithful"]["blow_up_step"] is None
                   and b5[m, "faithful"]["max_scale"] < 10 * b5[m, "faithful"]["s0"]
                   for m in B5_M)
 code_diverges = all(b5[m, "code"]["blow_up_step"] is not None for m in B5_M if m > 1)
+first_nan = {m: "never" if b5[m, "code"]["first_nan_loss_step"] is None
+             else f"at step {b5[m, 'code']['first_nan_loss_step']}" for m in B5_M}
 verdict = claim("B5", SUPPORTED if faithful_ok and code_diverges else CONTRADICTED,
       f"over {B5_STEPS} steps: faithful max s / s0 = "
       + ", ".join(fmt(b5[m, "faithful"]["max_scale"] / b5[m, "faithful"]["s0"], 2)
@@ -469,7 +446,7 @@ verdict = claim("B5", SUPPORTED if faithful_ok and code_diverges else CONTRADICT
       + "; code variant blows up at step "
       + ", ".join(f"{b5[m, 'code']['blow_up_step']} (M={m})" for m in B5_M)
       + ", first NaN loss "
-      + ", ".join(f"{_step(b5[m, 'code']['first_nan_loss_step'])} (M={m})" for m in B5_M),
+      + ", ".join(f"{first_nan[m]} (M={m})" for m in B5_M),
       statement="The faithful AdaCos scale stays finite and below 10 s0 over thousands of "
                 "steps, while the public-code variant exceeds 1000 s0 or overflows for M > 1.",
       figures={f"M{m}/{v}": {k: val for k, val in d.items() if val is not None}

@@ -1,6 +1,8 @@
 """Experiment ``b`` (B1-B3): declaration, the records of a smoke run, the tie to ``c3``,
 the pre-registered criteria and every verdict path of ``repro.b``."""
 
+import dataclasses
+
 import jax
 import numpy as np
 import pytest
@@ -272,3 +274,21 @@ def test_without_the_noise_recordings_the_run_stops_before_any_unit(tmp_path, mo
     err = capsys.readouterr().err
     assert "experiment b" in err and "doing_the_dishes" in err
     assert not list((tmp_path / "results").rglob("provenance.json"))  # nothing computed
+
+
+def test_report_names_each_equivalence_in_the_claim_line(capsys):
+    def part(name, low, high):
+        interval = PairedDifference((low + high) / 2, low, high, 0.95, 1000)
+        return claims.Part(name, interval, claims.decide(interval, delta=0.02, unit="AUC"))
+
+    parts = (part("a", -0.01, 0.015), part("b", -0.03, 0.01))
+    result = claims.ClaimResult("B9", "A equals B.", claims.CONTRADICTED, None, parts, 0.02,
+                                "AUC")
+    record = b_verdicts.report(result, notebook="07_beyond_the_paper")
+    out = capsys.readouterr().out.splitlines()
+    assert out[-2:] == ["B9: A equals B.", record.line]
+    assert record.summary == result.summary + "; a: equivalent within 0.020 AUC"
+    assert record.figures["equivalent"] is False  # b's interval reaches below -delta
+    assert record.figures["parts"]["b"] == [-0.01, -0.03, 0.01]
+    whole = b_verdicts.report(dataclasses.replace(result, parts=parts[:1]), notebook="07")
+    assert whole.figures["equivalent"] is True

@@ -303,3 +303,46 @@ def test_orthogonal_minimiser_angle_against_a_grid_search(num_classes):
     others = -np.sin(t) / np.sqrt(n - 1)  # cosine to every other centre
     loss = np.log1p((n - 1) * np.exp(s * (others - np.cos(t))))
     assert bounds.orthogonal_minimiser_angle(n) == pytest.approx(t[np.argmin(loss)], abs=1e-4)
+
+
+def test_sample_families_matches_a_per_configuration_loop_of_the_losses():
+    key = jax.random.key(3)
+    out = bounds.sample_families(key, {3: 6, 5: 4}, num_subcentres=2, max_dim=12)
+    assert out["N"].tolist() == [3] * 6 + [5] * 4
+    assert set(out) == {*bounds.FAMILIES, *bounds.COMPACTNESS, "scale", "margin", "N"}
+    # group N draws from fold_in(key, N): redraw the configurations and compute one by one
+    for n, start in ((3, 0), (5, 6)):
+        count = int(np.sum(out["N"] == n))
+        cfg = bounds.random_configurations(jax.random.fold_in(jax.random.fold_in(key, n), 0),
+                                           count, num_classes=n, num_subcentres=2, max_dim=12)
+        for i in range(count):
+            x, c, y = cfg.embeddings[i], cfg.centres[i], cfg.labels[i]
+            s, m = float(cfg.scale[i]), float(cfg.margin[i])
+            expected = {
+                "CosFace": losses.cosface(x, c[:, 0], y, scale=s, margin=m),
+                "sub-cluster AdaCos": losses.subcluster_adacos(x, c, y, scale=s),
+                "AdaProj": losses.adaproj(x, c, y, scale=s),
+                "centre": losses.compactness(x, c[:, 0], y),
+                "subspace": 2.0 - 2.0 * losses.subspace_cosines(x, c)[0, y[0]],
+            }
+            for name, value in expected.items():
+                np.testing.assert_allclose(out[name][start + i], np.ravel(value)[0],
+                                           rtol=1e-5, atol=1e-6, err_msg=name)
+    # fold=False draws one group from the key itself
+    unfolded = bounds.sample_families(key, {3: 6}, fold=False, num_subcentres=2, max_dim=12)
+    assert not np.array_equal(unfolded["CosFace"], out["CosFace"][:6])
+    direct = bounds.random_configurations(jax.random.fold_in(key, 0), 6, num_classes=3,
+                                          num_subcentres=2, max_dim=12)
+    np.testing.assert_array_equal(unfolded["scale"], direct.scale)
+
+
+def test_sample_families_on_the_simplex_keeps_the_single_centre_families():
+    out = bounds.sample_families(jax.random.key(1), {4: 8}, centres="simplex", max_dim=8)
+    singles = {name for name, (_, kind, *_) in bounds.FAMILIES.items() if kind == "centre"}
+    assert set(out) == singles | {"centre", "scale", "margin", "N"}
+    # no configuration violates the simplex bound beyond rounding (notebook 01's check)
+    for name in singles:
+        checked = bounds.check_bound(out[name], out["centre"], num_classes=out["N"],
+                                     scale=out["scale"], simplex=True)
+        assert checked["configs"] == 8 and checked["violations"] == 0, name
+    assert not np.array_equal(out["normalized softmax / AdaCos"], out["CosFace"])

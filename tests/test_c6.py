@@ -487,3 +487,16 @@ def test_detection_contrasts_say_whether_training_made_a_detector():
             assert difference.low < 0 < difference.high, (method, kind, rival)
         else:
             assert difference.low > 0.3, (method, kind, rival)
+
+
+def test_by_method_turns_a_reported_group_into_rows_with_a_column_per_method():
+    group = {f"{kind}: {c6.LABELS[m]} {stat}": (kind, m, stat)
+             for kind in c6.ANOMALIES for stat in ("absolute/machine/class", "deletion")
+             for m in c6.METHODS}
+    rows = c6_verdicts.by_method(group)
+    assert list(rows) == [f"{k} {s}" for k in c6.ANOMALIES
+                          for s in ("absolute/machine/class", "deletion")]
+    for row, cells in rows.items():
+        assert list(cells) == [c6.LABELS[m] for m in c6.METHODS]
+        for label, (kind, method, stat) in cells.items():
+            assert row == f"{kind} {stat}" and c6.LABELS[method] == label

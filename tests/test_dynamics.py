@@ -152,3 +152,36 @@ def test_free_embedding_run_reaches_the_orthonormal_minimiser_in_float64():
         assert run["x"].dtype == np.float64
         angle = np.arccos(1.0 - run["final_compactness"] / 2.0)
     np.testing.assert_allclose(angle, bounds.orthogonal_minimiser_angle(4), atol=1e-4)
+
+
+@pytest.mark.parametrize("kind, shape", [("simplex", (5, 8)), ("orthonormal", (5, 8)),
+                                         ("random", (5, 8)), ("random sub", (5, 3, 8))])
+def test_free_centres_are_unit_vectors_of_their_kind(kind, shape):
+    c = np.asarray(dynamics.free_centres(kind, jax.random.key(0), 5, 8, num_subcentres=3))
+    assert c.shape == shape
+    np.testing.assert_allclose(np.linalg.norm(c, axis=-1), 1.0, rtol=1e-5)
+    if kind == "orthonormal":
+        np.testing.assert_allclose(c @ c.T, np.eye(5), atol=1e-5)
+    if kind == "simplex":
+        np.testing.assert_allclose(c.sum(axis=0), 0.0, atol=1e-5)
+    with pytest.raises(ValueError, match="kind must be"):
+        dynamics.free_centres("grid", jax.random.key(0), 5, 8)
+
+
+def test_angle_degrees_inverts_the_chord_identity():
+    theta = np.linspace(0.0, np.pi, 7)
+    np.testing.assert_allclose(dynamics.angle_degrees(2.0 - 2.0 * np.cos(theta)),
+                               np.degrees(theta), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", list(dynamics.FREE_LOSSES))
+def test_every_free_loss_lowers_its_loss_on_its_centres(name):
+    loss_fn, compactness_fn, kinds, _ = dynamics.FREE_LOSSES[name]
+    y = jnp.repeat(jnp.arange(4), 3)
+    centres = dynamics.free_centres(kinds[-1], jax.random.key(1), 4, 8, num_subcentres=2)
+    x0 = jax.random.normal(jax.random.key(2), (y.size, 8))
+    run = dynamics.free_embedding_run(loss_fn, compactness_fn, x0, centres, y, scale=4.0,
+                                      steps=200, learning_rate=0.05)
+    assert run["loss"][-1] < run["loss"][0]
+    assert run["final_compactness"].shape == (y.size,)
+    assert np.all((run["final_compactness"] >= -1e-6) & (run["final_compactness"] <= 4 + 1e-6))

@@ -21,7 +21,7 @@ from asdtheory.repro import c3 as _c3
 from asdtheory.repro import claims
 
 __all__ = ["ANALYSIS_SEED", "DETECTORS", "analyse", "centre_spread", "compactness_table",
-           "contrast", "equivalence", "hmean_table", "load", "readings", "unsettled",
+           "contrast", "equivalence", "hmean_table", "load", "readings", "report", "unsettled",
            "versus_references"]
 
 UNIT = "hmean"
@@ -53,7 +53,7 @@ def analyse(table: Mapping[str, np.ndarray], *, n_resamples: int = 1000,
         table, terms, key=key, n_resamples=n_resamples), seed=ANALYSIS_SEED, unit=UNIT)
 
 
-def equivalence(interval, *, delta: float) -> str | None:
+def equivalence(interval, *, delta: float, unit: str = UNIT) -> str | None:
     """"equivalent within delta" when the interval lies inside (-delta, delta), else None.
 
     ``claims.decide`` answers "is there an effect of at least delta?"; CONTRADICTED excludes
@@ -63,8 +63,26 @@ def equivalence(interval, *, delta: float) -> str | None:
     if not delta > 0:
         raise ValueError(f"delta must be > 0, got {delta}.")
     if -delta < interval.low and interval.high < delta:
-        return f"equivalent within {claims.fmt(delta)} {UNIT}"
+        return f"equivalent within {claims.fmt(delta)} {unit}"
     return None
+
+
+def report(result: claims.ClaimResult, *, notebook: str) -> claims.ClaimRecord:
+    """``claims.report`` for a claim whose smallest effect of interest makes an equivalence a
+    finding: the statement, then the CLAIM line, whose summary adds each comparison whose
+    interval lies inside (-delta, delta) (:func:`equivalence`) and whose figures say whether
+    every comparison does ("equivalent")."""
+    print(f"\n{result.id}: {result.statement}")
+    equivalent = [f"{p.name}: {e}" for p in result.parts
+                  if (e := equivalence(p.interval, delta=result.delta, unit=result.unit))]
+    return claims.claim(
+        result.id, result.verdict,
+        result.summary + ("; " + "; ".join(equivalent) if equivalent else ""),
+        detectable=result.detectable, statement=result.statement, notebook=notebook,
+        figures={"delta": result.delta,
+                 "parts": {p.name: [p.interval.estimate, p.interval.low, p.interval.high]
+                           for p in result.parts},
+                 "equivalent": bool(equivalent) and len(equivalent) == len(result.parts)})
 
 
 def readings(table: Mapping[str, np.ndarray], *, n_resamples: int = 1000,

@@ -268,6 +268,17 @@ def reported(maps: Mapping[str, np.ndarray], *, n_resamples: int = 1000,
     return out
 
 
+def by_method(intervals: Mapping[str, object]) -> dict[str, dict[str, object]]:
+    """One group of :func:`reported` ({"<kind>: <method label> <statistic>": interval}) as
+    table rows {"<kind> <statistic>": {method label: interval}}, a column per method."""
+    rows = {}
+    for name, interval in intervals.items():
+        kind, rest = name.split(": ", 1)
+        label = next(label for label in LABELS.values() if rest.startswith(label + " "))
+        rows.setdefault(f"{kind} {rest.removeprefix(label + ' ')}", {})[label] = interval
+    return rows
+
+
 OLD_REGIONS = {"tone": ("machine", "box"), "harmonic": ("machine", "anomaly")}
 
 
