@@ -350,8 +350,8 @@ for (kind, region), chance in old["chance"].items():
 #   nor contradicted. The detection rows say why a method misses: whether training lifted its
 #   score above its untrained twin's and above the level detector on that anomaly kind. When
 #   the explained detector, sub-cluster AdaCos, misses on both kinds, this set-up cannot
-#   judge C6, and what it shows is about the detector: here the auxiliary task has not made
-#   it a detector of these anomalies, not that its maps point one way or the other.
+#   judge C6: what it shows is about the detector (whether the auxiliary task made it a
+#   detector of these anomalies at all), not that its maps point one way or the other.
 # * **C6.a and C6.e** are the claim as a whole: the first by RISE, the second without any
 #   masks or fills. Where both are judged and agree, the verdict does not hang on RISE's
 #   choices.
