@@ -10,6 +10,7 @@ describes the commands.
 
 from asdtheory.experiments import (  # noqa: F401  (register the experiments)
     b,
+    bdyn,
     bvalve,
     c1,
     c2,
