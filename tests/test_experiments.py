@@ -350,6 +350,20 @@ def test_audit_on_the_same_cpu_is_exact_and_catches_changed_scores(copy_of_refer
     assert all(r.passed for u, r in again.items() if u != changed)
 
 
+def test_the_exact_audit_takes_nan_as_a_value():
+    from types import SimpleNamespace
+
+    curve = np.array([1.0, np.inf, np.nan])
+    stored = SimpleNamespace(arrays={"loss": curve, "name": np.array(["a"])},
+                             scores=np.zeros(2))
+    same = SimpleNamespace(arrays={"loss": curve.copy(), "name": np.array(["a"])},
+                           scores=np.zeros(2))
+    assert runner._exact("u", stored, same).passed
+    moved = SimpleNamespace(arrays={"loss": np.array([1.0, np.inf, 2.0]),
+                                    "name": np.array(["a"])}, scores=np.zeros(2))
+    assert runner._exact("u", stored, moved).detail == "differ: loss"
+
+
 def test_audit_selection_follows_the_seed():
     ids = [f"unit{i}" for i in range(10)]
     picks = {tuple(runner.audit_selection(ids, units=3, select=select)) for select in range(20)}

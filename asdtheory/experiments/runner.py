@@ -303,11 +303,19 @@ def audit(name: str, size: str = "standard", *, units: int, results_dir=None,
     return results
 
 
+def _same(a, b) -> bool:
+    """Equal shapes and values, NaN equal to NaN: a record may hold NaN (a loss that diverged),
+    and the same computation gives it again."""
+    a, b = np.asarray(a), np.asarray(b)
+    floats = np.issubdtype(a.dtype, np.inexact) and np.issubdtype(b.dtype, np.inexact)
+    return bool(np.array_equal(a, b, equal_nan=floats))
+
+
 def _exact(unit: str, stored, fresh) -> AuditResult:
     differ = [k for k in sorted(set(stored.arrays) | set(fresh.arrays))
               if k not in stored.arrays or k not in fresh.arrays
-              or not np.array_equal(stored.arrays[k], fresh.arrays[k])]
-    if not np.array_equal(stored.scores, fresh.scores):
+              or not _same(stored.arrays[k], fresh.arrays[k])]
+    if not _same(stored.scores, fresh.scores):
         changed = int(np.sum(stored.scores != fresh.scores))
         differ.insert(0, f"scores ({changed} of {stored.scores.size} clips)")
     detail = "identical" if not differ else f"differ: {', '.join(differ)}"
