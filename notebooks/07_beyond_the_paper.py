@@ -27,21 +27,17 @@
 # - **B3** Is AdaProj (compactness to class *subspaces*) better than sub-cluster AdaCos
 #   (compactness to sub-*centres*)?
 # - **B4** Does the angular margin model show neural collapse during training, and is that the
-#   compactness? *Supported if* NC1 falls below a tenth of its value before training, NC3
-#   comes within a tenth of its initial distance from its attainable minimum (0 for trainable
-#   centres, the floor of embeddings placed exactly on fixed random centres, computed below),
-#   NC4 ends below $0.05$ and the compactness falls with them (fixed and trainable centres);
-#   CONTRADICTED otherwise (one deterministic run each).
-# - **B5** Is the adaptive AdaCos scale stable over long training? *Supported if* the faithful
-#   scale stays finite and below 10 s0 for all steps, while the public-code variant diverges
-#   (exceeds 1000 s0 or becomes non-finite) for M > 1; CONTRADICTED otherwise.
+#   compactness? NC1 below a tenth of its value before training, NC3 within a tenth of its
+#   initial distance from its attainable minimum (0 for trainable centres, the floor of
+#   embeddings placed exactly on fixed random centres), NC4 below $0.05$ and the compactness
+#   falling, with fixed and with trainable centres.
+# - **B5** Is the adaptive AdaCos scale stable over long training? The faithful scale below
+#   10 s0 for every M, while the public-code variant passes 1000 s0 or overflows for M > 1.
 #
-# B1-B3 train detectors; they are judged here on the records of the experiment `b`
-# (`asdtheory.experiments.b`; computed with `asdtheory experiment run b --size standard`),
-# with their criteria printed below. B4 and B5 are small deterministic runs made in this
-# notebook. Everything runs through `asdtheory`: the losses (`losses`), the heads and the
-# training loop (`models`, `train`), the helpers of this notebook (`dynamics`: free-embedding
-# scale trajectories, an NC1-NC4 training callback) and the metrics (`metrics`).
+# This notebook trains nothing: B1-B3 are judged on the records of the experiment `b`
+# (`asdtheory.experiments.b`), B1.valve and B3.valve on those of `bvalve` and `c4`, B4 and
+# B5 on those of `bdyn` (each computed with `asdtheory experiment run NAME --size
+# standard`), with their criteria, fixed before the runs, printed before their verdicts.
 
 # %%
 # The inline backend explicitly: pytest's conftest sets MPLBACKEND=Agg for the nbval kernels,
@@ -50,27 +46,17 @@
 
 from pathlib import Path
 
-import jax
 import matplotlib.pyplot as plt
 import numpy as np
-from flax import nnx
 
-from asdtheory import dynamics, experiments, losses, metrics, models, train
-from asdtheory.data.synthetic import sphere_mixture
+from asdtheory import experiments
 from asdtheory.experiments import b as bexp
-from asdtheory.experiments import bvalve
+from asdtheory.experiments import bdyn, bvalve
 from asdtheory.repro import b as bverdicts
+from asdtheory.repro import bdyn as dverdicts
 from asdtheory.repro import c4 as c4verdicts
-from asdtheory.repro.claims import (
-    CONTRADICTED,
-    SUPPORTED,
-    claim,
-    fmt,
-    fmt_e,
-    fmt_interval,
-    records,
-    show_criteria,
-)
+from asdtheory.repro import claims
+from asdtheory.repro.claims import fmt, fmt_interval, records, show_criteria
 from asdtheory.repro.runmode import run_mode
 
 MODE = run_mode()
@@ -254,23 +240,44 @@ for result in c4verdicts.analyse(vtable, criteria=bvalve.CRITERIA):
     bverdicts.report(result, notebook=NOTEBOOK)
 
 # %% [markdown]
-# ## B4: the data
+# ## B4 and B5: the records of experiment `bdyn`
 #
-# B4 trains on synthetic labelled clusters, so that the class means and centres can be
-# followed exactly: N = 4 classes, each made of K = 4 *modes*, i.e. 16 clusters on the unit
-# sphere of R^24 (`data.synthetic.sphere_mixture`, concentration kappa = 100: a sample lies
-# on average about 26 degrees from its mode centre), class = mode // 4, 32 training samples
-# per mode.
+# B4 and B5 are decided on the records of the experiment `bdyn`
+# (`asdtheory.experiments.bdyn`, computed with `asdtheory experiment run bdyn --size
+# standard`), one unit per run and seed, every seed with its own data, initial weights and
+# centres:
+#
+# - **B4** trains an MLP (24 → 128 → 128 → 32) with an AdaCos head on labelled clusters:
+#   N = 4 classes, each made of 4 *modes*, i.e. 16 clusters of 32 samples on the unit sphere
+#   of R^24 (`data.synthetic.sphere_mixture`, concentration 100: a sample lies about 26
+#   degrees from its mode centre), so that the class means and centres can be followed
+#   exactly; once with fixed random class centres and once with trainable ones, from the same
+#   initial weights and centres;
+# - **B5** lets free embeddings of N = 8 classes in R^16 train with sub-cluster AdaCos
+#   against fixed random sub-centres (M in {1, 4, 16}) for thousands of full-batch Adam
+#   steps, with the faithful scale update and with the public code's.
+#
+# ## The test, fixed before the run
+#
+# Every part is one run's effect per seed, in decades beyond the part's threshold (positive
+# on the claim's side), with a t-interval over seeds, decided against the smallest effect of
+# interest $\delta$ (`claims.decide`) and combined by `claims.all_of`; B4 is at most
+# INCONCLUSIVE while a training loss has not settled:
 
 # %%
-NUM_CLASSES, MODES_PER_CLASS, DIM, KAPPA = 4, 4, 24, 100.0
-TRAIN_PER_MODE = 32
-x_modes, mode_train, _ = sphere_mixture(jax.random.split(jax.random.key(2024), 4)[0],
-                                        num_classes=NUM_CLASSES * MODES_PER_CLASS, dim=DIM,
-                                        samples_per_class=TRAIN_PER_MODE, concentration=KAPPA)
-x_flat = np.asarray(x_modes)
-y_flat = (np.asarray(mode_train) // MODES_PER_CLASS).astype(np.int32)
-print("B4 training data:", x_flat.shape, "| classes", np.bincount(y_flat))
+show_criteria(bdyn.CRITERIA)
+dtable = experiments.load_table("bdyn", SIZE, results_dir=RESULTS)
+drows = dverdicts.per_unit(dtable)
+dcurves = dverdicts.curves(SIZE, results_dir=RESULTS)
+dsettings = {run: next(u.config for u in bdyn.units(SIZE) if u.factors["run"] == run)
+             for run in (bdyn.NC_RUNS[0], bdyn.SCALE_RUNS[0])}
+dseeds = sorted({seed for _, seed in drows})
+print(f"\n{len(drows)} units = {len(bdyn.NC_RUNS) + len(bdyn.SCALE_RUNS)} runs x "
+      f"{len(dseeds)} seeds; B4 {dsettings['nc-fixed']['epochs']} epochs, B5 "
+      f"{dsettings[bdyn.SCALE_RUNS[0]]['scale_steps']} steps")
+dlate = dverdicts.unsettled(dtable)
+print(f"B4 trainings whose loss had not settled (train.settling): {len(dlate)}"
+      + "".join(f"\n  {u}: {fmt(v)}" for u, v in dlate))
 
 # %% [markdown]
 # ## B4 — neural collapse during training
@@ -286,81 +293,39 @@ print("B4 training data:", x_flat.shape, "| classes", np.bincount(y_flat))
 # margin losses minimise. With *fixed random* centres NC2 cannot go to 0 if NC3 does (random
 # centres are not a simplex); with trainable centres it can.
 #
-# We train AdaCos on the synthetic data with fixed and with trainable centres, recording
-# NC1-NC4 (`dynamics.neural_collapse_callback`) and the compactness
-# (`train.compactness_callback`) on the training set after every epoch, and before training.
-
-# %%
-B4_EPOCHS = 40 if MODE == "ci" else 100
-B4, B4_HEADS = {}, {}
-for trainable in (False, True):
-    rngs = nnx.Rngs(jax.random.key(7))
-    model = models.MLPEmbedder(DIM, 32, hidden=(128, 128), rngs=rngs)
-    head = models.make_head("adacos", embed_dim=32, num_classes=NUM_CLASSES, rngs=rngs,
-                            trainable_centres=trainable)
-    callbacks = [dynamics.neural_collapse_callback(x_flat, y_flat),
-                 train.compactness_callback(x_flat, y_flat)]
-    initial = {k: v for cb in callbacks for k, v in cb(model, head).items()}
-    history = train.fit(model, head, x_flat, y_flat, callbacks=callbacks,
-                        config=train.TrainConfig(epochs=B4_EPOCHS, batch_size=64,
-                                                 learning_rate=1e-3, progress=False),
-                        key=jax.random.key(8))
-    B4[trainable] = {k: np.array([initial[k], *history[k]]) for k in initial}
-    B4_HEADS[trainable] = head
-    h = B4[trainable]
-    print(f"{'trainable' if trainable else 'fixed':9s} centres | " + " | ".join(
-        f"{k} {fmt(h[k][0])} -> {fmt(h[k][-1])}" for k in h))
-
-# %% [markdown]
 # **A floor for NC3 with fixed centres.** NC3 compares the classifier with the class means
 # *centred by the global mean*. Fixed random centres do not sum to zero, so even embeddings
 # that sit exactly on their centres (compactness 0) leave NC3 at the distance between the
-# centres and their centred copy:
+# centres and their centred copy: each unit records that floor, and NC3 is judged by its
+# distance from it (0 for trainable centres).
+#
+# Per run, the mean over seeds before training and at the end (NC1-NC4 of the normalised
+# training embeddings against the head's centres, `dynamics.neural_collapse_callback`; the
+# compactness, `train.compactness_callback`), then every seed's curves:
 
 # %%
-fixed_centres = np.asarray(B4_HEADS[False].centres[...])
-nc3_floor = metrics.neural_collapse(fixed_centres, np.arange(NUM_CLASSES),
-                                    fixed_centres)["nc3"]
-print("NC3 of embeddings placed exactly on the fixed centres of the run above:",
-      fmt(nc3_floor))
+for run in bdyn.NC_RUNS:
+    v = {name: np.mean([drows[run, s][name] for s in dseeds]) for name in bdyn.COLUMNS}
+    print(f"{run:13s} NC1 {fmt(v['nc1_initial'])} -> {fmt(v['nc1_final'])} | NC3 "
+          f"{fmt(v['nc3_initial'])} -> {fmt(v['nc3_final'])} (floor {fmt(v['nc3_floor'])}) | "
+          f"NC4 -> {fmt(v['nc4_final'])} | NC2 angles -> {fmt(v['nc2_equiangularity_final'])} "
+          f"| compactness {fmt(v['compactness_initial'])} -> {fmt(v['compactness_final'])}")
 
-# %%
-# tolerance: rel=0.013; NC figures moved by 0.65 % (Zen 4 AVX-512 vs AVX2), x2
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), sharey=True)
-for ax, trainable in zip(axes, (False, True), strict=True):
-    for k, v in B4[trainable].items():
-        ax.plot(np.arange(v.size), v, label=k)
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
+for ax, run in zip(axes, bdyn.NC_RUNS, strict=True):
+    for colour, name in enumerate(bdyn.B4_MEASURES):
+        for seed in dseeds:
+            values = dcurves[run, seed][f"{name}_curve"]
+            ax.plot(np.arange(values.size), values, color=f"C{colour}", lw=0.7, alpha=0.6,
+                    label=name if seed == dseeds[0] else None)
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
-    ax.set_title(f"B4: AdaCos, {'trainable' if trainable else 'fixed'} centres")
+    ax.set_title(f"B4: AdaCos, {run.removeprefix('nc-')} centres, every seed")
     ax.grid(alpha=0.3)
+axes[0].set_ylabel("value (log scale)")
 axes[1].legend(fontsize=8)
 fig.tight_layout()
 plt.show()
-
-# NC3's attainable minimum: 0 for trainable centres, the floor above for fixed ones.
-nc3_floor_of = {False: nc3_floor, True: 0.0}
-b4_ok = {}
-for trainable, h in B4.items():
-    floor = nc3_floor_of[trainable]
-    b4_ok[trainable] = bool(h["nc1"][-1] < 0.1 * h["nc1"][0]
-                            and h["nc3"][-1] - floor < 0.1 * (h["nc3"][0] - floor)
-                            and h["nc4"][-1] < 0.05
-                            and h["compactness"][-1] < h["compactness"][0])
-verdict = claim("B4", SUPPORTED if all(b4_ok.values()) else CONTRADICTED,
-      "fixed centres: NC1 " + fmt(B4[False]["nc1"][0]) + " -> " + fmt(B4[False]["nc1"][-1])
-      + ", NC3 " + fmt(B4[False]["nc3"][0]) + " -> " + fmt(B4[False]["nc3"][-1])
-      + ", compactness " + fmt(B4[False]["compactness"][0]) + " -> "
-      + fmt(B4[False]["compactness"][-1]) + "; trainable: NC1 -> " + fmt(B4[True]["nc1"][-1])
-      + ", NC3 -> " + fmt(B4[True]["nc3"][-1]) + ", NC2 angles -> "
-      + fmt(B4[True]["nc2_equiangularity"][-1]) + "; NC3 floor of the fixed centres "
-      + fmt(nc3_floor),
-      statement="Training the angular margin model (AdaCos) drives NC1 below a tenth of its "
-                "initial value, NC3 to within a tenth of its initial distance from its floor, "
-                "NC4 below 0.05, with the compactness falling.",
-      figures={**{("trainable" if t else "fixed"): {k: [v[0], v[-1]] for k, v in h.items()}
-                  for t, h in B4.items()}, "nc3_floor_fixed": nc3_floor},
-      notebook=NOTEBOOK)
 
 # %% [markdown]
 # ## B5 — the AdaCos scale over long training
@@ -381,77 +346,49 @@ verdict = claim("B4", SUPPORTED if all(b4_ok.values()) else CONTRADICTED,
 # step — geometrically, without bound. (For M = 1 the factor is max_i cos / median_i cos,
 # also above 1.)
 #
-# We let free embeddings ("unconstrained features": the embeddings themselves are the
-# parameters) of N = 8 classes in R^16 train with sub-cluster AdaCos against fixed random
-# sub-centres for thousands of full-batch Adam steps (`dynamics.scale_trajectory`), with
-# both scale updates, M in {1, 4}.
+# Per run, over seeds: the largest scale relative to s0 (log10; a scale that overflowed
+# counts as float32's largest), how many seeds' scale passed 1000 s0 or stopped being finite
+# and the median step at which it did, how many seeds' loss turned NaN, and the median target
+# angle at the end; then the scale of every seed:
 
 # %%
-# tolerance: rel=0.5; blown-up scales (> 1e9) moved by 20 % and 24 % (two AVX-512 CPUs vs AVX2), x2
-B5_STEPS = 5000 if MODE == "ci" else 20000
-B5_M = (1, 4) if MODE == "ci" else (1, 4, 16)
-B5 = {(m, v): dynamics.scale_trajectory(jax.random.key(5), num_classes=8, num_subclusters=m,
-                                        dim=16, samples_per_class=16, steps=B5_STEPS,
-                                        variant=v)
-      for m in B5_M for v in ("faithful", "code")}
+for run in bdyn.SCALE_RUNS:
+    v = [drows[run, s] for s in dseeds]
+    largest = [r["log10_max_scale"] for r in v]
+    blown = [r["blow_up_step"] for r in v if r["blow_up_step"] >= 0]
+    print(f"{run:20s} log10(max s / s0) {fmt(np.mean(largest), 2)} "
+          f"[{fmt(np.min(largest), 2)}, {fmt(np.max(largest), 2)}] | blow-up in {len(blown)} "
+          f"of {len(v)} seeds" + (f", median step {int(np.median(blown))}" if blown else "")
+          + f" | NaN loss in {sum(r['first_nan_loss_step'] >= 0 for r in v)} | final median "
+          f"target angle {fmt(np.mean([r['final_median_target_angle'] for r in v]), 1)} deg")
 
-
-b5 = {}
-for (m, v), r in B5.items():
-    s, s0 = r["scale"], losses.adacos_fixed_scale(8, m)
-    finite = np.isfinite(s)
-    nan_loss = np.flatnonzero(~np.isfinite(r["loss"]))
-    b5[m, v] = {"s0": s0, "max_scale": float(np.max(s[finite])),
-                "final_scale": float(s[-1]) if finite[-1] else None,
-                "final_loss": float(r["loss"][-1]) if np.isfinite(r["loss"][-1]) else None,
-                "blow_up_step": dynamics.blow_up_step(s, s0),
-                "first_nan_loss_step": int(nan_loss[0]) if nan_loss.size else None,
-                "final_median_target_angle": float(r["median_target_angle"][-1])}
-    print(f"M = {m:2d} {v:8s} | s0 {fmt(s0)} | max s {fmt_e(b5[m, v]['max_scale'], 2)} | final s "
-          f"{fmt_e(s[-1], 2)} | blow-up step {b5[m, v]['blow_up_step']} | first NaN loss step "
-          f"{b5[m, v]['first_nan_loss_step']} | final loss {fmt(r['loss'][-1])} | final "
-          f"median target angle {fmt(r['median_target_angle'][-1], 1)} deg")
-
-# %%
-# tolerance: rel=0.5; the figures hold the blown-up scales of the cell above, moved by 24 %
-fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
-for (m, v), r in B5.items():
-    style = "-" if v == "faithful" else "--"
-    color = f"C{B5_M.index(m)}"
-    steps = np.arange(1, B5_STEPS + 1)
-    axes[0].plot(steps, r["scale"], style, color=color, label=f"M={m}, {v}")
-    axes[1].plot(steps, r["loss"], style, color=color)
-    axes[2].plot(steps, r["median_target_angle"], style, color=color)
-for ax, title in zip(axes, ("scale s", "mean loss", "median target angle (deg)"), strict=True):
+fig, axes = plt.subplots(1, len(bdyn.SUBCLUSTERS), figsize=(13, 3.6), sharey=True)
+for ax, m in zip(axes, bdyn.SUBCLUSTERS, strict=True):
+    for variant, style in (("faithful", "-"), ("code", "--")):
+        for seed in dseeds:
+            run = f"scale-m{m}-{variant}"
+            scale = dcurves[run, seed]["scale_curve"] / drows[run, seed]["s0"]
+            ax.plot(np.arange(1, scale.size + 1), scale, style, lw=0.7,
+                    color="C0" if variant == "faithful" else "C3",
+                    label=variant if seed == dseeds[0] else None)
+    ax.axhline(10, color="grey", ls=":", lw=1)
+    ax.axhline(1000, color="grey", ls="-.", lw=1)
     ax.set_xscale("log")
+    ax.set_yscale("log")
     ax.set_xlabel("step")
-    ax.set_title(title)
+    ax.set_title(f"B5: M = {m}")
     ax.grid(alpha=0.3)
-axes[0].set_yscale("log")
-axes[0].legend(fontsize=8)
-fig.suptitle("B5: sub-cluster AdaCos scale on free embeddings (solid: faithful, dashed: code)")
+axes[0].set_ylabel("scale / s0 (dotted: 10, dash-dot: 1000)")
+axes[-1].legend(fontsize=8)
 fig.tight_layout()
 plt.show()
 
-faithful_ok = all(b5[m, "faithful"]["blow_up_step"] is None
-                  and b5[m, "faithful"]["max_scale"] < 10 * b5[m, "faithful"]["s0"]
-                  for m in B5_M)
-code_diverges = all(b5[m, "code"]["blow_up_step"] is not None for m in B5_M if m > 1)
-first_nan = {m: "never" if b5[m, "code"]["first_nan_loss_step"] is None
-             else f"at step {b5[m, 'code']['first_nan_loss_step']}" for m in B5_M}
-verdict = claim("B5", SUPPORTED if faithful_ok and code_diverges else CONTRADICTED,
-      f"over {B5_STEPS} steps: faithful max s / s0 = "
-      + ", ".join(fmt(b5[m, "faithful"]["max_scale"] / b5[m, "faithful"]["s0"], 2)
-                  + f" (M={m})" for m in B5_M)
-      + "; code variant blows up at step "
-      + ", ".join(f"{b5[m, 'code']['blow_up_step']} (M={m})" for m in B5_M)
-      + ", first NaN loss "
-      + ", ".join(f"{first_nan[m]} (M={m})" for m in B5_M),
-      statement="The faithful AdaCos scale stays finite and below 10 s0 over thousands of "
-                "steps, while the public-code variant exceeds 1000 s0 or overflows for M > 1.",
-      figures={f"M{m}/{v}": {k: val for k, val in d.items() if val is not None}
-               for (m, v), d in b5.items()},
-      notebook=NOTEBOOK)
+# %% [markdown]
+# ## Verdicts B4 and B5
+
+# %%
+for result in dverdicts.analyse(dtable):
+    claims.report(result, notebook=NOTEBOOK, verdict=dverdicts.verdict(result, dtable))
 
 # %% [markdown]
 # ## Discussion
@@ -494,34 +431,32 @@ verdict = claim("B5", SUPPORTED if faithful_ok and code_diverges else CONTRADICT
 # real recordings the author's choice of fixed centres is thus as good as the trainable
 # ones, unlike the synthetic sounds at 0 dB, where trainable centres gained.
 #
-# **B4 (SUPPORTED with the floor-aware criterion).** With trainable centres the model reaches
-# full neural collapse: NC1, NC2 and NC3 fall to near 0, NC4 to 0, and the compactness with
-# them (the "trainable centres" line). With fixed random centres NC1 and NC4 fall as well,
-# but NC3 stays just above the floor of embeddings sitting exactly on those centres (the
-# printed floor; NC3 centres the class means, random centres do not sum to zero); judged
-# against the floor it comes within a tenth of its initial distance, so NC3 does collapse.
-# More telling is the compactness w.r.t. the fixed centres, which stalls far above the
-# trainable-centre model's (the "fixed centres" line): the classes collapse to their means
-# (NC1), but the means do not reach the centres. The reason is the softmax itself: the
-# gradient of the loss pulls x~ towards c_y - sum_k p_k c_k, which for centres summing to
-# zero (a simplex) points at c_y, but for random centres points away from the nearby other
-# centres too, and with the small adaptive AdaCos scale (p_k not negligible; see B5) the
-# optimum sits well away from c_y. So "angular margin training minimises the compactness"
-# holds in the neural-collapse sense — within-class collapse always, collapse onto the
-# centres when the centres can form a simplex.
+# **B4.** With trainable centres the models reach full neural collapse: NC1, NC2 and NC3 fall
+# to near 0, NC4 to 0, and the compactness with them (the "nc-trainable" line and the right
+# panel). With fixed random centres NC1 and NC4 fall as well, and NC3 comes down to the
+# floor of embeddings sitting exactly on those centres (the printed floor; NC3 centres the
+# class means, random centres do not sum to zero), so NC3 collapses as far as it can. More
+# telling is the compactness w.r.t. the fixed centres, which falls but stays far above the
+# trainable-centre models' (the two lines): the classes collapse to their means (NC1), but
+# the means do not reach the centres. The reason is the softmax itself: the gradient of the
+# loss pulls x~ towards c_y - sum_k p_k c_k, which for centres summing to zero (a simplex)
+# points at c_y, but for random centres points away from the nearby other centres too, and
+# with the small adaptive AdaCos scale (p_k not negligible; see B5) the optimum sits away
+# from c_y. So "angular margin training minimises the compactness" holds in the
+# neural-collapse sense — within-class collapse always, collapse onto the centres when the
+# centres can form a simplex.
 #
-# **B5 (SUPPORTED).** The faithful AdaCos scale is bounded: its maximum stays close to s0
-# for both M (the CLAIM line), and it settles *below* s0 (the "final s" column) while the
-# median angle to the own (nearest) centre settles at a moderate angle with the loss at or
-# below $\log 2$: the adaptive scale shrinks as the classes tighten, which keeps it stable
-# and also stops the compactness from going further (the stall of B4). The public-code
-# variant diverges as derived above: once the loss has underflowed to 0 the embeddings all
-# but stop moving and s grows geometrically — past 1000 s0 within about a hundred steps (the
-# blow-up steps in the CLAIM line), by many orders of magnitude (the "max s" column). With
-# M = 1 the loss then stays at 0 with every embedding on its centre; with M = 4 the loss
-# turns NaN (the step is in the CLAIM line), and after that the embeddings carry no class
-# information any more (median target angle 90 degrees; final loss $\ln 8$, chance). What
-# we tested is the library's reading of the public code
+# **B5.** The faithful AdaCos scale is bounded for every M: its largest value stays within a
+# small factor of s0 on every seed (the table and the CLAIM line), and it settles *below* s0
+# (the solid lines) while the median angle to the own (nearest) centre settles at a moderate
+# angle: the adaptive scale shrinks as the classes tighten, which keeps it stable and also
+# stops the compactness from going further (the stall of B4 with fixed centres). The
+# public-code variant diverges as derived above: once the loss has underflowed the
+# embeddings all but stop moving and s grows geometrically, past 1000 s0 within about a
+# hundred steps on every seed (the blow-up steps in the table). For M > 1 the loss then turns
+# NaN, after which the embeddings carry no class information any more (median target angle
+# 90 degrees); with M = 1 (recorded, not judged) the scale overflows float32 on some seeds.
+# What we tested is the library's reading of the public code
 # (`losses.subcluster_adacos_scale(variant="code")`, see DESIGN "Formulas") on free
 # embeddings with full batches; whether and when a real training run (network, mini-batches,
 # mixup, a finite number of epochs) reaches the regime where the loss underflows is not

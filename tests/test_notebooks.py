@@ -233,3 +233,20 @@ def test_bad_arguments_raise(tmp_path):
         notebook_run.execute_notebook(tmp_path / "missing.py")
     with pytest.raises(FileNotFoundError, match="jupytext source"):
         notebook_run.read_source(tmp_path)
+
+
+# A training call in a notebook would decide a claim on one run made at reading time; the
+# trainings behind verdicts are experiments with committed records (results/).
+TRAINING_CALL = re.compile(r"\btrain\.fit\(|\bscale_trajectory\(|\bexperiments\.run\(")
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_no_notebook_trains_what_a_verdict_rests_on(source):
+    found = TRAINING_CALL.findall(source.read_text())
+    assert not found, f"{source.name} trains in the notebook: {found}"
+
+
+def test_the_notebooks_define_few_functions():
+    # an argument reads as calls of the library; helpers belong there, tested
+    defs = {s.stem: len(re.findall(r"^def ", s.read_text(), re.MULTILINE)) for s in SOURCES}
+    assert sum(defs.values()) <= 10, defs
