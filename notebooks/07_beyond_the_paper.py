@@ -474,7 +474,6 @@ for result in dverdicts.analyse(dtable):
 # random sub-centres (B1.valve, B3.valve). The verdicts with their deciding numbers:
 
 # %%
-# tolerance: rel=0.5; the summaries of B4 and B5, whose cells declare their tolerances
 print(f"{'claim':9s} {'verdict':13s} summary")
 for record in records():
     print(f"{record.id:9s} {record.verdict:13s} {record.summary}")
