@@ -89,11 +89,18 @@ def units(size: str) -> list[Unit]:
             for run in NC_RUNS + SCALE_RUNS for seed in range(seeds)]
 
 
-def _clip_rows(n: int, name: str) -> dict[str, np.ndarray]:
+def _clip_rows(name: str, values: dict, *, aux_class, twin_compactness
+               ) -> dict[str, np.ndarray]:
+    """The clip columns of a unit's ``n`` rows (``aux_class`` has one entry per row): the
+    metadata, then every per-unit value of ``COLUMNS`` repeated (NaN where ``values`` has
+    none: the value does not apply to the run)."""
+    n = len(aux_class)
     return {"file": np.asarray([f"section_00_source_train_normal_{i:04d}_{name}.wav"
                                 for i in range(n)]),
             "machine": np.full(n, name), "section": np.zeros(n, int),
-            "domain": np.full(n, "source"), "label": np.zeros(n, int), "clip": np.arange(n)}
+            "domain": np.full(n, "source"), "label": np.zeros(n, int), "clip": np.arange(n),
+            "aux_class": aux_class, "twin_compactness": twin_compactness,
+            **{column: np.full(n, values.get(column, np.nan)) for column in COLUMNS}}
 
 
 def _neural_collapse(config: dict, key) -> Record:
@@ -124,7 +131,7 @@ def _neural_collapse(config: dict, key) -> Record:
     centres = np.asarray(head.centres[...])
     floor = 0.0 if trainable else metrics.neural_collapse(centres, np.arange(n), centres)["nc3"]
     final = np.asarray(head.compactness(jnp.asarray(train.embed(model, x)), labels), np.float64)
-    values = {name: np.nan for name in COLUMNS} | {
+    values = {
         "nc1_initial": curves["nc1_curve"][0], "nc1_final": curves["nc1_curve"][-1],
         "nc3_initial": curves["nc3_curve"][0], "nc3_final": curves["nc3_curve"][-1],
         "nc3_floor": floor, "nc4_final": curves["nc4_curve"][-1],
@@ -133,9 +140,7 @@ def _neural_collapse(config: dict, key) -> Record:
         "compactness_final": curves["compactness_curve"][-1],
         "loss_settling": train.settling(curves["loss_curve"]),
         "blow_up_step": -1, "first_nan_loss_step": -1}
-    clips = _clip_rows(y.size, "clusters") | {"aux_class": y.astype(int),
-                                              "twin_compactness": twin}
-    clips |= {name: np.full(y.size, values[name]) for name in COLUMNS}
+    clips = _clip_rows("clusters", values, aux_class=y.astype(int), twin_compactness=twin)
     steps_per_epoch = -(-y.size // config["batch_size"])
     return Record(clips=clips, scores=final, arrays=curves,
                   steps=config["epochs"] * steps_per_epoch,
@@ -156,14 +161,13 @@ def _scale(config: dict, key) -> Record:
     largest = float(np.max(s[finite])) if finite.all() else FLOAT32_MAX
     blow_up = dynamics.blow_up_step(s, s0)
     nan_loss = np.flatnonzero(~np.isfinite(r["loss"]))
-    values = {name: np.nan for name in COLUMNS} | {
+    values = {
         "s0": s0, "log10_max_scale": float(np.log10(largest / s0)),
         "blow_up_step": -1 if blow_up is None else blow_up,
         "first_nan_loss_step": int(nan_loss[0]) if nan_loss.size else -1,
         "final_median_target_angle": float(r["median_target_angle"][-1])}
-    clips = _clip_rows(1, "free-embeddings") | {"aux_class": np.full(1, -1),
-                                                "twin_compactness": np.full(1, np.nan)}
-    clips |= {name: np.full(1, values[name]) for name in COLUMNS}
+    clips = _clip_rows("free-embeddings", values, aux_class=np.full(1, -1),
+                       twin_compactness=np.full(1, np.nan))
     arrays = {f"{name}_curve": np.asarray(r[name], np.float64)
               for name in ("scale", "loss", "median_target_angle")}
     return Record(clips=clips, scores=np.full(1, values["log10_max_scale"]), arrays=arrays,
